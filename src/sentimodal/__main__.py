@@ -1,0 +1,3 @@
+from sentimodal.interfaces.cli import app
+
+app()

@@ -1,0 +1,54 @@
+"""What every text encoder provides, so the feature store, the trainer and the server can use
+any text representation the same way."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+
+
+class TextEncoder(ABC):
+    """Texts -> fixed-shape arrays (vectors, or token-id sequences for the study's text model).
+
+    Encoders with learned state (the ``tokens`` vocabulary) learn it in ``fit`` from the train
+    split only and persist it with ``save`` / ``load`` as plain files (JSON), never pickles.
+    """
+
+    name: str
+    #: per-text output shape, e.g. (384,) or (101,)
+    shape: tuple[int, ...]
+    #: numpy dtype of the output (float32 vectors, int64 token ids)
+    dtype: str = "float32"
+
+    @property
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """Plain-data settings that rebuild this encoder with ``get_text_encoder(name, **config)``."""
+
+    @property
+    @abstractmethod
+    def identity(self) -> str:
+        """A stable string naming the weights/vocabulary (part of the feature cache key)."""
+
+    @property
+    def needs_fit(self) -> bool:
+        """True when ``fit`` must see the training texts before ``encode`` works."""
+        return False
+
+    def fit(self, texts: Sequence[str]) -> Self:
+        return self
+
+    @abstractmethod
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """A batch of texts -> array of shape (len(texts), *shape)."""
+
+    def save(self, directory: str | Path) -> None:
+        """Write learned state (if any) under ``directory``."""
+
+    def load(self, directory: str | Path) -> Self:
+        """Read learned state written by ``save``."""
+        return self
