@@ -5,8 +5,33 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sentimodal.errors import RecordError
+
 POSITIVE, NEUTRAL, NEGATIVE = "positive", "neutral", "negative"
 SENTIMENT_LABELS: tuple[str, ...] = (NEGATIVE, NEUTRAL, POSITIVE)
+
+# Spellings of the three sentiment words that sources use in the wild.
+LABEL_ALIASES: dict[str, str] = {
+    "positive": POSITIVE,
+    "pos": POSITIVE,
+    "neutral": NEUTRAL,
+    "neu": NEUTRAL,
+    "negative": NEGATIVE,
+    "neg": NEGATIVE,
+}
+
+
+def parse_label(word: str) -> str:
+    """One source label word -> a sentiment label; anything else is a bad record, not a guess."""
+    label = LABEL_ALIASES.get(word.strip().lower())
+    if label is None:
+        raise RecordError(f"unknown label word: {word.strip()!r}")
+    return label
+
+
+def join_text(*parts: str | None) -> str:
+    """Non-empty text fields joined with periods: the one rule for a post's full text."""
+    return ". ".join(p.strip() for p in parts if p and p.strip())
 
 
 @dataclass
@@ -34,8 +59,7 @@ class Post:
 
     def full_text(self) -> str:
         """Title, description and post text joined with periods, as the study's text model reads."""
-        parts = [p.strip() for p in (self.title, self.description, self.text) if p and p.strip()]
-        return ". ".join(parts)
+        return join_text(self.title, self.description, self.text)
 
     def words_text(self) -> str:
         """All words of the post, tags included: what the minimum-length filter counts."""
@@ -52,3 +76,7 @@ class Reject:
     id: str
     location: str
     reason: str
+
+
+#: What every reader yields.
+Record = Post | Reject

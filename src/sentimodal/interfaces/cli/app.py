@@ -31,7 +31,14 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except UserInputError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def main() -> None:
+    """sentimodal: multimodal (image + text) sentiment analysis."""
+    # An explicit callback keeps `sentimodal <command>` a command group even while only one
+    # command is registered (Typer otherwise runs a lone command as the root command).

@@ -1,0 +1,283 @@
+"""The prepared dataset directory every later stage reads: ``examples.parquet`` (one row per
+kept post), ``rejects.csv`` (id, location, reason) and ``dataset.json`` (config, labels,
+counts, provenance). See docs/ARCHITECTURE.md for the contract.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sentimodal.errors import UserInputError
+from sentimodal.preparation.splits import (
+    ALL_SPLIT,
+    SPLIT_NAMES,
+    assign_splits,
+    parse_split,
+    split_names,
+)
+from sentimodal.sources.record import Post, join_text
+from sentimodal.sources.table import cell_text, join_text_cells, resolve_image_reference
+
+EXAMPLES_FILE = "examples.parquet"
+REJECTS_FILE = "rejects.csv"
+INFO_FILE = "dataset.json"
+REJECT_COLUMNS: tuple[str, ...] = ("id", "location", "reason")
+
+EXAMPLE_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("title", pa.string()),
+        ("description", pa.string()),
+        ("text", pa.string()),
+        ("tags", pa.string()),
+        ("image", pa.string()),
+        ("label", pa.string()),
+        ("split", pa.string()),
+        ("anp", pa.string()),
+        ("anp_score", pa.float64()),
+        ("text_label", pa.string()),
+        ("image_label", pa.string()),
+        ("location", pa.string()),
+    ]
+)
+EXAMPLE_COLUMNS: tuple[str, ...] = tuple(EXAMPLE_SCHEMA.names)
+
+
+def post_to_row(post: Post, split: str | None = None) -> dict[str, Any]:
+    """One kept post as an ``examples.parquet`` row."""
+    return {
+        "id": post.id,
+        "title": post.title,
+        "description": post.description,
+        "text": post.text,
+        "tags": " ".join(post.tags),
+        "image": post.image,
+        "label": post.label,
+        "split": split,
+        "anp": post.anp,
+        "anp_score": post.anp_score,
+        "text_label": post.text_label,
+        "image_label": post.image_label,
+        "location": post.location,
+    }
+
+
+def count_by_split(
+    splits: Sequence[str], labels: Sequence[str | None], label_names: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """``{split: {label: n}}`` with every known label present (zeros included)."""
+    counts: dict[str, dict[str, int]] = {}
+    for split, label in zip(splits, labels, strict=True):
+        per_label = counts.setdefault(split, dict.fromkeys(label_names, 0))
+        if label is not None:  # unlabelled posts (data to predict) count in n_examples only
+            per_label[label] = per_label.get(label, 0) + 1
+    return counts
+
+
+def staging_path(path: Path) -> Path:
+    """Where a file is written before it atomically replaces ``path``."""
+    return path.with_name(f".{path.name}.partial")
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    staged = staging_path(path)
+    staged.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(staged, path)
+
+
+class PreparedDataset:
+    """A prepared dataset: its examples (a DataFrame with the contract's columns) and info.
+
+    ``root`` is the directory it lives in (None for a dataset built in memory only).
+    """
+
+    def __init__(self, examples: pd.DataFrame, info: dict[str, Any], root: Path | None = None):
+        self.examples = examples
+        self.info = info
+        self.root = root
+
+    @classmethod
+    def load(cls, root: str | Path) -> PreparedDataset:
+        """Open a dataset directory written by ``sentimodal prepare`` (or ``save``)."""
+        root = Path(root)
+        info_path, examples_path = root / INFO_FILE, root / EXAMPLES_FILE
+        if not info_path.is_file() or not examples_path.is_file():
+            raise UserInputError(
+                f"not a prepared dataset: {root} (needs {EXAMPLES_FILE} and {INFO_FILE})"
+            )
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UserInputError(f"corrupted {info_path}: {exc}") from None
+        examples = pd.read_parquet(examples_path)
+        missing = [c for c in EXAMPLE_COLUMNS if c not in examples.columns]
+        if missing or "labels" not in info:
+            raise UserInputError(f"not a prepared dataset: {root} (missing {missing or 'labels'})")
+        return cls(examples, info, root)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.info["labels"])
+
+    @property
+    def splits(self) -> list[str]:
+        """Split names in the order the counts list them (train, val, test, or all)."""
+        return list(self.info.get("counts", {}))
+
+    def split(self, name: str) -> pd.DataFrame:
+        """The examples of one split, in file order."""
+        if name not in set(self.examples["split"]):
+            known = ", ".join(self.splits) or "none"
+            raise UserInputError(f"no split {name!r} in this dataset (splits: {known})")
+        return self.examples[self.examples["split"] == name].reset_index(drop=True)
+
+    def texts(self, df: pd.DataFrame | None = None) -> list[str]:
+        """Each post's full text (title, description and text joined), as models read it."""
+        df = self.examples if df is None else df
+        columns = [df[c].fillna("").astype(str) for c in ("title", "description", "text")]
+        return [join_text(*parts) for parts in zip(*columns, strict=True)]
+
+    def rejects(self) -> pd.DataFrame:
+        """The rejected records (empty when the dataset has none or lives in memory)."""
+        path = None if self.root is None else self.root / REJECTS_FILE
+        if path is None or not path.is_file():
+            return pd.DataFrame(columns=list(REJECT_COLUMNS))
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+    def save(self, root: str | Path) -> PreparedDataset:
+        """Write the dataset directory (each file replaced atomically) and return it from there."""
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        examples_path = root / EXAMPLES_FILE
+        table = pa.Table.from_pandas(
+            self.examples[list(EXAMPLE_COLUMNS)], schema=EXAMPLE_SCHEMA, preserve_index=False
+        )
+        pq.write_table(table, staging_path(examples_path))
+        os.replace(staging_path(examples_path), examples_path)
+        rejects = (
+            self.rejects() if self.root is not None else pd.DataFrame(columns=list(REJECT_COLUMNS))
+        )
+        rejects_path = root / REJECTS_FILE
+        rejects.to_csv(staging_path(rejects_path), index=False)
+        os.replace(staging_path(rejects_path), rejects_path)
+        write_json_atomic(root / INFO_FILE, self.info)
+        return PreparedDataset.load(root)
+
+    @classmethod
+    def from_dataframe(
+        cls,
+        df: pd.DataFrame,
+        *,
+        text_columns: Sequence[str] = ("text",),
+        image_column: str | None = None,
+        label_column: str | None = "label",
+        id_column: str | None = None,
+        split_column: str | None = None,
+        split: str | Sequence[float] | None = None,
+        labels: Sequence[str] | None = None,
+        seed: int = 0,
+        base_dir: str | Path | None = None,
+        root: str | Path | None = None,
+    ) -> PreparedDataset:
+        """A dataset from an in-memory table, for the fit/predict API.
+
+        Text columns are joined into ``text``; image cells are URLs or paths (relative ones
+        against ``base_dir``, default the working directory). Labels are kept as given (any
+        label set, e.g. for zero-shot use); without a label column they are null. Splits come
+        from ``split_column``, else from ``split`` fractions (stratified, seeded), else
+        everything is ``all``. Rows are taken as they are: no filters, no image checks
+        (that is ``prepare``'s job). With ``root`` the dataset is also written there.
+        """
+        mapped = [*text_columns, image_column, label_column, id_column, split_column]
+        missing = [c for c in mapped if c is not None and c not in df.columns]
+        if missing:
+            present = ", ".join(map(str, df.columns))
+            raise UserInputError(f"column {missing[0]!r} not in the DataFrame (columns: {present})")
+        n = len(df)
+        ids = (
+            [cell_text(v).strip() for v in df[id_column]] if id_column else list(map(str, range(n)))
+        )
+        if len(set(ids)) != n:
+            raise UserInputError(f"duplicate ids in column {id_column!r}")
+        columns = [df[c].tolist() for c in text_columns]
+        texts = (
+            [join_text_cells(values) for values in zip(*columns, strict=True)]
+            if columns
+            else [""] * n
+        )
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        images = (
+            [resolve_image_reference(v, base) for v in df[image_column].tolist()]
+            if image_column
+            else [None] * n
+        )
+        row_labels = (
+            [cell_text(v).strip() or None for v in df[label_column].tolist()]
+            if label_column
+            else [None] * n
+        )
+        label_names = sorted(labels if labels is not None else {x for x in row_labels if x})
+
+        fractions = parse_split(split)
+        if split_column:
+            split_values = [cell_text(v).strip() or ALL_SPLIT for v in df[split_column].tolist()]
+        else:
+            strata = [label or "" for label in row_labels]
+            split_values = assign_splits(ids, strata, fractions, seed).tolist()
+        examples = pd.DataFrame(
+            {
+                "id": ids,
+                "title": "",
+                "description": "",
+                "text": texts,
+                "tags": "",
+                "image": images,
+                "label": row_labels,
+                "split": split_values,
+                "anp": None,
+                "anp_score": float("nan"),
+                "text_label": None,
+                "image_label": None,
+                "location": [f"DataFrame row {i}" for i in range(n)],
+            },
+            columns=list(EXAMPLE_COLUMNS),
+        )
+        order = split_names(fractions) if not split_column else _split_order(split_values)
+        counts = count_by_split(split_values, row_labels, label_names)
+        info = {
+            "config": {
+                "source": "dataframe",
+                "text_columns": list(text_columns),
+                "image_column": image_column,
+                "label_column": label_column,
+                "id_column": id_column,
+                "split_column": split_column,
+                "split": fractions,
+                "seed": seed,
+            },
+            "labels": label_names,
+            "counts": {name: counts[name] for name in order if name in counts},
+            "n_examples": n,
+            "n_rejects": 0,
+            "provenance": {
+                "source": "dataframe",
+                "reader": f"{cls.__module__}.{cls.__name__}.from_dataframe",
+            },
+        }
+        dataset = cls(examples, info)
+        return dataset.save(root) if root is not None else dataset
+
+
+def _split_order(values: Sequence[str]) -> list[str]:
+    """Split names present, the usual ones first in their usual order."""
+    present = set(values)
+    usual = [name for name in (*SPLIT_NAMES, ALL_SPLIT) if name in present]
+    return usual + sorted(present - set(usual))

@@ -1,0 +1,472 @@
+"""The ``prepare`` step: read a source, label and filter each post, balance, split, and write
+the prepared dataset directory.
+
+Posts stream through in chunks: kept rows go to a staging Parquet file and rejects to a
+staging CSV as they come, so memory holds only the current chunk plus (id, label) pairs.
+Balancing and splitting then work on those pairs alone, and the final files replace the old
+ones atomically, so rerunning over the same folder never duplicates rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field, ValidationError, field_validator, model_validator
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from sentimodal import __version__
+from sentimodal.config import Config
+from sentimodal.errors import RecordError, UserInputError
+from sentimodal.preparation.balancing import downsample_to_smallest
+from sentimodal.preparation.dataset import (
+    EXAMPLE_SCHEMA,
+    EXAMPLES_FILE,
+    INFO_FILE,
+    REJECT_COLUMNS,
+    REJECTS_FILE,
+    PreparedDataset,
+    count_by_split,
+    post_to_row,
+    staging_path,
+    write_json_atomic,
+)
+from sentimodal.preparation.filters import (
+    STUDY_FILTERS,
+    ImageCheck,
+    PostFilter,
+    build_filters,
+    normalise_filters,
+)
+from sentimodal.preparation.labelling import (
+    AnpScoreLabeller,
+    Labeller,
+    SourceLabeller,
+    VaderLabeller,
+    label_set,
+)
+from sentimodal.preparation.splits import (
+    DEFAULT_FRACTIONS,
+    assign_splits,
+    parse_split,
+    split_names,
+)
+from sentimodal.sources import mvsa, mvso, table
+from sentimodal.sources.record import Post, Record, Reject
+
+SourceKind = Literal["mvsa", "mvso", "table"]
+PRESETS: dict[str, tuple[str, ...]] = {"study": STUDY_FILTERS}
+#: Where each source's labels come from unless the config says otherwise.
+DEFAULT_LABELS: dict[str, str] = {"mvsa": "source", "mvso": "anp", "table": "source"}
+CHUNK_SIZE = 256
+_TABLE_OPTIONS = ("text_columns", "image_column", "label_column", "id_column")
+
+
+class PrepareConfig(Config):
+    """Every setting of a ``prepare`` run; written in full to ``dataset.json``."""
+
+    source: SourceKind = "mvsa"
+    # mvsa: which annotation becomes the label, and the encodings tried after UTF-8
+    label_mode: mvsa.LabelMode = "merged"
+    text_encodings: list[str] = Field(default_factory=lambda: list(mvsa.DEFAULT_FALLBACK_ENCODINGS))
+    # mvso: the ANP -> sentiment score table
+    anp_scores: str | None = None
+    # table: the column mapping
+    text_columns: list[str] = Field(default_factory=list)
+    image_column: str | None = None
+    label_column: str | None = None
+    id_column: str | None = None
+    # filters: explicit specs ("english", "spelling=0.8", "min-words=10", "image-reachable")
+    # on top of an optional preset; URL checks time out after url_timeout seconds
+    filters: list[str] = Field(default_factory=list)
+    preset: Literal["study"] | None = None
+    url_timeout: float = Field(default=5.0, gt=0)
+    # labelling (None: the source's own labels, or ANP scores for mvso)
+    labels: Literal["source", "anp", "vader"] | None = None
+    classes: Literal[2, 3] = 3
+    anp_negative: float = -0.035
+    anp_positive: float = 0.035
+    vader_negative: float = -0.05
+    vader_positive: float = 0.05
+    vader_margin: float = Field(default=0.0, ge=0)
+    balance: bool = False
+    # train/val/test fractions, or None for one split named "all"
+    split: list[float] | None = Field(default_factory=lambda: list(DEFAULT_FRACTIONS))
+    seed: int = 0
+    # threads for image checks (decoding, URL requests); results do not depend on it
+    workers: int = Field(default=4, ge=1)
+
+    @field_validator("filters")
+    @classmethod
+    def _canonical_filters(cls, specs: list[str]) -> list[str]:
+        return normalise_filters(specs)
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _parse_split(cls, value: Any) -> list[float] | None:
+        return parse_split(value)
+
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> PrepareConfig:
+        if self.anp_negative > self.anp_positive:
+            raise ValueError("anp_negative must not exceed anp_positive")
+        if self.vader_negative > self.vader_positive:
+            raise ValueError("vader_negative must not exceed vader_positive")
+        return self
+
+    def effective_filters(self) -> list[str]:
+        """The preset's filters with the explicit ones on top (an explicit value wins)."""
+        preset = PRESETS[self.preset] if self.preset else ()
+        return normalise_filters([*preset, *self.filters])
+
+    def label_method(self) -> str:
+        return self.labels or DEFAULT_LABELS[self.source]
+
+
+def make_config(
+    source: str | None = None, config: PrepareConfig | None = None, **options: Any
+) -> PrepareConfig:
+    """A checked config from a base config and overrides; problems are one-line user errors."""
+    values = config.to_dict() if config is not None else {}
+    if source is not None:
+        values["source"] = source
+    values.update(options)
+    try:
+        checked = PrepareConfig.model_validate(values)
+    except ValidationError as exc:
+        raise UserInputError(_one_line(exc)) from None
+    _check_consistency(checked)
+    resolved: dict[str, Any] = {"labels": checked.label_method()}
+    if checked.anp_scores is not None:
+        resolved["anp_scores"] = os.path.abspath(checked.anp_scores)
+    return checked.model_copy(update=resolved)
+
+
+def prepare(
+    source: SourceKind | None,
+    path: str | Path,
+    out: str | Path,
+    config: PrepareConfig | None = None,
+    *,
+    progress: bool = True,
+    **options: Any,
+) -> PreparedDataset:
+    """Prepare ``path`` (a ``source`` of kind mvsa, mvso or table) into the folder ``out``.
+
+    ``options`` are :class:`PrepareConfig` fields overriding ``config``, e.g.
+    ``prepare("mvso", root, out, anp_scores=csv, preset="study", classes=2)``.
+    """
+    config = make_config(source, config, **options)
+    path, out = Path(path), Path(out)
+    reader = _open_reader(config, path)
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"output {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    text_filters, image_check = build_filters(
+        config.effective_filters(), seed=config.seed, url_timeout=config.url_timeout
+    )
+    run = _Run(
+        out=out, labeller=_labeller(config), text_filters=text_filters, image_check=image_check
+    )
+    try:
+        with run:
+            run.read(reader, workers=config.workers, show_progress=progress)
+            counts = run.finish(config)
+    finally:
+        run.discard_staging()
+    info = {
+        "config": config.to_dict(),
+        "labels": label_set(config.classes),
+        "counts": counts,
+        "n_examples": sum(sum(c.values()) for c in counts.values()),
+        "n_rejects": run.n_rejects,
+        "provenance": _provenance(config, path, reader, run),
+    }
+    write_json_atomic(out / INFO_FILE, info)
+    return PreparedDataset.load(out)
+
+
+@dataclass
+class _Reader:
+    records: Iterator[Record]
+    total: int | None
+    name: str
+
+
+def _open_reader(config: PrepareConfig, path: Path) -> _Reader:
+    if not path.exists():
+        raise UserInputError(f"{config.source} input not found: {path}")
+    if config.source == "mvsa":
+        return _Reader(
+            mvsa.read_mvsa(path, config.label_mode, config.text_encodings),
+            mvsa.count_posts(path),
+            "sentimodal.sources.mvsa.read_mvsa",
+        )
+    if config.source == "mvso":
+        scores = mvso.load_anp_scores(config.anp_scores) if config.anp_scores else None
+        return _Reader(mvso.read_mvso(path, scores), None, "sentimodal.sources.mvso.read_mvso")
+    return _Reader(
+        table.read_table(
+            path,
+            text_columns=config.text_columns,
+            image_column=config.image_column,
+            label_column=config.label_column,
+            id_column=config.id_column,
+        ),
+        table.count_rows(path),
+        "sentimodal.sources.table.read_table",
+    )
+
+
+def _labeller(config: PrepareConfig) -> Labeller:
+    method = config.label_method()
+    if method == "anp":
+        return AnpScoreLabeller(config.anp_negative, config.anp_positive, config.classes)
+    if method == "vader":
+        return VaderLabeller(
+            config.vader_negative, config.vader_positive, config.vader_margin, config.classes
+        )
+    return SourceLabeller(config.classes)
+
+
+def _check_consistency(config: PrepareConfig) -> None:
+    """Options that cannot work together: refuse them before reading anything."""
+    method = config.label_method()
+    if config.source != "table":
+        given = [name for name in _TABLE_OPTIONS if getattr(config, name)]
+        if given:
+            raise UserInputError(f"{given[0]} applies to the table source only")
+    if config.anp_scores is not None and config.source != "mvso":
+        raise UserInputError("anp_scores applies to the mvso source only")
+    if method == "source" and config.source == "mvso":
+        raise UserInputError("MVSO has no source labels: use labels 'anp' or 'vader'")
+    if method == "source" and config.source == "table" and not config.label_column:
+        raise UserInputError(
+            "source labels from a table need a label column (or use labels 'vader')"
+        )
+    if method == "anp" and config.source != "mvso":
+        raise UserInputError("ANP labels need the mvso source")
+    if method == "anp" and not config.anp_scores:
+        raise UserInputError("ANP labels need an ANP score table (anp_scores / --anp-scores PATH)")
+    if config.source == "table" and not config.text_columns and not config.image_column:
+        raise UserInputError("a table needs at least one text column or an image column")
+    mvsa.check_encodings(config.text_encodings)
+
+
+def _one_line(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"unknown prepare option {where!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"invalid {where}: {message}" if where else f"invalid options: {message}"
+
+
+def reason_group(reason: str) -> str:
+    """A reject reason without its details (the part before the first colon)."""
+    return reason.split(":", 1)[0].strip()
+
+
+@dataclass
+class _Run:
+    """One prepare run's state: the staging files and the running counts."""
+
+    out: Path
+    labeller: Labeller
+    text_filters: list[PostFilter]
+    image_check: ImageCheck
+    n_read: int = 0
+    n_kept: int = 0
+    n_rejects: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    encodings: Counter[str] = field(default_factory=Counter)
+    _seen: set[str] = field(default_factory=set)
+    _rows: list[dict[str, Any]] = field(default_factory=list)
+    _writer: pq.ParquetWriter | None = None
+    _rejects_file: Any = None
+    _rejects_csv: Any = None
+
+    @property
+    def rows_path(self) -> Path:
+        return self.out / f".{EXAMPLES_FILE}.rows.partial"
+
+    def __enter__(self) -> _Run:
+        self._rejects_file = open(
+            staging_path(self.out / REJECTS_FILE), "w", encoding="utf-8", newline=""
+        )
+        self._rejects_csv = csv.writer(self._rejects_file)
+        self._rejects_csv.writerow(REJECT_COLUMNS)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._rejects_file.close()
+
+    def discard_staging(self) -> None:
+        """Remove what a finished or failed run leaves behind; the last good output stays."""
+        for path in (
+            self.rows_path,
+            *(staging_path(self.out / f) for f in (EXAMPLES_FILE, REJECTS_FILE)),
+        ):
+            path.unlink(missing_ok=True)
+
+    def reject(self, post_id: str, location: str, reason: str) -> None:
+        self._rejects_csv.writerow((post_id, location, reason))
+        self.n_rejects += 1
+        self.reasons[reason_group(reason)] += 1
+
+    def read(self, reader: _Reader, *, workers: int, show_progress: bool) -> None:
+        """Screen every record, then check the survivors' images in a thread pool."""
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=not show_progress,
+        )
+        with progress, ThreadPoolExecutor(max_workers=workers) as pool:
+            task = progress.add_task("reading", total=reader.total)
+            for chunk in _batched(reader.records, CHUNK_SIZE):
+                screened = [post for post in map(self._screen, chunk) if post is not None]
+                for post, reason in zip(
+                    screened, pool.map(self._image_problem, screened), strict=True
+                ):
+                    if reason is None:
+                        self._keep(post)
+                    else:
+                        self.reject(post.id, post.location, reason)
+                progress.update(
+                    task,
+                    advance=len(chunk),
+                    description=f"kept {self.n_kept:,}, rejected {self.n_rejects:,}",
+                )
+
+    def _screen(self, record: Record) -> Post | None:
+        """Reader rejects, duplicate ids, labelling and the text filters, cheapest first."""
+        self.n_read += 1
+        if isinstance(record, Reject):
+            self.reject(record.id, record.location, record.reason)
+            return None
+        if "encoding" in record.meta:
+            self.encodings[record.meta["encoding"]] += 1
+        try:
+            if record.id in self._seen:
+                raise RecordError(f"duplicate id: {record.id!r} was read before")
+            self._seen.add(record.id)
+            self.labeller.label(record)
+            for text_filter in self.text_filters:
+                text_filter.check(record)
+        except RecordError as exc:
+            self.reject(record.id, record.location, str(exc))
+            return None
+        return record
+
+    def _image_problem(self, post: Post) -> str | None:
+        try:
+            self.image_check.check(post)
+        except RecordError as exc:
+            return str(exc)
+        return None
+
+    def _keep(self, post: Post) -> None:
+        self._rows.append(post_to_row(post))
+        self.n_kept += 1
+        if len(self._rows) >= 4096:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.rows_path, EXAMPLE_SCHEMA)
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=EXAMPLE_SCHEMA))
+            self._rows.clear()
+
+    def finish(self, config: PrepareConfig) -> dict[str, dict[str, int]]:
+        """Balance and split on (id, label) pairs, write the final files, return the counts."""
+        self._flush()
+        self._writer.close()
+        self._writer = None
+        pairs = pq.read_table(self.rows_path, columns=["id", "label"])
+        ids = np.asarray(pairs.column("id").to_pylist(), dtype=object)
+        labels = np.asarray(pairs.column("label").to_pylist(), dtype=object)
+        keep = np.ones(len(ids), dtype=bool)
+        if config.balance:
+            keep = downsample_to_smallest(ids, labels, config.seed)
+        splits = np.full(len(ids), None, dtype=object)
+        splits[keep] = assign_splits(ids[keep], labels[keep], config.split, config.seed)
+        self._write_examples(splits, keep)
+        self._rejects_file.close()
+        os.replace(staging_path(self.out / REJECTS_FILE), self.out / REJECTS_FILE)
+        names = label_set(config.classes)
+        counts = count_by_split(splits[keep].tolist(), labels[keep].tolist(), names)
+        return {
+            split: counts.get(split, dict.fromkeys(names, 0)) for split in split_names(config.split)
+        }
+
+    def _write_examples(self, splits: np.ndarray, keep: np.ndarray) -> None:
+        """Copy the staged rows with their split, dropping (and rejecting) balanced-out ones."""
+        final = staging_path(self.out / EXAMPLES_FILE)
+        reason = f"class balancing: downsampled to {int(keep.sum()):,} posts in equal classes"
+        split_index = EXAMPLE_SCHEMA.get_field_index("split")
+        start = 0
+        with pq.ParquetWriter(final, EXAMPLE_SCHEMA) as writer:
+            for batch in pq.ParquetFile(self.rows_path).iter_batches():
+                stop = start + batch.num_rows
+                rows = pa.Table.from_batches([batch], schema=EXAMPLE_SCHEMA).set_column(
+                    split_index, "split", pa.array(splits[start:stop].tolist(), pa.string())
+                )
+                mask = keep[start:stop]
+                for dropped in rows.filter(pa.array(~mask)).select(["id", "location"]).to_pylist():
+                    self.reject(dropped["id"], dropped["location"], reason)
+                writer.write_table(rows.filter(pa.array(mask)))
+                start = stop
+        os.replace(final, self.out / EXAMPLES_FILE)
+
+
+def _provenance(config: PrepareConfig, path: Path, reader: _Reader, run: _Run) -> dict[str, Any]:
+    """Where the data came from and what happened to it, with no timestamps, so two runs over
+    the same input give identical files."""
+    provenance: dict[str, Any] = {
+        "source": config.source,
+        "path": os.path.abspath(path),
+        "reader": reader.name,
+        "sentimodal_version": __version__,
+        "n_read": run.n_read,
+        "redecoded_texts": {
+            "count": sum(run.encodings.values()),
+            "encodings": dict(sorted(run.encodings.items())),
+        },
+        "reject_reasons": dict(sorted(run.reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+    }
+    if config.anp_scores:
+        digest = hashlib.sha256(Path(config.anp_scores).read_bytes()).hexdigest()
+        provenance["anp_scores_sha256"] = digest
+    return provenance
+
+
+def _batched(records: Iterator[Record], size: int) -> Iterator[Sequence[Record]]:
+    iterator = iter(records)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk

@@ -1,0 +1,163 @@
+"""Reader for the native MVSA-Single layout: ``labelResultAll.txt`` + ``data/<ID>.jpg|.txt``.
+
+The label file holds one annotator's text label and image label per post. The tweets were
+saved in mixed encodings (most UTF-8, about a quarter GB18030), so text is decoded as UTF-8
+first, then with the configured legacy encodings, then by detection; every post that was not
+UTF-8 records the encoding used in ``Post.meta["encoding"]``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+from charset_normalizer import from_bytes
+
+from sentimodal.errors import RecordError, UserInputError
+from sentimodal.sources.record import NEUTRAL, Post, Record, Reject, parse_label
+
+LABEL_FILE = "labelResultAll.txt"
+DATA_DIR = "data"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+#: GB18030 decodes every non-UTF-8 tweet of MVSA-Single cleanly, where detection guesses
+#: wrongly for most of these short, mostly-ASCII texts (cp775, big5, ...).
+DEFAULT_FALLBACK_ENCODINGS: tuple[str, ...] = ("gb18030",)
+
+LabelMode = Literal["merged", "text", "image"]
+LABEL_MODES: tuple[str, ...] = ("merged", "text", "image")
+
+
+def merge_labels(text_label: str, image_label: str) -> str:
+    """The standard single label (Xu and Mao 2017): equal labels give that label, one neutral
+    and one polar give the polar one, positive against negative is no usable label."""
+    if text_label == image_label:
+        return text_label
+    if NEUTRAL in (text_label, image_label):
+        return image_label if text_label == NEUTRAL else text_label
+    raise RecordError(f"conflicting labels: text {text_label}, image {image_label}")
+
+
+def decode_text(
+    data: bytes, fallback_encodings: Sequence[str] = DEFAULT_FALLBACK_ENCODINGS
+) -> tuple[str, str]:
+    """Bytes -> (text, encoding used): UTF-8, then each fallback strictly, then detection."""
+    for encoding in ("utf-8", *fallback_encodings):
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    best = from_bytes(data).best()
+    if best is None:
+        raise RecordError("text is in no known encoding")
+    return str(best), best.encoding
+
+
+def check_encodings(encodings: Sequence[str]) -> None:
+    """Fail early, on one line, for an encoding name Python does not know."""
+    for name in encodings:
+        try:
+            codecs.lookup(name)
+        except LookupError:
+            raise UserInputError(f"unknown text encoding {name!r}") from None
+
+
+def count_posts(root: str | Path) -> int:
+    """Number of rows in the label file (header excluded), for a progress bar's total."""
+    with open(_label_file(Path(root)), "rb") as handle:
+        return max(sum(1 for _ in handle) - 1, 0)
+
+
+def read_mvsa(
+    root: str | Path,
+    label_mode: LabelMode = "merged",
+    fallback_encodings: Sequence[str] = DEFAULT_FALLBACK_ENCODINGS,
+) -> Iterator[Record]:
+    """Stream the posts of an MVSA-Single folder, one label-file row at a time.
+
+    ``label_mode`` picks the final label: ``merged`` (the standard rule), or the ``text`` or
+    ``image`` annotation alone. Bad rows (unknown label word, missing file, empty or undecodable
+    text, conflicting labels in merged mode) come out as rejects naming the file and row.
+    """
+    if label_mode not in LABEL_MODES:
+        raise UserInputError(
+            f"unknown label mode {label_mode!r} (choose from {', '.join(LABEL_MODES)})"
+        )
+    check_encodings(fallback_encodings)
+    root = Path(os.path.abspath(root))  # locations in rejects name absolute files
+    label_file = _label_file(root)
+    data_dir = root / DATA_DIR
+    if not data_dir.is_dir():
+        raise UserInputError(f"MVSA folder {root} has no {DATA_DIR}/ folder")
+    with open(label_file, encoding="utf-8", errors="replace") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if line_number == 1 and line.lower().startswith("id"):
+                continue  # the header row
+            if not line.strip():
+                continue
+            location = f"{label_file}:{line_number}"
+            post_id = line.split("\t", 1)[0].strip()
+            try:
+                yield _read_post(line, location, data_dir, label_mode, fallback_encodings)
+            except RecordError as exc:
+                yield Reject(id=post_id, location=location, reason=str(exc))
+
+
+def _label_file(root: Path) -> Path:
+    if not root.is_dir():
+        raise UserInputError(f"MVSA folder not found: {root}")
+    label_file = root / LABEL_FILE
+    if not label_file.is_file():
+        raise UserInputError(f"MVSA folder {root} has no {LABEL_FILE}")
+    return label_file
+
+
+def _read_post(
+    line: str,
+    location: str,
+    data_dir: Path,
+    label_mode: LabelMode,
+    fallback_encodings: Sequence[str],
+) -> Post:
+    fields = line.rstrip("\r\n").split("\t")
+    words = fields[1].split(",") if len(fields) == 2 else []
+    if len(words) != 2 or not fields[0].strip():
+        raise RecordError(f"malformed label row: {line.strip()!r} (expected ID<TAB>text,image)")
+    post_id = fields[0].strip()
+    text_label, image_label = parse_label(words[0]), parse_label(words[1])
+
+    text_path = data_dir / f"{post_id}.txt"
+    try:
+        data = text_path.read_bytes()
+    except FileNotFoundError:
+        raise RecordError(f"text file not found: {text_path}") from None
+    text, encoding = decode_text(data, fallback_encodings)
+    if not text.strip():
+        raise RecordError(f"empty text: {text_path}")
+    image_path = _find_image(data_dir, post_id)
+
+    if label_mode == "merged":
+        label = merge_labels(text_label, image_label)
+    else:
+        label = text_label if label_mode == "text" else image_label
+    meta = {} if encoding == "utf-8" else {"encoding": encoding}
+    return Post(
+        id=post_id,
+        text=text.strip(),
+        image=image_path,
+        text_label=text_label,
+        image_label=image_label,
+        label=label,
+        location=location,
+        meta=meta,
+    )
+
+
+def _find_image(data_dir: Path, post_id: str) -> str:
+    for suffix in IMAGE_SUFFIXES:
+        candidate = data_dir / f"{post_id}{suffix}"
+        if candidate.is_file():
+            return os.path.abspath(candidate)
+    raise RecordError(f"image file not found: {data_dir / (post_id + IMAGE_SUFFIXES[0])}")

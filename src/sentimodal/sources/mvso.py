@@ -1,0 +1,154 @@
+"""Reader for MVSO-style Flickr metadata: one folder per ANP, one ``flickr.photos.getInfo`` XML
+response per photo, and optionally the photo itself beside its XML.
+
+MVSO holds millions of photos, so folders are walked lazily with ``os.scandir`` (one entry at
+a time, never a full listing), and each XML file is parsed on its own with defusedxml (the
+files come from the web: no entity expansion, no external references).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from xml.etree.ElementTree import Element, ParseError
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from sentimodal.errors import RecordError, UserInputError
+from sentimodal.sources.record import Post, Record, Reject
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+FLICKR_IMAGE_URL = "https://farm{farm}.staticflickr.com/{server}/{id}_{secret}.jpg"
+_HTML_TAG = re.compile(r"<[^>]+>")
+
+
+def anp_key(name: str) -> str:
+    """The form ANP names are compared in: lower case, words joined by underscores."""
+    return "_".join(name.strip().lower().replace("-", " ").replace("_", " ").split())
+
+
+def load_anp_scores(path: str | Path) -> dict[str, float]:
+    """Read an ``anp,score`` CSV (no header, as MVSO ships it; a header row is skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"ANP score table not found: {path}")
+    scores: dict[str, float] = {}
+    with open(path, encoding="utf-8", newline="") as handle:
+        for row_number, row in enumerate(csv.reader(handle), start=1):
+            if not row or not row[0].strip():
+                continue
+            try:
+                if len(row) != 2:
+                    raise ValueError
+                scores[anp_key(row[0])] = float(row[1])
+            except ValueError:
+                if row_number == 1:
+                    continue  # a header row such as "anp,score"
+                raise UserInputError(
+                    f"{path}:{row_number}: expected 'anp,score', got {','.join(row)!r}"
+                ) from None
+    if not scores:
+        raise UserInputError(f"ANP score table {path} holds no rows")
+    return scores
+
+
+def read_mvso(root: str | Path, anp_scores: Mapping[str, float] | None = None) -> Iterator[Record]:
+    """Stream one post per photo XML under ``root/<anp>/``.
+
+    With ``anp_scores`` each post gets its folder's ANP score, and a folder whose ANP is not
+    in the table turns its photos into rejects. The image is a local file beside the XML
+    (same stem, .jpg/.jpeg/.png) when there is one, else the Flickr static URL.
+    """
+    root = Path(os.path.abspath(root))  # locations in rejects name absolute files
+    if not root.is_dir():
+        raise UserInputError(f"MVSO folder not found: {root}")
+    # ANP folders are few (thousands) and sorted for a stable order; photos are streamed.
+    anp_dirs = sorted(entry.path for entry in os.scandir(root) if entry.is_dir())
+    for anp_dir in anp_dirs:
+        anp = anp_key(os.path.basename(anp_dir))
+        score = None if anp_scores is None else anp_scores.get(anp)
+        with os.scandir(anp_dir) as entries:
+            for entry in entries:
+                if not (entry.name.lower().endswith(".xml") and entry.is_file()):
+                    continue
+                if anp_scores is not None and score is None:
+                    stem = os.path.splitext(entry.name)[0]
+                    reason = f"ANP not in the score table: {anp!r}"
+                    yield Reject(id=stem, location=entry.path, reason=reason)
+                    continue
+                yield read_photo_xml(entry.path, anp=anp, anp_score=score)
+
+
+def read_photo_xml(
+    path: str | Path, anp: str | None = None, anp_score: float | None = None
+) -> Record:
+    """One ``flickr.photos.getInfo`` response file -> a post, or a reject saying what is wrong."""
+    path = str(path)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    try:
+        photo = _photo_element(path)
+        photo_id = (photo.get("id") or "").strip() or stem
+        return Post(
+            id=photo_id,
+            title=_element_text(photo.find("title")),
+            description=_element_text(photo.find("description")),
+            tags=[_tag_text(tag) for tag in photo.iterfind("tags/tag") if _tag_text(tag)],
+            image=_image_reference(path, photo),
+            anp=anp,
+            anp_score=anp_score,
+            location=path,
+        )
+    except RecordError as exc:
+        return Reject(id=stem, location=path, reason=str(exc))
+
+
+def _photo_element(path: str) -> Element:
+    try:
+        response = SafeET.parse(path).getroot()
+    except ParseError as exc:
+        raise RecordError(f"malformed XML: {exc}") from None
+    except DefusedXmlException as exc:
+        raise RecordError(f"unsafe XML refused: {exc}") from None
+    except OSError as exc:
+        raise RecordError(f"unreadable file: {exc.strerror or exc}") from None
+    if response.tag != "rsp":
+        raise RecordError(f"not a Flickr response: root element <{response.tag}>")
+    status = response.get("stat")
+    if status != "ok":
+        error = response.find("err")
+        detail = f" ({error.get('msg')})" if error is not None and error.get("msg") else ""
+        raise RecordError(f"Flickr response not ok: stat={status!r}{detail}")
+    photo = response.find("photo")
+    if photo is None:
+        raise RecordError("Flickr response has no <photo>")
+    return photo
+
+
+def _image_reference(xml_path: str, photo: Element) -> str:
+    stem = os.path.splitext(xml_path)[0]
+    for suffix in IMAGE_SUFFIXES:
+        if os.path.isfile(stem + suffix):
+            return os.path.abspath(stem + suffix)
+    parts = {key: (photo.get(key) or "").strip() for key in ("id", "farm", "server", "secret")}
+    missing = [key for key, value in parts.items() if not value]
+    if missing:
+        raise RecordError(f"no image: no local file and the photo lacks {', '.join(missing)}")
+    return FLICKR_IMAGE_URL.format(**parts)
+
+
+def _element_text(element: Element | None) -> str:
+    """Flickr descriptions carry (escaped) HTML: keep the words, drop the markup."""
+    if element is None or not element.text:
+        return ""
+    text = html.unescape(_HTML_TAG.sub(" ", element.text))
+    return " ".join(text.split())
+
+
+def _tag_text(tag: Element) -> str:
+    """The tag as the user typed it (``raw``), else Flickr's normalised form."""
+    return " ".join((tag.get("raw") or tag.text or "").split())
