@@ -21,7 +21,8 @@ _EXPORTS = {
     "get_image_encoder": "sentimodal.features.image_encoders",
     "list_text_encoders": "sentimodal.features.text_encoders",
     "get_text_encoder": "sentimodal.features.text_encoders",
-    "SentimentModel": "sentimodal.interfaces.estimator",
+    "SentimentModel": "sentimodal.training.estimator",
+    "RunConfig": "sentimodal.training.run_config",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -1,0 +1,32 @@
+"""`sentimodal evaluate MODEL_DIR DATASET_DIR`: metrics of a saved model on any prepared data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.tables import metrics_table
+from sentimodal.training.estimator import SentimentModel
+from sentimodal.training.model_dir import write_json
+
+
+@app.command("evaluate")
+@user_errors
+def evaluate_command(
+    model_dir: Path = typer.Argument(..., help="A model directory written by `train`."),
+    dataset_dir: Path = typer.Argument(..., help="A prepared dataset directory."),
+    split: str = typer.Option("test", "--split", help="test, val, train or all."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write metrics JSON here."),
+) -> None:
+    """Evaluate a saved model on one split of a prepared dataset (e.g. another MVSA copy)."""
+    model = SentimentModel.load(model_dir)
+    metrics = model.evaluate(dataset_dir, split)
+    console.print(metrics_table(metrics, f"{model_dir} on {dataset_dir} ({split})"))
+    if metrics["n_missing"]:
+        console.print(f"[yellow]{metrics['n_missing']} examples lacked an input and were skipped")
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_json(output, metrics)
+        console.print(f"metrics written to {output}")

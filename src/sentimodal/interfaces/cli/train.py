@@ -1,0 +1,97 @@
+"""`sentimodal train DATASET_DIR --out MODEL_DIR`: train, evaluate and save one model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from sentimodal.errors import UserInputError
+from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.tables import metrics_table
+from sentimodal.preparation.dataset import PreparedDataset
+from sentimodal.training.estimator import SentimentModel
+from sentimodal.training.model_dir import METRICS_FILE, write_json
+from sentimodal.training.run_config import RunConfig
+
+RUN_CONFIG_FILE = "run.yaml"
+
+
+def run_config_from(config_file: Path | None, **flags: Any) -> RunConfig:
+    """A RunConfig file (YAML/JSON) with the command-line flags that were given on top."""
+    base: dict[str, Any] = {}
+    if config_file is not None:
+        if not config_file.is_file():
+            raise UserInputError(f"config file not found: {config_file}")
+        base = RunConfig.load(config_file).to_dict()
+    train = dict(base.get("train", {}))
+    for key in ("epochs", "seed", "lr", "batch_size", "optimizer"):
+        value = flags.pop(key, None)
+        if value is not None:
+            train[key] = value
+    base.update({k: v for k, v in flags.items() if v is not None}, train=train)
+    return SentimentModel(base).run_config()
+
+
+@app.command("train")
+@user_errors
+def train_command(
+    dataset_dir: Path = typer.Argument(..., help="A prepared dataset directory."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
+    config_file: Path | None = typer.Option(
+        None, "--config", help="A RunConfig YAML/JSON; flags given here override it."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="text, image, concat, gated (default) or late."
+    ),
+    head: str | None = typer.Option(None, "--head", help="softmax (default) or embedding."),
+    image_encoder: str | None = typer.Option(
+        None, "--image-encoder", help="efficientnet_lite0 (default), mobilenet_v2, resnet50, ..."
+    ),
+    text_encoder: str | None = typer.Option(
+        None, "--text-encoder", help="minilm (default), glove_mean, vader or tokens."
+    ),
+    label_source: str | None = typer.Option(
+        None, "--label-source", help="Embedding head label vectors: glove_6b_50d or minilm."
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", help="Maximum training epochs."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed."),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size."),
+    optimizer: str | None = typer.Option(None, "--optimizer", help="adam, rmsprop or sgd."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Train a model on the train split (early stopping on val), evaluate, and save it."""
+    run = run_config_from(
+        config_file,
+        model=model,
+        head=head,
+        image_encoder=image_encoder,
+        text_encoder=text_encoder,
+        label_source=label_source,
+        epochs=epochs,
+        seed=seed,
+        lr=lr,
+        batch_size=batch_size,
+        optimizer=optimizer,
+    )
+    dataset = PreparedDataset.load(dataset_dir)
+    console.print(f"training [bold]{run.model}[/] ({run.head} head) on {dataset.root}")
+    estimator = SentimentModel(run).fit(dataset, progress=not quiet)
+    estimator.metrics_ = {
+        split: estimator.evaluate(dataset, split)
+        for split in ("val", "test")
+        if split in dataset.splits
+    }
+    estimator.save(out)
+    run.save(out / RUN_CONFIG_FILE)
+    write_json(out / METRICS_FILE, estimator.metrics_)
+    for split, metrics in estimator.metrics_.items():
+        console.print(metrics_table(metrics, f"{split} split"))
+    gates = estimator.gate_stats()
+    if gates:
+        for modality, stats in gates.items():
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in stats.items() if isinstance(v, float))
+            console.print(f"gates [bold]{modality}[/]: {shown}")
+    console.print(f"model saved to [bold]{out}[/]")
