@@ -41,6 +41,7 @@ from sentimodal.training import model_dir
 from sentimodal.training.confident import fine_tune_confident
 from sentimodal.training.inference import predict_scores
 from sentimodal.training.run_config import RunConfig
+from sentimodal.training.scaler import FeatureScaler
 from sentimodal.training.trainer import fit as train_model
 
 DatasetLike = PreparedDataset | str | Path | pd.DataFrame
@@ -132,7 +133,10 @@ class SentimentModel:
         self.labels_ = dataset.labels
         self.image_encoder_, self.text_encoder_ = self._fit_encoders(run, dataset, progress)
 
+        self.scaler_ = None
         train = self._inputs(dataset, "train", progress)
+        self.scaler_ = FeatureScaler().fit(train.data)
+        train.data = self.scaler_.transform(train.data)
         val = self._inputs(dataset, "val", progress) if "val" in dataset.splits else None
         y_train = self._label_indices(dataset, train.ids)
 
@@ -193,7 +197,7 @@ class SentimentModel:
             image = get_image_encoder(run.image_encoder, **run.image_encoder_config)
         if run.uses_text:
             text = get_text_encoder(run.text_encoder, **run.text_encoder_config)
-            if text.needs_fit:
+            if text.learns:
                 text.load(results["text"].directory)
         return image, text
 
@@ -294,6 +298,8 @@ class SentimentModel:
         data: dict[str, np.ndarray] = {}
         for kind, features in sets.items():
             data.update(_as_inputs(kind, features.select(ids)))
+        if self.scaler_ is not None:
+            data = self.scaler_.transform(data)
         return _Inputs(ids, data, [i for i in wanted if i not in have])
 
     def _label_indices(self, dataset: PreparedDataset, ids: Sequence[str]) -> np.ndarray:
@@ -411,6 +417,7 @@ class SentimentModel:
             data = {kind: np.stack([values[p] for p in ok]) for kind, values in parts.items()}
             if lengths:
                 data["text_lengths"] = np.array([lengths[p] for p in ok], dtype=np.int64)
+            data = self.scaler_.transform(data)
             scores = predict_scores(self.model_, data, self.run_.train.eval_batch_size)
             classes = self.classes_
             for p, row_scores in zip(ok, scores, strict=True):
@@ -465,6 +472,7 @@ class SentimentModel:
             "best_epoch": self.best_epoch_,
         }
         model_dir.save_weights(self.model_, directory)
+        self.scaler_.save(directory)
         space = self.label_space_.to_dict() if self.label_space_ is not None else None
         model_dir.write_json(
             directory / model_dir.LABELS_FILE, {"labels": list(self.labels_), "space": space}
@@ -496,6 +504,7 @@ class SentimentModel:
             self.model_.set_label_space(self.label_space_)
         model_dir.load_weights(self.model_, directory)
         self.model_.eval()
+        self.scaler_ = FeatureScaler.load(directory)
         self.image_encoder_, self.text_encoder_ = _load_encoders(config["encoders"], directory)
         history = directory / model_dir.HISTORY_FILE
         self.history_ = model_dir.read_json(history) if history.is_file() else []
@@ -542,7 +551,7 @@ def _load_encoders(
         image = get_image_encoder(entries["image"]["name"], **entries["image"]["config"])
     if "text" in entries:
         text = get_text_encoder(entries["text"]["name"], **entries["text"]["config"])
-        if text.needs_fit:
+        if text.learns:
             text.load(directory)
     for kind, encoder in (("image", image), ("text", text)):
         if encoder is not None and encoder.identity != entries[kind]["identity"]:

@@ -3,7 +3,8 @@
 Files: ``config.json`` (format tag, versions, run config, model config, encoders with their
 weights identity), ``model.safetensors``, ``labels.json`` (labels, and label vectors for
 embedding heads), ``vocab.json`` when the text encoder learned one, ``history.json`` and
-``metrics.json`` when training recorded them. Reading refuses anything that is not such a
+``metrics.json`` when training recorded them, and ``scaler.safetensors`` (the
+train-split feature standardisation). Reading refuses anything that is not such a
 directory, or whose weights do not fit its config, with a message naming the file.
 """
 

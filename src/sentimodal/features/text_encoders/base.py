@@ -27,7 +27,7 @@ class TextEncoder(ABC):
     @property
     @abstractmethod
     def config(self) -> dict[str, Any]:
-        """Plain-data settings that rebuild this encoder with ``get_text_encoder(name, **config)``."""
+        """Plain-data settings that rebuild this encoder: ``get_text_encoder(name, **config)``."""
 
     @property
     @abstractmethod
@@ -35,8 +35,17 @@ class TextEncoder(ABC):
         """A stable string naming the weights/vocabulary (part of the feature cache key)."""
 
     @property
+    def learns(self) -> bool:
+        """True for encoders with learned state (saved with ``save``, part of ``identity``)."""
+        return False
+
+    @property
     def needs_fit(self) -> bool:
-        """True when ``fit`` must see the training texts before ``encode`` works."""
+        """True while ``fit`` must still see the training texts before ``encode`` works.
+
+        A fitted (or loaded) encoder keeps its state, so a trained model's vocabulary is used
+        as it is on new data rather than relearned there.
+        """
         return False
 
     def fit(self, texts: Sequence[str]) -> Self:
@@ -46,7 +55,7 @@ class TextEncoder(ABC):
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """A batch of texts -> array of shape (len(texts), *shape)."""
 
-    def save(self, directory: str | Path) -> None:
+    def save(self, directory: str | Path) -> None:  # noqa: B027 (optional hook: no state, no file)
         """Write learned state (if any) under ``directory``."""
 
     def load(self, directory: str | Path) -> Self:

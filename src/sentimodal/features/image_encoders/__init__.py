@@ -1,0 +1,39 @@
+"""Image encoders behind one registry: ``list_image_encoders()``,
+``get_image_encoder(name, **cfg)``.
+
+Importing the package registers every encoder; weights load on first use.
+"""
+
+from sentimodal.features.image_encoders import (
+    alexnet,
+    efficientnet_lite0,
+    mobilenet_v2,
+    pixels32,
+    resnet50,
+)
+from sentimodal.features.image_encoders.base import BackboneEncoder, ImageEncoder
+from sentimodal.features.image_encoders.registry import (
+    get_image_encoder,
+    list_image_encoders,
+    register_image_encoder,
+)
+from sentimodal.features.image_encoders.weights import WEIGHTS, WeightSpec
+
+#: The encoder to use when none is named: pretrained and fully offline.
+DEFAULT_IMAGE_ENCODER = "efficientnet_lite0"
+
+__all__ = [
+    "DEFAULT_IMAGE_ENCODER",
+    "WEIGHTS",
+    "BackboneEncoder",
+    "ImageEncoder",
+    "WeightSpec",
+    "alexnet",
+    "efficientnet_lite0",
+    "get_image_encoder",
+    "list_image_encoders",
+    "mobilenet_v2",
+    "pixels32",
+    "register_image_encoder",
+    "resnet50",
+]

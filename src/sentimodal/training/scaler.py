@@ -1,0 +1,73 @@
+"""Per-feature standardisation of vector inputs, learned on the train split.
+
+Frozen encoders give features on very different scales (unit-norm sentence vectors, ReLU
+activations in the tens, pixels in [0, 1]); without scaling, a fusion layer is dominated by
+whichever modality has the largest numbers. The statistics travel with the model directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+
+from sentimodal.errors import UserInputError
+
+SCALER_FILE = "scaler.safetensors"
+
+
+class FeatureScaler:
+    """Standardise each float feature-vector input (``text``, ``image``) to mean 0, std 1.
+
+    Token ids and image tensors (for end-to-end models) pass through unchanged.
+    """
+
+    def __init__(self, epsilon: float = 1e-6) -> None:
+        self.epsilon = epsilon
+
+    @staticmethod
+    def _scaled(key: str, values: np.ndarray) -> bool:
+        return not key.endswith("_lengths") and values.ndim == 2 and values.dtype.kind == "f"
+
+    def fit(self, data: Mapping[str, np.ndarray]) -> Self:
+        self.stats_: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for key, values in data.items():
+            if self._scaled(key, values):
+                values = values.astype(np.float64)
+                std = values.std(axis=0)
+                self.stats_[key] = (
+                    values.mean(axis=0).astype(np.float32),
+                    np.where(std > self.epsilon, std, 1.0).astype(np.float32),
+                )
+        return self
+
+    def transform(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = dict(data)
+        for key, (mean, std) in self.stats_.items():
+            if key in out:
+                out[key] = ((out[key].astype(np.float32) - mean) / std).astype(np.float32)
+        return out
+
+    def save(self, directory: Path) -> None:
+        tensors = {}
+        for key, (mean, std) in self.stats_.items():
+            tensors[f"{key}.mean"], tensors[f"{key}.std"] = mean, std
+        save_file(tensors, str(directory / SCALER_FILE))
+
+    @classmethod
+    def load(cls, directory: Path) -> FeatureScaler:
+        path = directory / SCALER_FILE
+        try:
+            tensors = load_file(str(path))
+        except FileNotFoundError:
+            raise UserInputError(f"{directory} is incomplete: {SCALER_FILE} is missing") from None
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise UserInputError(f"{path} is corrupted: {exc}") from None
+        scaler = cls()
+        keys = sorted({name.rsplit(".", 1)[0] for name in tensors})
+        scaler.stats_ = {k: (tensors[f"{k}.mean"], tensors[f"{k}.std"]) for k in keys}
+        return scaler

@@ -1,0 +1,112 @@
+"""`sentimodal train`, `evaluate` and `predict` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from sentimodal.interfaces.cli import app
+from sentimodal.preparation.dataset import PreparedDataset
+from sentimodal.preparation.pipeline import prepare
+from sentimodal.sample import sample_path
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> PreparedDataset:
+    return prepare("mvsa", sample_path(), tmp_path_factory.mktemp("d") / "ds", progress=False)
+
+
+@pytest.fixture(scope="module")
+def model_dir(dataset: PreparedDataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("m") / "model"
+    config = tmp_path_factory.mktemp("c") / "run.yaml"
+    config.write_text("model: concat\ntext_encoder: glove_mean\nfeature_workers: 0\n")
+    result = runner.invoke(
+        app,
+        [
+            "train", str(dataset.root), "--out", str(out), "--config", str(config),
+            "--image-encoder", "pixels32", "--epochs", "2", "--quiet",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_writes_a_complete_model_directory(model_dir: Path) -> None:
+    files = {p.name for p in model_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "metrics.json", "run.yaml"} <= files
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert set(metrics) == {"val", "test"}
+    run = (model_dir / "run.yaml").read_text()
+    assert "model: concat" in run and "epochs: 2" in run and "image_encoder: pixels32" in run
+
+
+def test_evaluate_prints_and_writes_metrics(
+    model_dir: Path, dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    out = tmp_path / "metrics.json"
+    result = runner.invoke(
+        app, ["evaluate", str(model_dir), str(dataset.root), "--split", "val", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(out.read_text())
+    assert metrics["n"] == len(dataset.split("val"))
+    assert {"accuracy", "macro_f1", "weighted_f1", "per_class", "confusion"} <= set(metrics)
+    assert f"{metrics['accuracy']:.3f}" in result.output
+
+
+def test_predict_one_post_and_a_file_with_bad_rows(
+    model_dir: Path, dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    row = dataset.split("test").iloc[0]
+    one = runner.invoke(
+        app, ["predict", str(model_dir), "--text", row["text"], "--image", row["image"]]
+    )
+    assert one.exit_code == 0, one.output
+    assert any(label in one.output for label in dataset.labels)
+
+    Path(tmp_path / "img.jpg").write_bytes(Path(row["image"]).read_bytes())
+    posts = pd.DataFrame(
+        {
+            "id": ["ok", "no-text", "no-image-file"],
+            "text": [row["text"], "", "nice"],
+            "image": ["img.jpg", "img.jpg", "gone.jpg"],
+        }
+    )
+    posts.to_csv(tmp_path / "posts.csv", index=False)
+    out = tmp_path / "preds.jsonl"
+    many = runner.invoke(
+        app, ["predict", str(model_dir), "--input", str(tmp_path / "posts.csv"), "-o", str(out)]
+    )
+    assert many.exit_code == 0, many.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [x["id"] for x in lines] == ["ok", "no-text", "no-image-file"]
+    assert lines[0]["label"] in dataset.labels and set(lines[0]["scores"]) == set(dataset.labels)
+    assert lines[1]["error"] == "empty text"
+    assert "not found" in lines[2]["error"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["evaluate", "{model}", "/nonexistent"], "not a prepared dataset"),
+        (["predict", "/nonexistent", "--text", "x"], "model directory not found"),
+        (["predict", "{model}"], "give --text"),
+        (["predict", "{model}", "--text", "x", "--labels", "joy,anger"], "embedding head"),
+        (["train", "{data}", "--out", "/tmp/x", "--model", "transformer"], "model"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_code_2(
+    args: list[str], message: str, model_dir: Path, dataset: PreparedDataset
+) -> None:
+    argv = [a.format(model=model_dir, data=dataset.root) for a in args]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,215 @@
+"""Image encoders: registry, shapes, weight handling, and that pretrained weights really work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from sentimodal.errors import UserInputError
+from sentimodal.features.image_encoders import (
+    DEFAULT_IMAGE_ENCODER,
+    WEIGHTS,
+    get_image_encoder,
+    list_image_encoders,
+)
+from sentimodal.features.image_encoders.weights import resolve_weights
+
+skimage_data = pytest.importorskip("skimage.data")
+
+OFFLINE_PRETRAINED = ["efficientnet_lite0", "mobilenet_v2"]
+#: sample photo -> the ImageNet classes that name it (synonyms the classes split hairs over)
+IMAGENET_ANSWERS = {
+    "chelsea": {281, 282, 283, 284, 285},  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+    "coffee": {967, 968, 504},  # espresso, cup, coffee mug
+    "rocket": {657, 744, 812},  # missile, projectile, space shuttle
+}
+
+
+def _sample(name: str) -> Image.Image:
+    return Image.fromarray(getattr(skimage_data, name)()).convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, Image.Image]:
+    return {name: _sample(name) for name in IMAGENET_ANSWERS}
+
+
+@pytest.fixture(scope="module")
+def pretrained() -> dict[str, object]:
+    """The offline pretrained encoders, loaded once for the module."""
+    return {name: get_image_encoder(name) for name in OFFLINE_PRETRAINED}
+
+
+def test_registry_lists_every_encoder() -> None:
+    assert list_image_encoders() == [
+        "alexnet",
+        "efficientnet_lite0",
+        "mobilenet_v2",
+        "pixels32",
+        "resnet50",
+    ]
+    assert DEFAULT_IMAGE_ENCODER in list_image_encoders()
+
+
+def test_unknown_name_and_bad_setting_are_user_errors() -> None:
+    with pytest.raises(UserInputError, match="unknown image encoder 'vgg'.*alexnet"):
+        get_image_encoder("vgg")
+    with pytest.raises(UserInputError, match="bad settings for image encoder 'pixels32'"):
+        get_image_encoder("pixels32", size=64)
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "dim"),
+    [
+        ("alexnet", {"weights": "none"}, 4096),
+        ("resnet50", {"weights": "none"}, 2048),
+        ("efficientnet_lite0", {}, 1280),
+        ("mobilenet_v2", {}, 1280),
+        ("pixels32", {}, 3072),
+    ],
+)
+def test_output_shape_and_dtype(name: str, config: dict, dim: int, photos: dict) -> None:
+    encoder = get_image_encoder(name, **config)
+    batch = torch.stack([encoder.transform(img) for img in photos.values()])
+    features = encoder.encode(batch)
+    assert encoder.dim == dim and encoder.shape == (dim,)
+    assert features.shape == (len(photos), dim) and features.dtype == np.float32
+    assert np.isfinite(features).all()
+    assert not np.allclose(features[0], features[1])  # different photos, different features
+    rebuilt = get_image_encoder(name, **encoder.config)
+    assert rebuilt.identity == encoder.identity
+
+
+def test_cnn_transform_is_a_normalised_centre_crop() -> None:
+    encoder = get_image_encoder("mobilenet_v2")
+    wide = Image.new("RGB", (500, 300), (124, 116, 104))  # the ImageNet mean colour
+    x = encoder.transform(wide)
+    assert x.shape == (3, 224, 224) and x.dtype == torch.float32
+    assert x.abs().max() < 0.01
+
+
+def test_cnn_transform_matches_torchvision_preprocessing(photos: dict) -> None:
+    from torchvision import transforms
+
+    reference = transforms.Compose(
+        [
+            transforms.Resize(256),
+            transforms.CenterCrop(224),
+            transforms.ToTensor(),
+            transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        ]
+    )
+    encoder = get_image_encoder("resnet50", weights="none")
+    for img in photos.values():
+        # Same geometry and scaling; only the resampling rounding differs.
+        assert (encoder.transform(img) - reference(img)).abs().mean() < 0.05
+
+
+def test_random_init_is_seeded() -> None:
+    batch = torch.rand(2, 3, 64, 64)  # MobileNet accepts any size; small keeps this fast
+    a = get_image_encoder("mobilenet_v2", weights="none", seed=0)
+    b = get_image_encoder("mobilenet_v2", weights="none", seed=0)
+    c = get_image_encoder("mobilenet_v2", weights="none", seed=1)
+    assert a.identity == "random:seed=0" and c.identity == "random:seed=1"
+    assert np.array_equal(a.encode(batch), b.encode(batch))
+    # A random MobileNet's outputs are tiny, so compare relative to their own scale.
+    assert not np.allclose(a.encode(batch), c.encode(batch), rtol=1e-2, atol=0)
+
+
+def test_online_weights_name_existing_torchvision_enums() -> None:
+    import torchvision.models
+
+    for spec in WEIGHTS:
+        if spec.kind == "torchvision":
+            enum_name, member = spec.ref.split(".")
+            assert getattr(getattr(torchvision.models, enum_name), member).url.startswith("https")
+    assert resolve_weights("alexnet", "imagenet").identity == (
+        "torchvision:AlexNet_Weights.IMAGENET1K_V1"
+    )
+
+
+def test_failed_download_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+
+    import torchvision.models._api as api
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    encoder = get_image_encoder("alexnet")
+    with pytest.raises(UserInputError, match="cannot download torchvision weights.*weights=PATH"):
+        encoder.module()
+
+
+def test_local_weight_files(tmp_path: Path) -> None:
+    packaged = get_image_encoder("mobilenet_v2")
+    batch = torch.rand(2, 3, 64, 64)
+    # The packaged .pth named by path is the same weights: same identity.
+    pth = resolve_weights("mobilenet_v2", "imagenet").ref
+    assert get_image_encoder("mobilenet_v2", weights=pth).identity == packaged.identity
+    # The same tensors as .safetensors load to the same features.
+    state = torch.load(pth, map_location="cpu", weights_only=True)
+    path = tmp_path / "mobilenet.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    from_file = get_image_encoder("mobilenet_v2", weights=str(path))
+    assert from_file.identity.startswith("file:") and from_file.config == {"weights": str(path)}
+    np.testing.assert_allclose(from_file.encode(batch), packaged.encode(batch), atol=1e-5)
+
+
+def test_bad_weights_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="unknown weights 'imagenet21k'"):
+        get_image_encoder("resnet50", weights="imagenet21k")
+    with pytest.raises(UserInputError, match="weights file not found"):
+        get_image_encoder("resnet50", weights=str(tmp_path / "missing.pth"))
+    # MobileNet tensors cannot go into EfficientNet: refused when loading, with key counts.
+    pth = resolve_weights("mobilenet_v2", "imagenet").ref
+    wrong = get_image_encoder("efficientnet_lite0", weights=pth)
+    with pytest.raises(UserInputError, match="do not fit this architecture.*missing"):
+        wrong.module()
+
+
+@pytest.mark.parametrize("name", OFFLINE_PRETRAINED)
+def test_pretrained_backbones_recognise_imagenet_photos(
+    name: str, pretrained: dict, photos: dict
+) -> None:
+    encoder = pretrained[name]
+    batch = torch.stack([encoder.transform(img) for img in photos.values()])
+    logits = encoder.classify(batch)
+    assert logits.shape == (len(photos), 1000)
+    for (photo, expected), row in zip(IMAGENET_ANSWERS.items(), logits, strict=True):
+        top5 = np.argsort(-row)[:5].tolist()
+        assert top5[0] in expected, f"{name} saw {photo} as {top5}"
+
+
+def test_module_matches_encode_for_fine_tuning(pretrained: dict, photos: dict) -> None:
+    encoder = pretrained["efficientnet_lite0"].to("cpu")
+    batch = torch.stack([encoder.transform(img) for img in photos.values()])
+    with torch.no_grad():
+        direct = encoder.module().eval()(batch).numpy()
+    np.testing.assert_allclose(direct, encoder.encode(batch), rtol=1e-4, atol=1e-4)
+
+
+def test_pixels32_values_and_shapes() -> None:
+    image = Image.new("RGB", (300, 200), (255, 0, 51))
+    flat = get_image_encoder("pixels32")
+    grid = get_image_encoder("pixels32", flatten=False)
+    assert flat.shape == (3072,) and grid.shape == (3, 32, 32) and grid.dim == 3072
+    x = grid.transform(image)
+    assert x.shape == (3, 32, 32)
+    assert torch.allclose(x[:, 5, 7], torch.tensor([1.0, 0.0, 0.2]))
+    assert grid.encode(x[None]).shape == (1, 3, 32, 32)
+    np.testing.assert_array_equal(flat.encode(x[None])[0], x.numpy().reshape(-1))
+
+
+def test_real_mvsa_images_encode(mvsa_root: Path, pretrained: dict) -> None:
+    encoder = pretrained[DEFAULT_IMAGE_ENCODER]
+    paths = sorted((mvsa_root / "data").glob("*.jpg"))[:4]
+    features = encoder.encode(torch.stack([encoder.read(path) for path in paths]))
+    assert features.shape == (4, 1280) and np.isfinite(features).all()
+    assert features.std(axis=0).mean() > 0
