@@ -1,0 +1,78 @@
+"""What every model is: a body that reads a modality-keyed batch, then a head.
+
+The trainer, the estimator and the exporters only use this interface, so any model kind can be
+trained, evaluated, saved and asked for its penultimate features the same way.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+from sentimodal.errors import UserInputError
+from sentimodal.models.config import ModelConfig
+from sentimodal.models.heads import EmbeddingHead, Head
+from sentimodal.models.label_space import LabelSpace
+
+Batch = dict[str, torch.Tensor]
+
+
+class SentimentNet(nn.Module, ABC):
+    """Base class: ``embed`` (the body's representation) -> ``head`` -> outputs.
+
+    ``forward`` returns logits (softmax head) or label-space vectors (embedding head);
+    ``scores`` returns per-label probabilities or cosine similarities.
+    """
+
+    #: batch keys the model reads
+    inputs: tuple[str, ...] = ()
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.head: Head
+
+    @abstractmethod
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """The penultimate representation (N, dim), e.g. to export text features for fusion."""
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.head(self.embed(batch))
+
+    def training_outputs(self, batch: Batch) -> list[torch.Tensor]:
+        """Outputs the training loss is computed on (summed); one per jointly trained part."""
+        return [self(batch)]
+
+    @property
+    def head_kind(self) -> str:
+        return self.config.head
+
+    def scores(self, batch: Batch) -> torch.Tensor:
+        """Per-label scores (N, labels): probabilities, or cosines for the embedding head."""
+        return self.scores_of(self(batch))
+
+    def scores_of(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Per-label scores of outputs already computed (saves a second forward pass)."""
+        return self.head.scores(outputs)
+
+    def set_label_space(self, space: LabelSpace) -> None:
+        """Give an embedding head the labels (and vectors) to decode into; replaceable later."""
+        if not isinstance(self.head, EmbeddingHead):
+            raise UserInputError("only models with an embedding head take a label space")
+        self.head.set_label_space(space)
+
+    def label_vectors(self) -> torch.Tensor:
+        """The label vectors the embedding losses compare predictions with."""
+        if not isinstance(self.head, EmbeddingHead):
+            raise UserInputError("only models with an embedding head have label vectors")
+        return self.head.require_label_vectors()
+
+    def check_inputs(self, batch: Batch) -> None:
+        """Fail early, naming the missing modality, rather than with a KeyError deep inside."""
+        missing = [key for key in self.inputs if key not in batch]
+        if missing:
+            raise UserInputError(
+                f"{type(self).__name__} needs the input(s) {missing}; the data has {sorted(batch)}"
+            )

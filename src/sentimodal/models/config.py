@@ -1,0 +1,165 @@
+"""Typed settings of every model kind.
+
+One :class:`~sentimodal.config.Config` subclass per kind, each with a ``kind`` tag, so that a
+model directory's ``config.json`` rebuilds the exact architecture with
+:func:`sentimodal.models.registry.build_model`. Head settings live on every config because any
+model can end in either head (softmax or label-space embedding).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from sentimodal.config import Config
+
+HeadKind = Literal["softmax", "embedding"]
+
+
+class ModelConfig(Config):
+    """Settings shared by all models: which head, and its output size."""
+
+    kind: str
+    head: HeadKind = "softmax"
+    #: number of classes of the softmax head (the embedding head gets it from its label space)
+    n_classes: int = Field(3, ge=2)
+    #: dimension of the label-vector space; required by the embedding head
+    label_dim: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _head_needs_label_dim(self) -> Self:
+        if self.head == "embedding" and self.label_dim is None:
+            raise ValueError("the embedding head needs label_dim (the label vectors' dimension)")
+        return self
+
+
+class MLPConfig(ModelConfig):
+    """MLP over one modality's precomputed feature vectors (CNN features, MiniLM, GloVe mean)."""
+
+    kind: Literal["mlp"] = "mlp"
+    input: Literal["text", "image"] = "text"
+    input_dim: int = Field(ge=1)
+    hidden: list[Annotated[int, Field(ge=1)]] = [512]
+    #: one rate for every hidden layer, or one per hidden layer
+    dropout: float | list[float] = 0.5
+
+    @model_validator(mode="after")
+    def _dropout_per_layer(self) -> Self:
+        if isinstance(self.dropout, list) and len(self.dropout) != len(self.hidden):
+            raise ValueError(
+                f"dropout lists one rate per hidden layer: {len(self.hidden)} expected, "
+                f"{len(self.dropout)} given"
+            )
+        return self
+
+
+class TextLSTMConfig(ModelConfig):
+    """The study's end-to-end text model over token ids: embedding, BiLSTM, head.
+
+    ``embedding_init="glove"`` means the embedding table is initialised from GloVe 6B 50-d, so
+    ``embedding_dim`` must then be 50: we keep the pretrained vectors as the (fine-tuned) table
+    rather than adding a projection to 200, which would only be a rank-50 200-d table.
+
+    ``sequence_mode`` says how padding is handled. ``masked`` (default) runs each direction over
+    the (trimmed) batch and reads its state at each sequence's last real token, the backward
+    direction reading each sequence reversed within its length: padding never enters a state,
+    and it uses torch's fused LSTM kernels. ``packed`` uses ``pack_padded_sequence`` and gives
+    the same outputs, but is about 1.8x slower on CPU. ``padded`` runs over the padding as Keras
+    does without masking: only for comparisons, since its output depends on the pad count.
+    """
+
+    kind: Literal["text_lstm"] = "text_lstm"
+    vocab_size: int = Field(ge=2)
+    embedding_dim: int = Field(200, ge=1)
+    embedding_init: Literal["random", "glove"] = "random"
+    lstm_dim: int = Field(300, ge=1)
+    bidirectional: bool = True
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    sequence_mode: Literal["masked", "packed", "padded"] = "masked"
+
+    @model_validator(mode="after")
+    def _glove_dim(self) -> Self:
+        if self.embedding_init == "glove" and self.embedding_dim != 50:
+            raise ValueError("embedding_init='glove' uses GloVe 6B 50-d: set embedding_dim=50")
+        return self
+
+
+class PixelCNNConfig(ModelConfig):
+    """The study's small CNN over 32x32 pixels: two conv / max-pool / batch-norm stages, dense."""
+
+    kind: Literal["pixel_cnn"] = "pixel_cnn"
+    channels: tuple[int, int] = (96, 256)
+    kernel_size: int = Field(3, ge=1)
+    image_size: int = Field(32, ge=4)
+    hidden: list[Annotated[int, Field(ge=1)]] = [256]
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _odd_kernel(self) -> Self:
+        if self.kernel_size % 2 == 0:
+            raise ValueError("kernel_size must be odd, so that convolutions keep the image size")
+        return self
+
+
+class ConcatFusionConfig(ModelConfig):
+    """Early fusion: text and image feature vectors concatenated, then the head."""
+
+    kind: Literal["concat"] = "concat"
+    text_dim: int = Field(ge=1)
+    image_dim: int = Field(ge=1)
+    #: optional hidden layers between the concatenation and the head ([] = one linear layer)
+    hidden: list[Annotated[int, Field(ge=1)]] = []
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+
+
+class GatedFusionConfig(ModelConfig):
+    """Gated fusion: trainable elementwise gates on text and (compressed) image features.
+
+    ``gl1`` gates are free parameters (initialised to 1); ``gl2`` gates are the sigmoid of a
+    parameter, so they stay in [0, 1] (initialised to 0.5).
+    """
+
+    kind: Literal["gated"] = "gated"
+    text_dim: int = Field(ge=1)
+    image_dim: int = Field(ge=1)
+    gate: Literal["gl1", "gl2"] = "gl2"
+    #: image features first go through dense(compress_image) + ReLU; None keeps them as they are
+    compress_image: int | None = Field(600, ge=1)
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+
+
+TextBranchConfig = Annotated[MLPConfig | TextLSTMConfig, Field(discriminator="kind")]
+ImageBranchConfig = Annotated[MLPConfig | PixelCNNConfig, Field(discriminator="kind")]
+
+
+class LateFusionConfig(ModelConfig):
+    """Late fusion: the average of a text model's and an image model's class probabilities.
+
+    The branches take this config's head settings, so both predict in the same output space.
+    """
+
+    kind: Literal["late"] = "late"
+    text: TextBranchConfig
+    image: ImageBranchConfig
+
+    @model_validator(mode="after")
+    def _branches(self) -> Self:
+        head = {"head": self.head, "n_classes": self.n_classes, "label_dim": self.label_dim}
+        for name, branch in (("text", self.text), ("image", self.image)):
+            if isinstance(branch, MLPConfig) and branch.input != name:
+                raise ValueError(f"the {name} branch's MLP must read input={name!r}")
+            if any(getattr(branch, key) != value for key, value in head.items()):
+                object.__setattr__(self, name, branch.model_copy(update=head))
+        return self
+
+
+AnyModelConfig = Annotated[
+    MLPConfig
+    | TextLSTMConfig
+    | PixelCNNConfig
+    | ConcatFusionConfig
+    | GatedFusionConfig
+    | LateFusionConfig,
+    Field(discriminator="kind"),
+]

@@ -1,0 +1,168 @@
+"""Fusions of text and image: concatenation, gated features, and late (probability) averaging.
+
+Early fusions (concat, gated) read precomputed feature vectors of both modalities, e.g. MiniLM
+or the text model's exported features for ``"text"`` and CNN features for ``"image"``. Late
+fusion averages two complete unimodal models, so its branches may read tokens or pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sentimodal.errors import UserInputError
+from sentimodal.models.base import Batch, SentimentNet
+from sentimodal.models.config import ConcatFusionConfig, GatedFusionConfig, LateFusionConfig
+from sentimodal.models.heads import make_head
+from sentimodal.models.label_space import LabelSpace
+from sentimodal.models.mlp import MLPBody
+
+
+def _features(batch: Batch, key: str, dim: int) -> torch.Tensor:
+    """A modality's feature matrix, checked against the width the model was built for."""
+    x = batch[key]
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise UserInputError(
+            f"fusion expects {key} features of shape (N, {dim}), got {tuple(x.shape)}"
+        )
+    return x.float()
+
+
+class ConcatFusion(SentimentNet):
+    """[text ; image] -> dropout -> optional hidden layers -> head (a linear layer by default)."""
+
+    inputs = ("text", "image")
+
+    def __init__(self, config: ConcatFusionConfig) -> None:
+        super().__init__(config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.body = MLPBody(config.text_dim + config.image_dim, config.hidden, config.dropout)
+        self.head = make_head(config, self.body.out_dim)
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        self.check_inputs(batch)
+        text = _features(batch, "text", self.config.text_dim)
+        image = _features(batch, "image", self.config.image_dim)
+        return self.body(self.dropout(torch.cat([text, image], dim=1)))
+
+
+class GatedFusion(SentimentNet):
+    """Elementwise trainable gates decide how much of each feature of each modality passes.
+
+    image -> [dense(compress_image) + ReLU] -> * image gate; text -> * text gate; the gated
+    vectors are concatenated, dropped out, and fed to the head. ``gate_stats`` reports the
+    learned gates, i.e. how much of each modality the model uses.
+    """
+
+    inputs = ("text", "image")
+
+    def __init__(self, config: GatedFusionConfig) -> None:
+        super().__init__(config)
+        image_dim = config.image_dim
+        if config.compress_image is not None:
+            self.compress: nn.Module = nn.Sequential(
+                nn.Linear(config.image_dim, config.compress_image), nn.ReLU()
+            )
+            image_dim = config.compress_image
+        else:
+            self.compress = nn.Identity()
+        # GL1 starts by letting everything through; GL2 starts half open (sigmoid(0)).
+        start = 1.0 if config.gate == "gl1" else 0.0
+        self.text_gate = nn.Parameter(torch.full((config.text_dim,), start))
+        self.image_gate = nn.Parameter(torch.full((image_dim,), start))
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = make_head(config, config.text_dim + image_dim)
+
+    def gates(self) -> dict[str, torch.Tensor]:
+        """The effective gate vectors per modality (GL2: in [0, 1])."""
+        raw = {"text": self.text_gate, "image": self.image_gate}
+        if self.config.gate == "gl2":
+            return {name: torch.sigmoid(gate) for name, gate in raw.items()}
+        return raw
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        self.check_inputs(batch)
+        text = _features(batch, "text", self.config.text_dim)
+        image = self.compress(_features(batch, "image", self.config.image_dim))
+        gates = self.gates()
+        fused = torch.cat([text * gates["text"], image * gates["image"]], dim=1)
+        return self.dropout(fused)
+
+    @torch.no_grad()
+    def gate_stats(self, near_zero: float = 0.05) -> dict[str, dict[str, float | int]]:
+        """Per modality: mean, std, min, max of the gates, and the share with |gate| < near_zero."""
+        stats = {}
+        for name, gate in self.gates().items():
+            gate = gate.detach().float().cpu()
+            stats[name] = {
+                "dim": gate.numel(),
+                "mean": float(gate.mean()),
+                "std": float(gate.std(unbiased=False)),
+                "min": float(gate.min()),
+                "max": float(gate.max()),
+                "near_zero": float((gate.abs() < near_zero).float().mean()),
+            }
+        return stats
+
+
+class LateFusion(SentimentNet):
+    """The average of a text model's and an image model's predictions.
+
+    Softmax head: outputs are the log of the averaged class probabilities, so softmax of the
+    outputs (``scores``) is that average and cross-entropy on them is its negative log.
+    Embedding head: outputs are the mean of the branches' unit-length label-space vectors.
+    Training sums the branches' own losses (``training_outputs``), i.e. each branch learns as a
+    unimodal model, as in the study; only their predictions are combined.
+    """
+
+    inputs = ("text", "image")
+
+    def __init__(self, config: LateFusionConfig, text: SentimentNet, image: SentimentNet) -> None:
+        super().__init__(config)
+        if text.head_kind != config.head or image.head_kind != config.head:
+            raise UserInputError("both late-fusion branches must use the fusion's head kind")
+        self.text = text
+        self.image = image
+
+    @classmethod
+    def from_models(cls, text: SentimentNet, image: SentimentNet) -> LateFusion:
+        """Combine two (already trained) unimodal models."""
+        if text.head_kind != image.head_kind:
+            raise UserInputError(
+                f"cannot average a {text.head_kind} text model with a {image.head_kind} image model"
+            )
+        config = LateFusionConfig(
+            text=text.config.to_dict(),
+            image=image.config.to_dict(),
+            head=text.config.head,
+            n_classes=text.config.n_classes,
+            label_dim=text.config.label_dim,
+        )
+        return cls(config, text, image)
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """Both branches' penultimate representations, side by side."""
+        return torch.cat([self.text.embed(batch), self.image.embed(batch)], dim=1)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        text, image = self.text(batch), self.image(batch)
+        if self.config.head == "embedding":
+            return (F.normalize(text, dim=1) + F.normalize(image, dim=1)) / 2
+        log_probs = torch.stack([text.log_softmax(dim=1), image.log_softmax(dim=1)])
+        return torch.logsumexp(log_probs, dim=0) - math.log(2)
+
+    def training_outputs(self, batch: Batch) -> list[torch.Tensor]:
+        return [self.text(batch), self.image(batch)]
+
+    def scores_of(self, outputs: torch.Tensor) -> torch.Tensor:
+        return self.text.head.scores(outputs)
+
+    def set_label_space(self, space: LabelSpace) -> None:
+        self.text.set_label_space(space)
+        self.image.set_label_space(space)
+
+    def label_vectors(self) -> torch.Tensor:
+        return self.text.label_vectors()

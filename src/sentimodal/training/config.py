@@ -1,0 +1,52 @@
+"""Typed settings of a training run and of fine-tuning on confident examples."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from sentimodal.config import Config
+
+LossKind = Literal["cross_entropy", "cosine", "mse", "hinge"]
+
+
+class TrainConfig(Config):
+    """How to train: optimiser, schedule, early stopping, batching, loss, seed."""
+
+    optimizer: Literal["sgd", "rmsprop", "adam"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    #: SGD momentum
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(20, ge=1)
+    #: epochs without improvement of ``monitor`` before stopping; None trains all epochs
+    patience: int | None = Field(3, ge=1)
+    monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
+    #: end with the weights of the best validation epoch, not the last one
+    restore_best: bool = True
+    seed: int = 0
+    #: "balanced" weighs each class by n / (classes * count), for skewed label distributions
+    class_weight: Literal["none", "balanced"] = "none"
+    #: None: cross-entropy for softmax heads, cosine proximity for embedding heads
+    loss: LossKind | None = None
+    #: margin of the hinge rank loss
+    margin: float = Field(0.1, gt=0)
+    #: token sequences: "bucket" sorts them by length within chunks of ``bucket_chunk`` batches
+    #: and trims each batch to its longest; "trim" only trims random batches; "none" keeps the
+    #: full padded width (as Keras does; for comparisons)
+    length_batching: Literal["bucket", "trim", "none"] = "bucket"
+    bucket_chunk: int = Field(50, ge=1)
+    eval_batch_size: int = Field(512, ge=1)
+
+
+class ConfidentConfig(Config):
+    """Fine-tuning on confident examples: keep training examples whose score for their own
+    label is above ``threshold`` (probability for softmax heads, cosine for embedding heads),
+    then continue training on them."""
+
+    threshold: float = Field(0.6, ge=0, le=1)
+    epochs: int = Field(5, ge=1)
+    #: learning rate of the continued training; None keeps the training run's
+    lr: float | None = Field(None, gt=0)
