@@ -181,3 +181,18 @@ def test_token_model_keeps_its_vocabulary_on_other_data(
     assert model.text_encoder_.identity == identity
     model.save(tmp_path / "model")
     assert SentimentModel.load(tmp_path / "model").text_encoder_.identity == identity
+
+
+def test_token_model_can_start_from_glove(sample_dataset: PreparedDataset) -> None:
+    from sentimodal.features.resources import glove_table
+
+    model = SentimentModel(
+        model="text",
+        text_encoder="tokens",
+        model_options={"embedding_init": "glove", "embedding_dim": 50, "lstm_dim": 16},
+        train={"epochs": 1, "lr": 1e-9},
+    ).fit(sample_dataset, progress=False)
+    vocab = model.text_encoder_.vocab_
+    table = model.model_.embedding.weight.detach().numpy()
+    word = next(w for w in ("love", "the", "happy") if w in vocab)
+    np.testing.assert_allclose(table[vocab[word]], glove_table().vector(word), atol=1e-4)

@@ -36,6 +36,7 @@ from sentimodal.models.base import SentimentNet
 from sentimodal.models.config import ModelConfig
 from sentimodal.models.label_space import LabelSpace
 from sentimodal.models.registry import build_model, config_from_dict, model_config
+from sentimodal.models.text_lstm import TextBiLSTM, glove_embedding_matrix
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.training import model_dir
 from sentimodal.training.confident import fine_tune_confident
@@ -147,6 +148,7 @@ class SentimentModel:
         )
         self.model_config_ = self._model_config(run, train.data)
         self.model_ = build_model(self.model_config_, seed=run.train.seed)
+        self._init_glove_embeddings(run.train.seed)
         if self.label_space_ is not None:
             self.model_.set_label_space(self.label_space_)
         val_pair = (val.data, self._label_indices(dataset, val.ids)) if val else None
@@ -173,6 +175,14 @@ class SentimentModel:
             self.confident_kept_ = int(tuned.kept.sum())
         self.metrics_: dict[str, Any] = {}
         return self
+
+    def _init_glove_embeddings(self, seed: int) -> None:
+        """Start the text model's token table from GloVe where its config asks for it."""
+        for module in self.model_.modules():
+            config = getattr(module, "config", None)
+            if isinstance(module, TextBiLSTM) and config.embedding_init == "glove":
+                vocab = self.text_encoder_.vocab_
+                module.init_embeddings(glove_embedding_matrix(sorted(vocab, key=vocab.get), seed))
 
     def _fit_encoders(
         self, run: RunConfig, dataset: PreparedDataset, progress: bool
