@@ -40,7 +40,7 @@ from sentimodal.models.text_lstm import TextBiLSTM, glove_embedding_matrix
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.training import model_dir
 from sentimodal.training.confident import fine_tune_confident
-from sentimodal.training.inference import predict_scores
+from sentimodal.training.inference import extract_embeddings, predict_outputs, predict_scores
 from sentimodal.training.run_config import RunConfig
 from sentimodal.training.scaler import FeatureScaler
 from sentimodal.training.trainer import fit as train_model
@@ -374,6 +374,19 @@ class SentimentModel:
         frame = self._frame(inputs.ids, scores)
         frame.attrs["missing"] = inputs.missing
         return frame
+
+    def vectors(
+        self, data: DatasetLike, split: str | None = None, *, penultimate: bool = False
+    ) -> tuple[list[str], np.ndarray]:
+        """Ids and where the model places them: its raw outputs (label-space vectors for
+        embedding heads, logits for softmax heads) or, with ``penultimate``, the body's
+        representation (for pictures of the embedding space and for feature export)."""
+        self._check_fitted()
+        inputs = self._inputs(self._dataset(data), split, progress=False)
+        batch = self.run_.train.eval_batch_size
+        if penultimate:
+            return inputs.ids, extract_embeddings(self.model_, inputs.data, batch)
+        return inputs.ids, predict_outputs(self.model_, inputs.data, batch)
 
     def _frame(self, ids: Sequence[str], scores: np.ndarray) -> pd.DataFrame:
         classes = self.classes_

@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from sentimodal.analysis.model_report import model_report
 from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli.app import app, console, user_errors
 from sentimodal.interfaces.cli.tables import metrics_table
@@ -94,4 +95,8 @@ def train_command(
         for modality, stats in gates.items():
             shown = ", ".join(f"{k} {v:.3f}" for k, v in stats.items() if isinstance(v, float))
             console.print(f"gates [bold]{modality}[/]: {shown}")
-    console.print(f"model saved to [bold]{out}[/]")
+    report = model_report(estimator, dataset, estimator.metrics_, title=f"Model {out.name}")
+    paths = report.write(out)
+    console.print(
+        f"model saved to [bold]{out}[/] (report: {paths.html.name}, {paths.markdown.name})"
+    )

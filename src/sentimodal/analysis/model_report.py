@@ -1,0 +1,256 @@
+"""The report of trained models: what a person needs to judge one model, or several side by
+side, by looking rather than reading JSON.
+
+One model: its run config, metrics per split, confusion heat maps, training curves, the gates
+of gated fusions, and (for embedding heads) a t-SNE map of where its outputs land. Several
+models: a comparison table and chart, and the modality analysis "how much do images add"
+from a text-only, an image-only and a fused model predicting the same test posts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from sentimodal.analysis.embedding_map import embedding_map_figure, tsne_coordinates
+from sentimodal.analysis.modality import ModalityAnalysis, add_modality_analysis, analyse_modalities
+from sentimodal.analysis.plots import (
+    confusion_heatmap,
+    gate_distributions,
+    model_comparison,
+    training_curves,
+)
+from sentimodal.analysis.report import Report
+from sentimodal.preparation.dataset import PreparedDataset
+from sentimodal.training.estimator import SentimentModel
+
+Metrics = Mapping[str, Any]
+#: t-SNE's OpenMP threads spin while they wait: on a busy 2-core machine, 2 threads took 33 s
+#: for a 110-point map and 1 thread 1.7 s (1,000 points: 88 s vs 15 s), so the map uses one
+TSNE_THREADS = 1
+
+
+def evaluate_splits(
+    model: SentimentModel, dataset: PreparedDataset, splits: Sequence[str] = ("val", "test")
+) -> dict[str, dict[str, Any]]:
+    """``model.evaluate`` on each of ``splits`` the dataset has."""
+    return {split: model.evaluate(dataset, split) for split in splits if split in dataset.splits}
+
+
+def metrics_frame(metrics: Mapping[str, Metrics]) -> pd.DataFrame:
+    """One row per split: overall figures and per-class accuracy (recall)."""
+    rows = []
+    for split, m in metrics.items():
+        row: dict[str, Any] = {
+            "split": split,
+            "posts": m["n"],
+            "accuracy": m["accuracy"],
+            "macro-F1": m["macro_f1"],
+            "weighted-F1": m["weighted_f1"],
+        }
+        row.update({f"recall {label}": m["per_class"][label] for label in m["labels"]})
+        row["skipped (no input)"] = m.get("n_missing", 0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def comparison_frame(results: Mapping[str, Metrics]) -> pd.DataFrame:
+    """One row per model (name -> metrics of one split)."""
+    return pd.DataFrame(
+        [
+            {
+                "model": name,
+                "posts": m["n"],
+                "accuracy": m["accuracy"],
+                "macro_f1": m["macro_f1"],
+                "weighted_f1": m["weighted_f1"],
+            }
+            for name, m in results.items()
+        ]
+    )
+
+
+def gate_values(model: SentimentModel) -> dict[str, np.ndarray] | None:
+    """The learned gate vector of each modality, for gated fusions (None otherwise)."""
+    gates = getattr(model.model_, "gates", None)
+    if not callable(gates):
+        return None
+    return {name: gate.detach().float().cpu().numpy() for name, gate in gates().items()}
+
+
+def label_space_outputs(
+    model: SentimentModel, dataset: PreparedDataset, split: str
+) -> tuple[list[str], np.ndarray]:
+    """Ids and raw outputs (vectors in the label space) of an embedding-head model."""
+    return model.vectors(dataset, split)
+
+
+def add_model_details(
+    report: Report,
+    model: SentimentModel,
+    dataset: PreparedDataset,
+    metrics: Mapping[str, Metrics],
+    title: str,
+    *,
+    embedding_split: str = "test",
+    seed: int = 0,
+) -> Report:
+    """One model's section: config, metrics, confusion heat maps, curves, gates, embedding map."""
+    run = model.run_
+    report.add_section(title)
+    report.add_markdown(
+        f"Model kind `{run.model}`, {run.head} head, trained on `{dataset.root}` "
+        f"({len(dataset.examples)} posts, labels {', '.join(model.labels_)}), "
+        f"best validation epoch {model.best_epoch_} of {len(model.history_)} trained."
+    )
+    report.add_config(run, caption=f"Run configuration: {title}")
+    if metrics:
+        report.add_table(metrics_frame(metrics), caption=f"Metrics per split: {title}")
+        for split, m in metrics.items():
+            report.add_figure(
+                confusion_heatmap(m["confusion"], m["labels"], title=f"{title}, {split} split"),
+                f"confusion-{title}-{split}",
+                f"Confusion matrix on the {split} split: counts and share of each true class.",
+            )
+    if model.history_:
+        report.add_figure(
+            training_curves(model.history_, title=title),
+            f"curves-{title}",
+            "Loss and accuracy per epoch; the dotted line marks the best validation epoch, "
+            "whose weights the model keeps.",
+        )
+    _add_gates(report, model, title)
+    if model.label_space_ is not None and embedding_split in dataset.splits:
+        _add_embedding_map(report, model, dataset, embedding_split, title, seed)
+    return report
+
+
+def _add_gates(report: Report, model: SentimentModel, title: str) -> None:
+    stats, values = model.gate_stats(), gate_values(model)
+    if not stats:
+        return
+    report.add_markdown(
+        "The gated fusion multiplies each text and image feature by a learned gate: the "
+        "gates say how much of each modality the model lets through. GL2 gates start at 0.5 "
+        "and GL1 gates at 1, so gates still close to their start mean training hardly "
+        "re-weighted that modality."
+    )
+    table = pd.DataFrame([{"modality": name, **s} for name, s in stats.items()])
+    report.add_table(table, caption=f"Gate statistics: {title}")
+    if values:
+        report.add_figure(
+            gate_distributions(values, title=f"Gate values per modality: {title}"),
+            f"gates-{title}",
+            "Distribution of the learned gate values of each modality (one per feature).",
+        )
+
+
+def _add_embedding_map(
+    report: Report,
+    model: SentimentModel,
+    dataset: PreparedDataset,
+    split: str,
+    title: str,
+    seed: int,
+) -> None:
+    ids, outputs = label_space_outputs(model, dataset, split)
+    if len(ids) < 4:
+        report.add_markdown(f"Too few {split} posts ({len(ids)}) for a t-SNE map.")
+        return
+    truth = dataset.examples.set_index(dataset.examples["id"].astype(str))["label"]
+    with threadpool_limits(limits=TSNE_THREADS):
+        coords = tsne_coordinates(outputs, metric="cosine", seed=seed)
+    report.add_figure(
+        embedding_map_figure(
+            coords,
+            truth.loc[ids].tolist(),
+            title=f"{title}: outputs on the {split} split in the label space",
+            colour_title="true label",
+        ),
+        f"embedding-{title}",
+        f"t-SNE of the vectors the model predicts for the {split} posts, coloured by the true "
+        f"label; the predicted label is the nearest {model.label_space_.source} label vector.",
+    )
+
+
+def model_report(
+    model: SentimentModel,
+    dataset: PreparedDataset,
+    metrics: Mapping[str, Metrics] | None = None,
+    title: str = "Model report",
+) -> Report:
+    """The report of one trained model; ``metrics`` (split -> evaluate()) are computed when
+    not given."""
+    metrics = evaluate_splits(model, dataset) if metrics is None else metrics
+    run = model.run_
+    section = f"{run.model} model, {run.head} head"
+    return add_model_details(Report(title), model, dataset, metrics, title=section)
+
+
+def add_comparison(
+    report: Report, results: Mapping[str, Metrics], split: str = "test"
+) -> pd.DataFrame:
+    """Several models' metrics on the same split as a table and a chart; returns the table."""
+    table = comparison_frame(results)
+    report.add_section(f"Model comparison ({split} split)")
+    best = table.loc[table["accuracy"].idxmax()]
+    report.add_markdown(
+        f"Best accuracy: **{best['model']}** with {best['accuracy']:.3f} "
+        f"(macro-F1 {best['macro_f1']:.3f}) on {best['posts']} {split} posts."
+    )
+    report.add_table(table, caption=f"Metrics of each model on the {split} split")
+    report.add_figure(
+        model_comparison(table, title=f"Accuracy and macro-F1 on the {split} split"),
+        f"comparison-{split}",
+        "Accuracy and macro-F1 of each model on the same posts.",
+    )
+    return table
+
+
+def modality_analysis(
+    text_model: SentimentModel,
+    image_model: SentimentModel,
+    fused_model: SentimentModel,
+    dataset: PreparedDataset,
+    split: str = "test",
+) -> ModalityAnalysis:
+    """Text-only, image-only and fused predictions of the posts all three can predict,
+    with the dataset's own text/image annotations for the agreement split."""
+    frames = [m.predict_frame(dataset, split) for m in (text_model, image_model, fused_model)]
+    posts = dataset.split(split)
+    posts = posts.assign(id=posts["id"].astype(str))
+    common = set.intersection(*(set(f["id"]) for f in frames))
+    posts = posts[posts["id"].isin(common)].reset_index(drop=True)
+    predicted = [f.set_index("id").loc[posts["id"], "label"].to_numpy() for f in frames]
+    return analyse_modalities(
+        posts["label"].to_numpy(),
+        *predicted,
+        fused_model.classes_,
+        text_label=posts["text_label"].to_numpy(),
+        image_label=posts["image_label"].to_numpy(),
+        ids=posts["id"].to_numpy(),
+        texts=dataset.texts(posts),
+        images=posts["image"].to_numpy(),
+    )
+
+
+def add_modality_section(
+    report: Report,
+    text_model: SentimentModel,
+    image_model: SentimentModel,
+    fused_model: SentimentModel,
+    dataset: PreparedDataset,
+    split: str = "test",
+    max_examples: int = 12,
+    show_gates: bool = True,
+) -> ModalityAnalysis:
+    """ "How much do images add?" for three models; ``show_gates`` adds the fused model's gate
+    values (leave it off when the fused model's own section shows them)."""
+    analysis = modality_analysis(text_model, image_model, fused_model, dataset, split)
+    gates = gate_values(fused_model) if show_gates else None
+    add_modality_analysis(report, analysis, max_examples=max_examples, gates=gates)
+    return analysis

@@ -1,0 +1,107 @@
+"""The model report on a small real dataset (120 sample posts, cheap encoders): files written,
+HTML well-formed with decodable pictures, numbers equal to what the model measures."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sentimodal.analysis.modality import FUSED_MODEL, IMAGE_MODEL, TEXT_MODEL
+from sentimodal.analysis.model_report import (
+    add_comparison,
+    add_modality_section,
+    comparison_frame,
+    evaluate_splits,
+    metrics_frame,
+    model_report,
+)
+from sentimodal.analysis.report import Report, markdown_table
+from sentimodal.interfaces.cli import app
+from sentimodal.preparation.dataset import PreparedDataset, count_by_split
+from sentimodal.preparation.pipeline import prepare
+from sentimodal.sample import sample_path
+from sentimodal.training.estimator import SentimentModel
+from sentimodal.training.run_config import RunConfig
+from test_analysis_report import check_html
+
+CHEAP = {"text_encoder": "vader", "image_encoder": "pixels32", "feature_workers": 0}
+TRAIN = {"epochs": 3, "patience": None, "batch_size": 16}
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> PreparedDataset:
+    """40 posts per split of the embedded sample, with their text/image annotations."""
+    root = tmp_path_factory.mktemp("model-report")
+    full = prepare("mvsa", sample_path(), root / "full", progress=False, split=[0.6, 0.2, 0.2])
+    examples = full.examples.groupby("split", sort=False).head(40).reset_index(drop=True)
+    counts = count_by_split(examples["split"].tolist(), examples["label"].tolist(), full.labels)
+    info = {**full.info, "counts": {s: counts[s] for s in full.splits}, "n_examples": 120}
+    return PreparedDataset(examples, info).save(root / "small")
+
+
+def fit(dataset: PreparedDataset, **run: object) -> SentimentModel:
+    config = RunConfig.model_validate({**CHEAP, **run, "train": TRAIN})
+    return SentimentModel(config).fit(dataset, progress=False)
+
+
+def test_report_of_gated_embedding_model(small_dataset: PreparedDataset, tmp_path: Path) -> None:
+    model = fit(small_dataset, model="gated", head="embedding")
+    paths = model_report(model, small_dataset, title="small gated").write(tmp_path)
+
+    markdown = paths.markdown.read_text(encoding="utf-8")
+    measured = evaluate_splits(model, small_dataset)
+    assert set(measured) == {"val", "test"}
+    assert markdown_table(metrics_frame(measured)) in markdown
+    pictures = sorted(p.name for p in (tmp_path / "report_files").iterdir())
+    for kind in ("confusion-", "curves-", "gates-", "embedding-"):
+        assert any(kind in name for name in pictures), (kind, pictures)
+    for name in pictures:
+        assert f"report_files/{name}" in markdown
+    for modality in ("text", "image"):
+        assert f"| {modality} | {model.gate_stats()[modality]['dim']} |" in markdown
+
+    checker = check_html(paths.html.read_text(encoding="utf-8"))
+    assert len(checker.image_sources) == len(pictures)
+
+
+def test_comparison_and_modality_sections(small_dataset: PreparedDataset, tmp_path: Path) -> None:
+    text, image = fit(small_dataset, model="text"), fit(small_dataset, model="image")
+    fused = fit(small_dataset, model="gated")
+    results = {name: m.evaluate(small_dataset) for name, m in (("t", text), ("i", image))}
+    report = Report("comparison")
+    table = add_comparison(report, results)
+    assert table["accuracy"].tolist() == [results["t"]["accuracy"], results["i"]["accuracy"]]
+    analysis = add_modality_section(report, text, image, fused, small_dataset)
+
+    # every test post has text and an image here, so the analysis covers the whole split
+    accuracy = analysis.accuracy.set_index("model")["accuracy"]
+    for name, model in ((TEXT_MODEL, text), (IMAGE_MODEL, image), (FUSED_MODEL, fused)):
+        measured = model.evaluate(small_dataset)
+        assert measured["n_missing"] == 0
+        assert accuracy[name] == pytest.approx(measured["accuracy"])
+    assert analysis.by_agreement is not None and analysis.by_agreement["posts"].sum() == 40
+    changed = analysis.changed
+    assert (changed[TEXT_MODEL] != changed[FUSED_MODEL]).all()
+
+    paths = report.write(tmp_path)
+    markdown = paths.markdown.read_text(encoding="utf-8")
+    assert markdown_table(comparison_frame(results)) in markdown
+    assert "## How much do images add?" in markdown
+    assert "gate-values" in markdown
+    check_html(paths.html.read_text(encoding="utf-8"))
+
+
+def test_train_command_writes_the_report(small_dataset: PreparedDataset, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    args = ["train", str(small_dataset.root), "--out", str(out), "--model", "concat"]
+    args += ["--text-encoder", "vader", "--image-encoder", "pixels32", "--epochs", "2", "--quiet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    measured = evaluate_splits(SentimentModel.load(out), small_dataset)
+    assert markdown_table(metrics_frame(measured)) in markdown
+    assert re.search(r"\| model \| concat \|", markdown)
+    check_html((out / "report.html").read_text(encoding="utf-8"))
