@@ -1,0 +1,298 @@
+"""The unseen-class protocol: can an embedding head recognise a sentiment it never saw?
+
+A model is trained on the seen labels only (the unseen label's posts are taken out of train and
+val), then asked to rank all labels, the unseen one included, on every test post. Because the
+head predicts a point in a label-vector space, the unseen label only needs a vector. Whether that
+is enough is measured against chance, a prior-only rule and the same model trained with every
+label, and with calibrations of the unseen label's score: a bias added to its cosine, chosen
+without any unseen label (a target share of seen validation posts sent to it) or, reported as
+such, on a small labelled calibration set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+from rich.progress import Progress
+
+from sentimodal.config import Config
+from sentimodal.errors import UserInputError
+from sentimodal.evaluation.metrics import classification_report
+from sentimodal.models.label_space import GLOVE_SOURCE, MINILM_SOURCE
+from sentimodal.preparation.dataset import PreparedDataset, count_by_split
+from sentimodal.training.config import TrainConfig
+from sentimodal.training.estimator import SentimentModel
+from sentimodal.training.run_config import RunConfig
+
+#: split name the unseen label's train/val posts are moved to (kept in the examples, so the
+#: feature cache, keyed by the examples, is reused)
+HELD_OUT_SPLIT = "unseen_held_out"
+LabelSource = Literal["glove_6b_50d", "minilm"]
+EmbeddingLoss = Literal["cosine", "mse", "hinge"]
+
+
+class UnseenClassConfig(Config):
+    """Settings of the unseen-class protocol; every (label source, loss) pair is one variant."""
+
+    unseen: str = "neutral"
+    #: base model settings (the head is always an embedding head)
+    run: RunConfig = Field(
+        default_factory=lambda: RunConfig(model="text", head="embedding", text_encoder="minilm")
+    )
+    label_sources: list[LabelSource] = Field(
+        default_factory=lambda: [MINILM_SOURCE, GLOVE_SOURCE], min_length=1
+    )
+    losses: list[EmbeddingLoss] = Field(default_factory=lambda: ["cosine", "hinge"], min_length=1)
+    #: label-free calibration: the share of seen validation posts the unseen label may take
+    reject_rate: float = Field(0.1, gt=0, lt=1)
+    #: train the same variants on every label, as the supervised reference
+    supervised: bool = True
+
+
+@dataclass
+class UnseenClassResult:
+    """One row per (variant, rule) with test metrics, plus the settings that made them."""
+
+    table: pd.DataFrame
+    config: UnseenClassConfig
+    labels: list[str]
+    test_counts: dict[str, int]
+    calibration_counts: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "labels": self.labels,
+            "test_counts": self.test_counts,
+            "calibration_counts": self.calibration_counts,
+            "rows": self.table.to_dict(orient="records"),
+        }
+
+
+def seen_only(dataset: PreparedDataset, unseen: str) -> PreparedDataset:
+    """The dataset with the unseen label's train/val posts moved out of train and val.
+
+    The examples (ids, texts, images) stay the same and the root is shared, so the cached
+    features are found again; only the split column and the label list change.
+    """
+    if unseen not in dataset.labels:
+        raise UserInputError(f"unseen label {unseen!r} is not among {dataset.labels}")
+    seen = [label for label in dataset.labels if label != unseen]
+    if len(seen) < 2:
+        raise UserInputError("the unseen-class protocol needs at least two seen labels")
+    examples = dataset.examples.copy()
+    move = (examples["label"] == unseen) & examples["split"].isin(["train", "val"])
+    examples.loc[move, "split"] = HELD_OUT_SPLIT
+    counts = count_by_split(
+        examples["split"].astype(str).tolist(), examples["label"].tolist(), dataset.labels
+    )
+    info = {**dataset.info, "labels": seen, "counts": counts}
+    return PreparedDataset(examples, info, dataset.root)
+
+
+def unseen_bias(margins: np.ndarray, rate: float) -> float:
+    """The bias on the unseen label's cosine that sends ``rate`` of these posts to it.
+
+    ``margins`` are best seen cosine minus unseen cosine, so a post goes to the unseen label
+    when bias > margin.
+    """
+    return float(np.quantile(margins, rate))
+
+
+def best_bias(scores: np.ndarray, truth: np.ndarray, labels: Sequence[str], unseen: str) -> float:
+    """The bias that maximises macro-F1 on a labelled set (needs unseen-label examples)."""
+    u = labels.index(unseen)
+    margins = np.delete(scores, u, axis=1).max(axis=1) - scores[:, u]
+    candidates = np.concatenate([[-1.0 - margins.max()], np.sort(margins) + 1e-6])
+    best, best_f1 = 0.0, -1.0
+    for bias in candidates:
+        f1 = classification_report(truth, _decide(scores, u, bias, labels), labels)["macro_f1"]
+        if f1 > best_f1:
+            best, best_f1 = float(bias), f1
+    return best
+
+
+def _decide(
+    scores: np.ndarray, unseen_index: int, bias: float, labels: Sequence[str]
+) -> np.ndarray:
+    shifted = scores.copy()
+    shifted[:, unseen_index] += bias
+    return np.asarray(labels, dtype=object)[shifted.argmax(axis=1)]
+
+
+def _ambiguity(
+    scores: np.ndarray, unseen_index: int, threshold: float, labels: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The unseen label wherever the two best seen labels are within ``threshold``: a rule that
+    ignores the unseen label's vector, to see whether that vector adds anything."""
+    seen = np.delete(np.arange(len(labels)), unseen_index)
+    ordered = np.sort(scores[:, seen], axis=1)
+    gap = ordered[:, -1] - ordered[:, -2]
+    predicted = np.asarray(labels, dtype=object)[seen[scores[:, seen].argmax(axis=1)]]
+    predicted[gap < threshold] = labels[unseen_index]
+    return predicted, gap
+
+
+def _metrics(
+    truth: np.ndarray, predicted: np.ndarray, labels: Sequence[str], unseen: str
+) -> dict[str, float]:
+    report = classification_report(truth, predicted, labels)
+    seen_rows = truth != unseen
+    return {
+        "unseen_accuracy": report["per_class"][unseen],
+        "seen_accuracy": float((predicted[seen_rows] == truth[seen_rows]).mean()),
+        "accuracy": report["accuracy"],
+        "macro_f1": report["macro_f1"],
+        "predicted_unseen": float((predicted == unseen).mean()),
+    }
+
+
+def chance_metrics(truth: np.ndarray, labels: Sequence[str], unseen: str) -> dict[str, float]:
+    """Expected metrics of picking a label uniformly at random (exact, not sampled)."""
+    k = len(labels)
+    prior = np.array([(truth == label).mean() for label in labels])
+    recall = 1.0 / k
+    f1 = np.where(prior > 0, 2 * prior * recall / (prior + recall), 0.0)
+    return {
+        "unseen_accuracy": recall,
+        "seen_accuracy": recall,
+        "accuracy": recall,
+        "macro_f1": float(f1[prior > 0].mean()),
+        "predicted_unseen": recall,
+    }
+
+
+def _truth(dataset: PreparedDataset, ids: Sequence[str]) -> np.ndarray:
+    labels = dataset.examples.set_index(dataset.examples["id"].astype(str))["label"]
+    return labels.loc[list(ids)].astype(str).to_numpy(dtype=object)
+
+
+def _variant_run(base: RunConfig, source: str, loss: str) -> RunConfig:
+    train: TrainConfig = base.train.model_copy(update={"loss": loss})
+    return base.model_copy(update={"head": "embedding", "label_source": source, "train": train})
+
+
+def _scores(
+    model: SentimentModel, dataset: PreparedDataset, split: str, labels: list[str]
+) -> tuple[list[str], np.ndarray]:
+    model.set_labels(labels)
+    frame = model.predict_frame(dataset, split)
+    return frame["id"].tolist(), frame[labels].to_numpy()
+
+
+def calibrated_rules(
+    val_scores: np.ndarray,
+    val_truth: np.ndarray,
+    test_scores: np.ndarray,
+    labels: list[str],
+    unseen: str,
+    reject_rate: float,
+) -> list[tuple[str, bool, float, np.ndarray]]:
+    """Test predictions of each decision rule: (name, uses unseen labels, parameter, labels)."""
+    u = labels.index(unseen)
+    seen_val = val_truth != unseen
+    margins = np.delete(val_scores, u, axis=1).max(axis=1)[seen_val] - val_scores[seen_val, u]
+    bias = unseen_bias(margins, reject_rate)
+    _, val_gap = _ambiguity(val_scores, u, 0.0, labels)
+    threshold = float(np.quantile(val_gap[seen_val], reject_rate))
+    labelled = best_bias(val_scores, val_truth, labels, unseen)
+    return [
+        ("zero-shot, no calibration", False, 0.0, _decide(test_scores, u, 0.0, labels)),
+        (
+            f"zero-shot + bias: {reject_rate:.0%} of seen val posts go to {unseen!r}",
+            False,
+            bias,
+            _decide(test_scores, u, bias, labels),
+        ),
+        (
+            f"no label vector: {unseen!r} where the seen labels tie "
+            f"({reject_rate:.0%} of seen val)",
+            False,
+            threshold,
+            _ambiguity(test_scores, u, threshold, labels)[0],
+        ),
+        (
+            "bias tuned on labelled val (uses unseen labels)",
+            True,
+            labelled,
+            _decide(test_scores, u, labelled, labels),
+        ),
+    ]
+
+
+def _row(method: str, variant: dict[str, str], uses: bool, value: float) -> dict[str, Any]:
+    return {"method": method, **variant, "uses_unseen_labels": uses, "bias_or_threshold": value}
+
+
+def run_unseen_class(
+    dataset: PreparedDataset, config: UnseenClassConfig, *, progress: bool = True
+) -> UnseenClassResult:
+    """Train each variant on the seen labels, then score every test post on all labels."""
+    unseen, labels = config.unseen, dataset.labels
+    for split in ("train", "val", "test"):
+        if split not in dataset.splits:
+            raise UserInputError(f"{dataset.root}: the protocol needs a {split} split")
+    seen_dataset = seen_only(dataset, unseen)
+    if not (dataset.split("test")["label"] == unseen).any():
+        raise UserInputError(f"{dataset.root}: no {unseen!r} post in the test split to evaluate")
+    variants = [(s, loss) for s in config.label_sources for loss in config.losses]
+    rows: list[dict[str, Any]] = []
+    steps = len(variants) * (2 if config.supervised else 1)
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("unseen-class variants", total=steps)
+        for source, loss in variants:
+            run = _variant_run(config.run, source, loss)
+            variant = {"label_source": source, "loss": loss}
+            model = SentimentModel(run).fit(seen_dataset, progress=False)
+            bar.advance(task)
+            test_ids, test_scores = _scores(model, dataset, "test", labels)
+            val_ids, val_scores = _scores(model, dataset, "val", labels)
+            test_truth, val_truth = _truth(dataset, test_ids), _truth(dataset, val_ids)
+            rules = calibrated_rules(
+                val_scores, val_truth, test_scores, labels, unseen, config.reject_rate
+            )
+            for method, uses, value, predicted in rules:
+                rows.append(
+                    {
+                        **_row(method, variant, uses, value),
+                        **_metrics(test_truth, predicted, labels, unseen),
+                    }
+                )
+            if config.supervised:
+                full = SentimentModel(run).fit(dataset, progress=False)
+                bar.advance(task)
+                ids, scores = _scores(full, dataset, "test", labels)
+                predicted = np.asarray(labels, dtype=object)[scores.argmax(axis=1)]
+                rows.append(
+                    {
+                        **_row("supervised on all labels (reference)", variant, True, 0.0),
+                        **_metrics(_truth(dataset, ids), predicted, labels, unseen),
+                    }
+                )
+    majority = seen_dataset.split("train")["label"].astype(str).value_counts().idxmax()
+    prior_only = np.full(len(test_truth), majority, dtype=object)
+    none = {"label_source": "-", "loss": "-"}
+    rows.append(
+        {
+            **_row(f"prior only: always {majority!r} (seen train majority)", none, False, 0.0),
+            **_metrics(test_truth, prior_only, labels, unseen),
+        }
+    )
+    rows.append(
+        {
+            **_row("chance: uniform over all labels (expected)", none, False, 0.0),
+            **chance_metrics(test_truth, labels, unseen),
+        }
+    )
+    return UnseenClassResult(
+        pd.DataFrame(rows),
+        config,
+        labels,
+        test_counts={label: int((test_truth == label).sum()) for label in labels},
+        calibration_counts={label: int((val_truth == label).sum()) for label in labels},
+    )

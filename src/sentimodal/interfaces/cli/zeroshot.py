@@ -1,0 +1,188 @@
+"""`sentimodal zeroshot unseen|anp`: the zero-shot protocols, each writing a report and its config.
+
+- ``unseen DATASET_DIR --out DIR``: train embedding heads without one label, then rank all labels.
+- ``anp --anp-scores CSV --out DIR``: score the MVSO adjective-noun pairs in each label space
+  (and through a trained text model) against their MVSO sentiment.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import typer
+
+from sentimodal.errors import UserInputError
+from sentimodal.interfaces.cli.app import app, console, user_errors
+
+zeroshot_app = typer.Typer(
+    help="Zero-shot protocols: unseen sentiment classes, ANP label-space check.",
+    no_args_is_help=True,
+)
+if TYPE_CHECKING:  # torch-heavy modules load only when a command runs
+    from sentimodal.analysis.report import Report
+    from sentimodal.analysis.zeroshot import UnseenClassResult
+
+app.add_typer(zeroshot_app, name="zeroshot")
+
+CONFIG_FILE = "config.yaml"
+RESULTS_FILE = "results.json"
+
+
+def _command_line(context: typer.Context) -> str:
+    """The running command with every option spelled out, for the report (to redo the run)."""
+    parts = ["sentimodal", "zeroshot", str(context.info_name)]
+    for param in context.command.params:
+        value = context.params.get(str(param.name))
+        if value is None:
+            continue
+        if param.param_type_name == "argument":
+            parts.append(shlex.quote(str(value)))
+        elif getattr(param, "is_flag", False) and param.secondary_opts:
+            parts.append(param.opts[0] if value else param.secondary_opts[0])
+        elif getattr(param, "is_flag", False):
+            parts += [param.opts[0]] if value else []
+        else:
+            parts += [param.opts[0], shlex.quote(str(value))]
+    return " ".join(parts)
+
+
+def _csv_list(value: str, option: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise UserInputError(f"{option} needs at least one value")
+    return items
+
+
+def _rounded(table: pd.DataFrame) -> pd.DataFrame:
+    return table.round(3)
+
+
+@zeroshot_app.command("unseen")
+@user_errors
+def unseen_command(
+    context: typer.Context,
+    dataset_dir: Path = typer.Argument(..., help="A prepared dataset with train/val/test."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for report, results and config."),
+    unseen: str = typer.Option("neutral", "--unseen", help="The label never shown in training."),
+    model: str = typer.Option("text", "--model", help="text, image, concat, gated or late."),
+    text_encoder: str = typer.Option("minilm", "--text-encoder", help="Text features."),
+    image_encoder: str = typer.Option("efficientnet_lite0", "--image-encoder"),
+    label_sources: str = typer.Option(
+        "minilm,glove_6b_50d", "--label-sources", help="Label vector sources to compare."
+    ),
+    losses: str = typer.Option("cosine,hinge", "--losses", help="Embedding losses to compare."),
+    margin: float = typer.Option(0.1, "--margin", help="Hinge loss margin."),
+    reject_rate: float = typer.Option(
+        0.1, "--reject-rate", help="Label-free calibration: share of seen val posts sent to unseen."
+    ),
+    epochs: int = typer.Option(30, "--epochs", help="Maximum epochs (early stopping on val)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    supervised: bool = typer.Option(
+        True, "--supervised/--no-supervised", help="Also train on all labels, as the reference."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Train on the seen labels only, then classify all labels with the unseen one added."""
+    from sentimodal.analysis.zeroshot import UnseenClassConfig, run_unseen_class
+    from sentimodal.preparation.dataset import PreparedDataset
+    from sentimodal.training.estimator import SentimentModel
+
+    run = SentimentModel(
+        model=model,
+        head="embedding",
+        text_encoder=text_encoder,
+        image_encoder=image_encoder,
+        train={"epochs": epochs, "seed": seed, "margin": margin},
+    ).run_config()
+    config = UnseenClassConfig(
+        unseen=unseen,
+        run=run,
+        label_sources=_csv_list(label_sources, "--label-sources"),
+        losses=_csv_list(losses, "--losses"),
+        reject_rate=reject_rate,
+        supervised=supervised,
+    )
+    dataset = PreparedDataset.load(dataset_dir)
+    result = run_unseen_class(dataset, config, progress=not quiet)
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / CONFIG_FILE)
+    (out / RESULTS_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    paths = unseen_report(result, dataset_dir, _command_line(context)).write(out)
+    console.print(_rounded(result.table).to_string(index=False), soft_wrap=True)
+    console.print(f"report: [bold]{paths.markdown}[/]")
+
+
+def unseen_report(result: UnseenClassResult, dataset_dir: Path, command: str) -> Report:
+    """The protocol's table with what was held out and how the calibration set looks."""
+    from sentimodal.analysis.report import Report
+
+    counts = ", ".join(f"{k} {v}" for k, v in result.test_counts.items())
+    calibration = ", ".join(f"{k} {v}" for k, v in result.calibration_counts.items())
+    report = Report(f"Unseen-class protocol: {result.config.unseen!r} never seen in training")
+    report.add_markdown(
+        f"Dataset `{dataset_dir}`. Test posts: {counts}. Models are trained without any "
+        f"{result.config.unseen!r} post in train or val; at test time "
+        f"{result.config.unseen!r} is added as a candidate label by its vector only. "
+        f"Rows marked `uses_unseen_labels` are not zero-shot: the labelled calibration uses "
+        f"the val split ({calibration}) and the reference is trained on all labels.\n\n"
+        f"Command: `{command}`"
+    )
+    report.add_table(_rounded(result.table), caption="Test metrics")
+    report.add_config(result.config)
+    return report
+
+
+@zeroshot_app.command("anp")
+@user_errors
+def anp_command(
+    context: typer.Context,
+    anp_scores: Path = typer.Option(
+        ..., "--anp-scores", help="MVSO ANP sentiment CSV (anp,score; no header)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for report, scores and config."),
+    model_dir: Path | None = typer.Option(
+        None, "--model", help="Also score the phrases with this trained text model."
+    ),
+    sources: str = typer.Option("glove_6b_50d,minilm", "--sources", help="Label spaces to check."),
+    poles: str = typer.Option(
+        "positive/negative,good/bad", "--poles", help="Positive/negative pole pairs."
+    ),
+) -> None:
+    """Correlate zero-shot phrase scores with the MVSO sentiment of each ANP."""
+    from sentimodal.analysis.label_space_check import AnpCheckConfig, run_anp_check
+    from sentimodal.analysis.report import Report
+
+    pairs = []
+    for pair in _csv_list(poles, "--poles"):
+        parts = [p.strip() for p in pair.split("/")]
+        if len(parts) != 2 or not all(parts):
+            raise UserInputError(f"--poles: expected POSITIVE/NEGATIVE, got {pair!r}")
+        pairs.append((parts[0], parts[1]))
+    config = AnpCheckConfig(
+        anp_scores=anp_scores,
+        sources=_csv_list(sources, "--sources"),
+        poles=pairs,
+        model_dir=model_dir,
+    )
+    table, scores = run_anp_check(config)
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / CONFIG_FILE)
+    scores.to_csv(out / "anp_scores.csv", index=False)
+    positive, negative = int((scores["score"] > 0).sum()), int((scores["score"] < 0).sum())
+    report = Report("ANP label-space check (MVSO English)")
+    report.add_markdown(
+        f"{len(scores)} ANPs from `{anp_scores}` ({positive} with a positive MVSO score, "
+        f'{negative} negative). Each phrase ("nice smile") is scored zero-shot; `spearman` '
+        "is the rank correlation with the MVSO score, `sign_agreement` the share with the "
+        "same sign, `balanced_sign_agreement` its mean over the two MVSO signs.\n\n"
+        f"Command: `{_command_line(context)}`"
+    )
+    report.add_table(_rounded(table), caption="Agreement with the MVSO sentiment score")
+    report.add_config(config)
+    paths = report.write(out)
+    console.print(_rounded(table).to_string(index=False), soft_wrap=True)
+    console.print(f"report: [bold]{paths.markdown}[/]")
