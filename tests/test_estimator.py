@@ -196,3 +196,15 @@ def test_token_model_can_start_from_glove(sample_dataset: PreparedDataset) -> No
     table = model.model_.embedding.weight.detach().numpy()
     word = next(w for w in ("love", "the", "happy") if w in vocab)
     np.testing.assert_allclose(table[vocab[word]], glove_table().vector(word), atol=1e-4)
+
+
+def test_late_fusion_trains_both_branches_and_reloads(
+    sample_dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    model = SentimentModel(model="late", **{**FAST, "train": {"epochs": 2}})
+    model.fit(sample_dataset, progress=False)
+    assert model.model_config_.text.kind == "mlp" and model.model_config_.image.kind == "mlp"
+    before = model.predict_frame(sample_dataset, "test")
+    model.save(tmp_path / "late")
+    after = SentimentModel.load(tmp_path / "late").predict_frame(sample_dataset, "test")
+    pd.testing.assert_frame_equal(before, after)

@@ -223,9 +223,11 @@ class SentimentModel:
         if run.model == "image":
             return model_config(**self._image_branch(data), **head, **options)
         if run.model == "late":
-            text_branch = {**self._text_branch(data), **head, **options.pop("text", {})}
-            image_branch = {**self._image_branch(data), **head, **options.pop("image", {})}
-            return model_config("late", text=text_branch, image=image_branch, **head, **options)
+            branches = {
+                kind: {**_as_kind(branch(data)), **head, **options.pop(kind, {})}
+                for kind, branch in (("text", self._text_branch), ("image", self._image_branch))
+            }
+            return model_config("late", **branches, **head, **options)
         if "text_lengths" in data:
             raise UserInputError(
                 f"the {run.model} fusion reads text feature vectors; the {run.text_encoder!r} "
@@ -548,6 +550,11 @@ def _as_inputs(kind: str, features: FeatureSet) -> dict[str, np.ndarray]:
     if features.lengths is not None:
         data[f"{kind}_lengths"] = features.lengths
     return data
+
+
+def _as_kind(branch: dict[str, Any]) -> dict[str, Any]:
+    """A branch of a late fusion names its model kind as nested configs do (``kind``)."""
+    return {"kind" if key == "name" else key: value for key, value in branch.items()}
 
 
 def _flat_dim(values: np.ndarray) -> int:
