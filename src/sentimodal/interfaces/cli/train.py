@@ -44,7 +44,7 @@ def train_command(
         None, "--config", help="A RunConfig YAML/JSON; flags given here override it."
     ),
     model: str | None = typer.Option(
-        None, "--model", help="text, image, concat, gated (default) or late."
+        None, "--model", help="text, image, concat, gated or late (default)."
     ),
     head: str | None = typer.Option(None, "--head", help="softmax (default) or embedding."),
     image_encoder: str | None = typer.Option(
