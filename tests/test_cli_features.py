@@ -137,3 +137,17 @@ def test_missing_dataset_is_a_user_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["features", str(tmp_path / "nowhere")])
     assert result.exit_code == 2
     assert "not a prepared dataset" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("image: [unclosed\n", "unreadable config file"), ("colour: red\n", "colour")],
+)
+def test_bad_config_files_are_user_errors(
+    dataset_dir: Path, tmp_path: Path, text: str, message: str
+) -> None:
+    config = tmp_path / "features.yaml"
+    config.write_text(text)
+    result = runner.invoke(app, ["features", str(dataset_dir), "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output

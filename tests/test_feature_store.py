@@ -378,21 +378,36 @@ def test_bad_settings_are_user_errors(dataset: PreparedDataset, tmp_path: Path) 
 # --------------------------------------------------------------------------- engines
 
 
-def test_local_engine_workers_return_the_same_results_in_order(dataset: PreparedDataset) -> None:
-    work = store.ImageBatchWork(MeanColour())
+class AcceleratorWork(store.ImageBatchWork):
+    """Image work whose model would sit on an accelerator: workers only decode."""
+
+    @property
+    def compute_in_workers(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("work_type", [store.ImageBatchWork, AcceleratorWork])
+def test_local_engine_workers_return_the_same_results_in_order(
+    dataset: PreparedDataset, work_type: type[store.ImageBatchWork]
+) -> None:
     rows = [
         {"position": i, "id": r.id, "image": r.image}
         for i, r in enumerate(dataset.examples.itertuples())
         if isinstance(r.image, str)
     ]
     batches = [rows[i : i + 2] for i in range(0, len(rows), 2)]
-    inline = list(LocalEngine(workers=0).run(work, batches))
-    parallel = list(LocalEngine(workers=2).run(work, batches))
+    inline = list(LocalEngine(workers=0).run(work_type(MeanColour()), batches))
+    encoder = MeanColour()
+    parallel = list(LocalEngine(workers=2).run(work_type(encoder), batches))
     assert len(parallel) == len(batches)
     for a, b in zip(inline, parallel, strict=True):
         np.testing.assert_array_equal(a.positions, b.positions)
         np.testing.assert_array_equal(a.values, b.values)
         assert a.rejects == b.rejects
+    # where the work ran: decoding always in the workers, the forward pass only for the
+    # accelerator in the main process
+    assert encoder.reads == 0
+    assert encoder.batches == (len(batches) if work_type is AcceleratorWork else 0)
 
 
 def test_batch_results_survive_the_column_format() -> None:

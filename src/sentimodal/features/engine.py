@@ -1,10 +1,12 @@
 """Batch-execution engines: run the feature store's per-batch work over many batches.
 
-The work is two plain callables so an engine can overlap them: ``load`` (read, decode,
-transform: CPU-bound and per item) and ``compute`` (the batched forward pass, where the model
-lives once). ``LocalEngine`` runs ``load`` in DataLoader worker processes while the main process
-computes; ``RayEngine`` runs ``work(rows)`` (both stages) in Ray Data actors, on any machine.
-Engines only move rows and results; they know nothing about images or texts.
+The work is a plain function of a batch of rows, ``work(rows) -> BatchResult``, made of two
+stages an engine may place apart: ``load`` (read, decode, transform: CPU, per item) and
+``compute`` (the batched forward pass). ``LocalEngine`` runs whole batches in DataLoader worker
+processes when the model runs on the CPU, or ``load`` in the workers and ``compute`` in the main
+process when the model sits on an accelerator; ``RayEngine`` runs ``work(rows)`` in Ray Data
+actors, on any machine. Engines only move rows and results; they know nothing about images or
+texts.
 """
 
 from __future__ import annotations
@@ -97,11 +99,17 @@ class BatchResult:
 class BatchWork(Protocol):
     """The per-batch work, split in a CPU stage and a compute stage.
 
-    ``parallel_load`` says whether ``load`` is worth running in worker processes (decoding
-    images is; handing texts over is not).
+    ``parallel`` says whether worker processes are worth it at all (decoding images is;
+    handing texts to an already multi-threaded encoder is not). ``compute_in_workers`` says
+    where the forward pass goes when they are: in every worker (a CPU model; the workers then
+    split the cores between them) or only in the main process (an accelerator, fed by the
+    workers' decoding).
     """
 
-    parallel_load: bool
+    parallel: bool
+
+    @property
+    def compute_in_workers(self) -> bool: ...
 
     def load(self, rows: list[Row]) -> Any: ...
 
@@ -125,13 +133,10 @@ def available_cores() -> int:
 
 
 def compute_threads(cores: int | None = None) -> int:
-    """Torch threads for the main process's forward pass while worker processes decode.
+    """Torch threads for a forward pass in the main process: every core.
 
-    Every core, however many workers: decoding a JPEG in draft mode plus the transform costs
-    about 5 ms of CPU per image, against about 90 ms for an EfficientNet-Lite0 forward pass
-    (measured on the 2-core reference machine). Reserving a core for decoding would leave it
-    idle 95% of the time and cut the forward pass to one thread (~0.7 of two-thread speed),
-    while sharing the cores costs the forward pass only the short decode bursts.
+    Used when nothing else runs beside it (no workers, or workers that only decode for an
+    accelerator); CPU forward passes in workers get one thread each instead (see LocalEngine).
     """
     return max(1, cores or available_cores())
 
@@ -189,31 +194,40 @@ def _glibc() -> ctypes.CDLL | None:
     return ctypes.CDLL(None)
 
 
-class _LoadBatches(Dataset):
-    """Map-style dataset whose item i is ``load(batches[i])``: a worker loads whole batches."""
+class _WorkerBatches(Dataset):
+    """Map-style dataset whose item i is batch i run through the workers' share of the work:
+    all of it (``work(rows)``) or its loading stage only."""
 
-    def __init__(self, work: BatchWork, batches: Sequence[list[Row]]) -> None:
+    def __init__(self, work: BatchWork, batches: Sequence[list[Row]], whole: bool) -> None:
         self.work = work
         self.batches = batches
+        self.whole = whole
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __getitem__(self, index: int) -> Any:
-        return self.work.load(self.batches[index])
+        rows = self.batches[index]
+        return self.work(rows) if self.whole else self.work.load(rows)
 
 
-def _as_is(loaded: Any) -> Any:
-    """Collate nothing: a worker already returns a whole loaded batch."""
-    return loaded
+def _as_is(item: Any) -> Any:
+    """Collate nothing: a worker already returns a whole batch."""
+    return item
 
 
 class LocalEngine:
-    """Decode in ``workers`` DataLoader processes while the main process runs the model.
+    """Run batches in ``workers`` DataLoader processes (in order, so shards complete in order).
 
-    ``threads`` pins torch's intra-op threads during the run (default: ``compute_threads``);
-    workers run one torch thread each (DataLoader's rule); large allocations are recycled
-    (``reuse_freed_memory``). Batches come back in order, so shards complete in order.
+    A CPU model runs whole batches in each worker, on one thread per worker (more would
+    deadlock GNU OpenMP in a forked child, and one per core is the most efficient split
+    anyway): on the 2-core reference machine that ran at 0.90 of the forward pass's own
+    speed, where decoding in workers beside a 2-thread forward pass in the main process ran
+    at 0.7, each decode burst stalling both threads of the parallel region it interrupted.
+    So use about one worker per core. A model on an accelerator stays in the main process and
+    the workers only decode. With ``workers=0`` (or work that is not ``parallel``) everything
+    runs in the main process on ``threads`` threads (default: every core). Large allocations
+    are recycled meanwhile (``reuse_freed_memory``).
     """
 
     def __init__(self, workers: int = 2, threads: int | None = None, prefetch: int = 2) -> None:
@@ -226,20 +240,22 @@ class LocalEngine:
     def run(self, work: BatchWork, batches: Sequence[list[Row]]) -> Iterator[BatchResult]:
         threads = self.threads or compute_threads()
         with torch_threads(threads), reuse_freed_memory():
-            if self.workers == 0 or not work.parallel_load or len(batches) <= 1:
+            if self.workers == 0 or not work.parallel or len(batches) <= 1:
                 for rows in batches:
-                    yield work.compute(work.load(rows))
+                    yield work(rows)
                 return
+            # asked before the workers fork: it builds the model once, and they share it
+            whole = work.compute_in_workers
             loader = DataLoader(
-                _LoadBatches(work, batches),
+                _WorkerBatches(work, batches, whole),
                 batch_size=None,
                 shuffle=False,
                 num_workers=min(self.workers, len(batches)),
                 collate_fn=_as_is,
                 prefetch_factor=self.prefetch,
             )
-            for loaded in loader:
-                yield work.compute(loaded)
+            for item in loader:
+                yield item if whole else work.compute(item)
 
 
 class _RayBatchActor:

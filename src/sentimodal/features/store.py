@@ -44,7 +44,7 @@ from safetensors.numpy import save as safetensors_bytes
 
 from sentimodal.config import Config
 from sentimodal.errors import RecordError, UserInputError
-from sentimodal.features.engine import BatchResult, Row, get_engine
+from sentimodal.features.engine import BatchResult, BatchWork, Engine, Row, get_engine
 from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.text_encoders import get_text_encoder, lengths_from_ids
@@ -151,10 +151,16 @@ class ImageBatchWork:
     transform needs (draft mode), keeping decode well below the cost of the forward pass.
     """
 
-    parallel_load = True
+    parallel = True
 
     def __init__(self, encoder: ImageEncoder) -> None:
         self.encoder = encoder
+
+    @property
+    def compute_in_workers(self) -> bool:
+        """True when the model runs on the CPU (builds it, so that forked workers share it)."""
+        parameter = next(iter(self.encoder.module().parameters()), None)
+        return parameter is None or parameter.device.type == "cpu"
 
     def load(self, rows: list[Row]) -> LoadedImages:
         tensors: list[torch.Tensor] = []
@@ -182,9 +188,14 @@ class ImageBatchWork:
 
 
 class TextBatchWork:
-    """Texts: nothing to load; ``compute`` encodes the batch (and counts tokens for ids)."""
+    """Texts: nothing to load; ``compute`` encodes the batch (and counts tokens for ids).
 
-    parallel_load = False
+    Runs in the main process: text encoders are cheap or already use every core, and each
+    worker would load its own copy of a transformer.
+    """
+
+    parallel = False
+    compute_in_workers = False
 
     def __init__(self, encoder: TextEncoder) -> None:
         self.encoder = encoder
@@ -300,7 +311,9 @@ class FeatureFolder:
         metadata = {"shard": str(index), "rejects": json.dumps(rejects, ensure_ascii=False)}
         _write_atomic(self.shard_path(index), safetensors_bytes(tensors, metadata=metadata))
 
-    def finish(self, meta: dict[str, Any], ids: Sequence[str], splits: Sequence[str]) -> dict:
+    def finish(
+        self, meta: dict[str, Any], ids: Sequence[str], splits: Sequence[str]
+    ) -> dict[str, Any]:
         """Index the shards: ids.json (rows in stored order), rejects.csv, counts in meta.json.
 
         ids.json is written last: its presence is what marks the folder complete.
@@ -400,7 +413,7 @@ class _Plan:
     stored_dtype: str
     fingerprint: str
     rows: list[Row]
-    work: Any
+    work: BatchWork
     encoder_state: TextEncoder | None = None
 
     @property
@@ -536,7 +549,7 @@ def _image_or_none(value: Any) -> str | None:
 
 
 def _extract(
-    data: PreparedDataset, plan: _Plan, config: FeatureConfig, runner: Any, progress: bool
+    data: PreparedDataset, plan: _Plan, config: FeatureConfig, runner: Engine, progress: bool
 ) -> ExtractionResult:
     started = time.perf_counter()
     key = plan.key

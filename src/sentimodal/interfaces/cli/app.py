@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from sentimodal.errors import UserInputError
 
@@ -31,7 +32,8 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except UserInputError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            message = Text.assemble(("error: ", "bold red"), str(exc))
+            err_console.print(message, highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+import yaml
 from pydantic import ValidationError
 from rich.table import Table
 
@@ -32,7 +34,9 @@ def features_command(
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Rows per batch (64)."),
     workers: int | None = typer.Option(
-        None, "--workers", help="Image-decoding worker processes (2; 0 decodes in-process)."
+        None,
+        "--workers",
+        help="Processes that read, decode and encode image batches, about one per core (2).",
     ),
     float16: bool | None = typer.Option(
         None, "--float16/--float32", help="Store float features as float16 (half the disk)."
@@ -67,8 +71,7 @@ def features_command(
     )
     if image_weights is not None:
         config.image_config = {**config.image_config, "weights": image_weights}
-    settings = config.to_dict()
-    results = extract_features(dataset_dir, **settings)
+    results = extract_features(dataset_dir, **config.to_dict())
     if not results:
         console.print("nothing to do: both --image and --text are 'none'")
         return
@@ -90,6 +93,9 @@ def _config(config_file: Path | None, options: dict[str, Any]) -> FeatureConfig:
         return FeatureConfig.model_validate({**base.to_dict(), **given})
     except FileNotFoundError:
         raise UserInputError(f"config file not found: {config_file}") from None
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        where = str(exc).splitlines()[0]
+        raise UserInputError(f"unreadable config file {config_file}: {where}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
