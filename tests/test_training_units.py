@@ -27,7 +27,8 @@ from sentimodal.training import (
     predict_scores,
 )
 from sentimodal.training.batches import as_tensors, epoch_batches, take
-from sentimodal.training.losses import class_weights, cross_entropy
+from sentimodal.training.config import HingeVocabulary
+from sentimodal.training.losses import ContrastWords, class_weights, contrast_words, cross_entropy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -105,6 +106,71 @@ def test_hinge_rank_loss_by_hand():
         moved = point - 0.1 * point.grad
     before = torch.nn.functional.cosine_similarity(point.detach(), vectors[:1])
     assert torch.nn.functional.cosine_similarity(moved, vectors[:1]) > before
+
+
+def test_hinge_rank_loss_uses_the_vocabulary_words():
+    labels = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
+    pred = torch.tensor([[1.0, 0.3, 0.0]])
+    true = torch.tensor([0])
+    plain = hinge_rank(pred, true, labels, margin=0.1)
+    assert plain.item() == 0.0  # the other label is far: no loss from the labels alone
+
+    def words(rows: list[list[float]], targets: torch.Tensor = labels) -> ContrastWords:
+        vectors = torch.cat([labels, torch.tensor(rows)])
+        contrast = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
+        return ContrastWords(targets, vectors, contrast)
+
+    # words far from the prediction satisfy the margin: still zero
+    far = words([[0.0, 0.0, 1.0], [-1.0, 1.0, 0.0]])
+    assert hinge_rank(pred, true, labels, 0.1, far).item() == 0.0
+    # a contrast word nearer than the true label violates: margin - cos(true) + cos(word)
+    near = words([[1.0, 0.3, 0.0], [0.0, 0.0, 1.0]])
+    expected = torch.tensor([0.1 - 1.09**-0.5 + 1.0])
+    torch.testing.assert_close(hinge_rank(pred, true, labels, 0.1, near), expected)
+    # the same word moved away from the prediction: less loss
+    moved = words([[1.0, 0.6, 0.0], [0.0, 0.0, 1.0]])
+    assert 0 < hinge_rank(pred, true, labels, 0.1, moved).item() < expected.item()
+    # words contrasted with the other label only do not count for this post
+    assert hinge_rank(pred, torch.tensor([1]), labels, 0.1, near).item() == pytest.approx(
+        hinge_rank(pred, torch.tensor([1]), labels, 0.1).item()
+    )
+    # a target moved away from the label is what "true" is measured against: aimed where its
+    # cosine is 0, the first far word (cosine 0) violates by the margin, the second does not
+    aimed = torch.tensor([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0]])
+    far_aimed = words([[0.0, 0.0, 1.0], [-1.0, 1.0, 0.0]], aimed)
+    torch.testing.assert_close(hinge_rank(pred, true, labels, 0.1, far_aimed), torch.tensor([0.1]))
+
+
+def test_contrast_words_place_the_vocabulary_with_the_label_source():
+    space = LabelSpace.from_glove(["negative", "positive"])
+    vocabulary = HingeVocabulary(
+        negatives={"positive": ["awful", "sad"], "negative": ["good"]},
+        targets={"positive": ["happy"]},
+    )
+    words = contrast_words(space, vocabulary)
+    unit = space.vectors / np.linalg.norm(space.vectors, axis=1, keepdims=True)
+    # labels first, then the words in sorted order: awful, good, happy, sad
+    assert words.words.shape == (6, 50) and words.contrast.tolist() == [
+        [0, 0, 0, 1, 0, 0],
+        [0, 0, 1, 0, 0, 1],
+    ]
+    np.testing.assert_allclose(words.targets[0].numpy(), unit[0], atol=1e-6)
+    happy = LabelSpace.from_glove(["happy", "x"]).vectors[0]
+    expected = (unit[1] + happy / np.linalg.norm(happy)) / 2
+    np.testing.assert_allclose(words.targets[1].numpy(), expected, atol=1e-6)
+    with pytest.raises(UserInputError, match="not among"):
+        contrast_words(space, HingeVocabulary(negatives={"neutral": ["bad"]}))
+    with pytest.raises(UserInputError, match="are labels"):
+        contrast_words(space, HingeVocabulary(negatives={"positive": ["negative"]}))
+    model = get_model("mlp", input_dim=5, head="embedding", label_dim=50)
+    model.set_label_space(space)
+    with pytest.raises(UserInputError, match="needs the hinge loss"):
+        make_loss(model, TrainConfig(loss="cosine", vocabulary=vocabulary))
+    # through make_loss, the contrast words change the loss of the same outputs
+    outputs, targets = torch.from_numpy(unit[[1, 0]] + 0.5 * unit[[0, 1]]), torch.tensor([1, 0])
+    plain = make_loss(model, TrainConfig(loss="hinge", margin=0.5))(outputs, targets)
+    extended = make_loss(model, TrainConfig(loss="hinge", margin=0.5, vocabulary=vocabulary))
+    assert extended(outputs, targets) > plain
 
 
 def test_cross_entropy_on_late_fusion_log_probs_is_negative_log_average():

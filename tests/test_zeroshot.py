@@ -19,10 +19,12 @@ from typer.testing import CliRunner
 from sentimodal.analysis.zeroshot import (
     HELD_OUT_SPLIT,
     UnseenClassConfig,
+    adjective_scores,
     best_bias,
     chance_metrics,
     run_unseen_class,
     seen_only,
+    sentiment_vocabulary,
     unseen_bias,
 )
 from sentimodal.errors import UserInputError
@@ -234,6 +236,47 @@ def test_unseen_class_protocol_on_real_posts(dataset):
     json.dumps(result.to_dict())  # JSON-ready
 
 
+def test_sentiment_vocabulary_takes_the_extreme_mvso_adjectives(shared_data):
+    scores = adjective_scores(
+        shared_data / "ontologies" / "mvso_english_anp_sentiment.csv", exclude=LABELS
+    )
+    assert scores.is_monotonic_increasing and not set(LABELS) & set(scores.index)
+    polarity = {"positive": 1, "negative": -1}
+    soft = sentiment_vocabulary(scores, polarity, 20, "soft")
+    # a positive post is contrasted with the 20 most negative adjectives and aimed at the top 20
+    assert soft.negatives["positive"] == soft.targets["negative"] == scores.index[:20].tolist()
+    assert soft.targets["positive"] == soft.negatives["negative"]
+    assert scores[soft.targets["positive"]].min() > 0 > scores[soft.negatives["positive"]].max()
+    assert sentiment_vocabulary(scores, polarity, 20, "contrast").targets == {}
+    with pytest.raises(UserInputError, match="too few"):
+        sentiment_vocabulary(scores, polarity, len(scores), "contrast")
+
+
+def test_unseen_class_protocol_with_a_hinge_vocabulary(dataset, shared_data):
+    config = UnseenClassConfig(
+        run=text_run("embedding"),
+        label_sources=["glove_6b_50d"],
+        losses=["cosine", "hinge"],
+        vocabularies=["none", "contrast", "soft"],
+        anp_scores=shared_data / "ontologies" / "mvso_english_anp_sentiment.csv",
+        vocabulary_size=20,
+        supervised=False,
+    )
+    result = run_unseen_class(dataset, config, progress=False)
+    variants = result.table.drop_duplicates(["label_source", "loss", "vocabulary"])
+    # the cosine loss takes no vocabulary; the hinge loss once per mode; then prior and chance
+    assert variants[["loss", "vocabulary"]].values.tolist() == [
+        ["cosine", "none"], ["hinge", "none"], ["hinge", "contrast"], ["hinge", "soft"], ["-", "-"]
+    ]  # fmt: skip
+    assert len(result.table) == 4 * 4 + 2
+    hinge = result.table[result.table["loss"] == "hinge"].set_index(["vocabulary", "method"])
+    # the vocabulary changes the trained model, so its scores and decisions
+    assert not hinge.loc["none"].equals(hinge.loc["contrast"])
+    assert result.to_dict()["config"]["vocabularies"] == ["none", "contrast", "soft"]
+    with pytest.raises(ValueError, match="need anp_scores"):
+        UnseenClassConfig(vocabularies=["contrast"])
+
+
 def test_unseen_cli_writes_report_results_and_config(dataset, tmp_path):
     out = tmp_path / "unseen"
     result = CliRunner().invoke(
@@ -252,3 +295,7 @@ def test_unseen_cli_writes_report_results_and_config(dataset, tmp_path):
         app, ["zeroshot", "unseen", str(dataset.root), "--out", str(out), "--unseen", "joy"]
     )
     assert bad.exit_code == 2 and "not among" in bad.output
+    no_scores = CliRunner().invoke(
+        app, ["zeroshot", "unseen", str(dataset.root), "--out", str(out), "--vocabularies", "soft"]
+    )
+    assert no_scores.exit_code == 2 and "need anp_scores" in no_scores.output

@@ -7,25 +7,33 @@ is enough is measured against chance, a prior-only rule and the same model train
 label, and with calibrations of the unseen label's score: a bias added to its cosine, chosen
 without any unseen label (a target share of seen validation posts sent to it) or, reported as
 such, on a small labelled calibration set.
+
+Hinge variants can also be trained against a vocabulary of sentiment words (MVSO adjectives,
+scored by the mean sentiment of their adjective-noun pairs): each post is contrasted with the
+most opposite words too (``contrast``) and, in ``soft``, aimed at the mean of its label and the
+most like-minded words, so the space is shaped by more than the two seen labels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 from rich.progress import Progress
 
+from sentimodal.analysis.label_space_check import read_anp_scores
 from sentimodal.config import Config
 from sentimodal.errors import UserInputError
 from sentimodal.evaluation.metrics import classification_report
+from sentimodal.features.text_encoders.glove_mean import glove_vector
 from sentimodal.models.label_space import GLOVE_SOURCE, MINILM_SOURCE
 from sentimodal.preparation.dataset import PreparedDataset, count_by_split
-from sentimodal.training.config import TrainConfig
+from sentimodal.training.config import HingeVocabulary
 from sentimodal.training.estimator import SentimentModel
 from sentimodal.training.run_config import RunConfig
 
@@ -34,10 +42,13 @@ from sentimodal.training.run_config import RunConfig
 HELD_OUT_SPLIT = "unseen_held_out"
 LabelSource = Literal["glove_6b_50d", "minilm"]
 EmbeddingLoss = Literal["cosine", "mse", "hinge"]
+#: hinge loss over the labels only, plus opposite words, or also aimed at like-minded words
+VocabularyMode = Literal["none", "contrast", "soft"]
 
 
 class UnseenClassConfig(Config):
-    """Settings of the unseen-class protocol; every (label source, loss) pair is one variant."""
+    """Settings of the unseen-class protocol; every (label source, loss) pair is one variant,
+    and hinge variants once per vocabulary mode."""
 
     unseen: str = "neutral"
     #: base model settings (the head is always an embedding head)
@@ -52,6 +63,24 @@ class UnseenClassConfig(Config):
     reject_rate: float = Field(0.1, gt=0, lt=1)
     #: train the same variants on every label, as the supervised reference
     supervised: bool = True
+    #: vocabulary modes of the hinge variants ("none": the labels only)
+    vocabularies: list[VocabularyMode] = Field(default_factory=lambda: ["none"], min_length=1)
+    #: MVSO ANP sentiment CSV (anp,score; no header) the vocabulary's adjectives come from
+    anp_scores: Path | None = None
+    #: how many of the most positive (and of the most negative) adjectives are used
+    vocabulary_size: int = Field(50, ge=1)
+    #: the sentiment sign of each seen label; labels not named here get no vocabulary
+    polarity: dict[str, Literal[-1, 1]] = Field(
+        default_factory=lambda: {"positive": 1, "negative": -1}
+    )
+
+    @model_validator(mode="after")
+    def _vocabulary_source(self) -> UnseenClassConfig:
+        if set(self.vocabularies) != {"none"} and self.anp_scores is None:
+            raise ValueError("vocabulary modes other than 'none' need anp_scores (MVSO CSV)")
+        if self.unseen in self.polarity:
+            raise ValueError(f"the unseen label {self.unseen!r} cannot have a polarity")
+        return self
 
 
 @dataclass
@@ -172,9 +201,52 @@ def _truth(dataset: PreparedDataset, ids: Sequence[str]) -> np.ndarray:
     return labels.loc[list(ids)].astype(str).to_numpy(dtype=object)
 
 
-def _variant_run(base: RunConfig, source: str, loss: str) -> RunConfig:
-    train: TrainConfig = base.train.model_copy(update={"loss": loss})
+def adjective_scores(path: str | Path, exclude: Sequence[str] = ()) -> pd.Series:
+    """Mean MVSO sentiment per adjective (the ANP's part before ``_``), most negative first.
+
+    Only adjectives GloVe knows are kept, so both label sources place the same words; the
+    ``exclude`` words (the labels, the unseen one above all) are left out.
+    """
+    anps = read_anp_scores(path)
+    adjectives = anps["anp"].str.split("_").str[0].str.lower()
+    means = anps.groupby(adjectives)["score"].mean()
+    keep = [w for w in means.index if w not in set(exclude) and glove_vector(w).any()]
+    return means.loc[keep].sort_values(kind="stable")
+
+
+def sentiment_vocabulary(
+    scores: pd.Series, polarity: dict[str, int], size: int, mode: Literal["contrast", "soft"]
+) -> HingeVocabulary:
+    """The hinge vocabulary of one mode: per signed label, the ``size`` most opposite
+    adjectives as negatives and (``soft``) the ``size`` most like-minded ones as targets."""
+    if len(scores) < 2 * size:
+        raise UserInputError(f"{len(scores)} adjectives are too few for 2 x {size} words")
+    most = {-1: scores.index[:size].tolist(), 1: scores.index[::-1][:size].tolist()}
+    negatives = {label: most[-sign] for label, sign in polarity.items()}
+    targets = {label: most[sign] for label, sign in polarity.items()} if mode == "soft" else {}
+    return HingeVocabulary(negatives=negatives, targets=targets)
+
+
+def _variant_run(
+    base: RunConfig, source: str, loss: str, vocabulary: HingeVocabulary | None
+) -> RunConfig:
+    train = base.train.model_copy(update={"loss": loss, "vocabulary": vocabulary})
     return base.model_copy(update={"head": "embedding", "label_source": source, "train": train})
+
+
+def _vocabularies(
+    config: UnseenClassConfig, modes: set[VocabularyMode], labels: Sequence[str]
+) -> dict[VocabularyMode, HingeVocabulary | None]:
+    """The hinge vocabulary of each mode the variants use (read the ANP file only if needed)."""
+    out: dict[VocabularyMode, HingeVocabulary | None] = {"none": None}
+    if modes - {"none"}:
+        assert config.anp_scores is not None  # checked by the config
+        scores = adjective_scores(config.anp_scores, exclude=labels)
+        for mode in ("contrast", "soft"):
+            if mode in modes:
+                size = config.vocabulary_size
+                out[mode] = sentiment_vocabulary(scores, config.polarity, size, mode)
+    return out
 
 
 def _scores(
@@ -240,14 +312,20 @@ def run_unseen_class(
     seen_dataset = seen_only(dataset, unseen)
     if not (dataset.split("test")["label"] == unseen).any():
         raise UserInputError(f"{dataset.root}: no {unseen!r} post in the test split to evaluate")
-    variants = [(s, loss) for s in config.label_sources for loss in config.losses]
+    variants = [
+        (s, loss, mode)
+        for s in config.label_sources
+        for loss in config.losses
+        for mode in (config.vocabularies if loss == "hinge" else ["none"])
+    ]
+    vocabularies = _vocabularies(config, {mode for *_, mode in variants}, labels)
     rows: list[dict[str, Any]] = []
     steps = len(variants) * (2 if config.supervised else 1)
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("unseen-class variants", total=steps)
-        for source, loss in variants:
-            run = _variant_run(config.run, source, loss)
-            variant = {"label_source": source, "loss": loss}
+        for source, loss, mode in variants:
+            variant = {"label_source": source, "loss": loss, "vocabulary": mode}
+            run = _variant_run(config.run, source, loss, vocabularies[mode])
             model = SentimentModel(run).fit(seen_dataset, progress=False)
             bar.advance(task)
             test_ids, test_scores = _scores(model, dataset, "test", labels)
@@ -276,7 +354,7 @@ def run_unseen_class(
                 )
     majority = seen_dataset.split("train")["label"].astype(str).value_counts().idxmax()
     prior_only = np.full(len(test_truth), majority, dtype=object)
-    none = {"label_source": "-", "loss": "-"}
+    none = {"label_source": "-", "loss": "-", "vocabulary": "-"}
     rows.append(
         {
             **_row(f"prior only: always {majority!r} (seen train majority)", none, False, 0.0),

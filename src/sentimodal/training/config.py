@@ -11,6 +11,20 @@ from sentimodal.config import Config
 LossKind = Literal["cross_entropy", "cosine", "mse", "hinge"]
 
 
+class HingeVocabulary(Config):
+    """Words the hinge rank loss uses besides the labels, per training label.
+
+    The seen labels alone constrain the space only along the line between them; words placed
+    by the same vector source (e.g. sentiment adjectives) shape it more widely, so that an
+    unseen label can find a place of its own. Labels without an entry use the plain loss.
+    """
+
+    #: label -> words its posts must be farther from (by the margin) than from their target
+    negatives: dict[str, list[str]] = Field(default_factory=dict)
+    #: label -> words whose vectors, averaged with the label's, make its posts' target
+    targets: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class TrainConfig(Config):
     """How to train: optimiser, schedule, early stopping, batching, loss, seed."""
 
@@ -33,6 +47,8 @@ class TrainConfig(Config):
     loss: LossKind | None = None
     #: margin of the hinge rank loss
     margin: float = Field(0.1, gt=0)
+    #: extra contrast (and target) words of the hinge rank loss; None: the labels only
+    vocabulary: HingeVocabulary | None = None
     #: token sequences: "bucket" sorts them by length within chunks of ``bucket_chunk`` batches
     #: and trims each batch to its longest; "trim" only trims random batches; "none" keeps the
     #: full padded width (as Keras does; for comparisons)

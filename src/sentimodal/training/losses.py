@@ -2,12 +2,15 @@
 
 Softmax head: cross-entropy. Embedding head (targets are label vectors): cosine proximity
 (1 - cos), mean squared error, or the DeViSE hinge rank loss, which only asks the true label
-to be nearer (by cosine) than every other label by a margin.
+to be nearer (by cosine) than every other label by a margin. The hinge loss can also contrast
+each post with a vocabulary of words (and aim at a mix of its label and words), placed by the
+same vector source as the labels: see :class:`~sentimodal.training.config.HingeVocabulary`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -15,8 +18,9 @@ import torch.nn.functional as F
 
 from sentimodal.errors import UserInputError
 from sentimodal.models.base import SentimentNet
-from sentimodal.models.label_space import cosine_scores
-from sentimodal.training.config import TrainConfig
+from sentimodal.models.heads import EmbeddingHead
+from sentimodal.models.label_space import LabelSpace, cosine_scores
+from sentimodal.training.config import HingeVocabulary, TrainConfig
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -35,15 +39,68 @@ def mse(outputs: torch.Tensor, targets: torch.Tensor, label_vectors: torch.Tenso
     return (outputs - label_vectors[targets]).pow(2).mean(dim=1)
 
 
+@dataclass
+class ContrastWords:
+    """A hinge vocabulary as tensors: per-label targets (L, D), unit vectors of the labels then
+    the words (W, D), and which of them each label's posts are contrasted with (L, W, 0/1)."""
+
+    targets: torch.Tensor
+    words: torch.Tensor
+    contrast: torch.Tensor
+
+
 def hinge_rank(
-    outputs: torch.Tensor, targets: torch.Tensor, label_vectors: torch.Tensor, margin: float
+    outputs: torch.Tensor,
+    targets: torch.Tensor,
+    label_vectors: torch.Tensor,
+    margin: float,
+    vocabulary: ContrastWords | None = None,
 ) -> torch.Tensor:
-    """Sum over other labels j of max(0, margin - cos(pred, true) + cos(pred, j))."""
+    """Sum over other labels j of max(0, margin - cos(pred, true) + cos(pred, j)).
+
+    With a ``vocabulary``, "true" is the label's target vector and the sum also runs over the
+    words the true label is contrasted with.
+    """
     sims = cosine_scores(outputs, label_vectors)
-    true = sims.gather(1, targets[:, None])
+    aims = label_vectors if vocabulary is None else vocabulary.targets.to(outputs)
+    true = cosine_scores(outputs, aims).gather(1, targets[:, None])
     violations = F.relu(margin - true + sims)
     others = torch.ones_like(violations).scatter_(1, targets[:, None], 0.0)
-    return (violations * others).sum(dim=1)
+    loss = (violations * others).sum(dim=1)
+    if vocabulary is None:
+        return loss
+    word_violations = F.relu(margin - true + cosine_scores(outputs, vocabulary.words.to(outputs)))
+    return loss + (word_violations * vocabulary.contrast.to(outputs)[targets]).sum(dim=1)
+
+
+def contrast_words(space: LabelSpace, vocabulary: HingeVocabulary) -> ContrastWords:
+    """Place a hinge vocabulary's words with the label space's source, for its labels."""
+    named = set(vocabulary.negatives) | set(vocabulary.targets)
+    if named - set(space.labels):
+        raise UserInputError(
+            f"the hinge vocabulary names labels {sorted(named - set(space.labels))} that are "
+            f"not among {space.labels}"
+        )
+    groups = [*vocabulary.negatives.values(), *vocabulary.targets.values()]
+    words = sorted({w for group in groups for w in group})
+    if set(words) & set(space.labels):
+        raise UserInputError(
+            f"hinge vocabulary words {sorted(set(words) & set(space.labels))} are labels"
+        )
+    # placed together with the labels: a label space needs two entries and unique names
+    placed = LabelSpace.from_source(space.source, [*space.labels, *words]).vectors
+    unit = placed / np.linalg.norm(placed, axis=1, keepdims=True)
+    position = {w: len(space.labels) + i for i, w in enumerate(words)}
+    contrast = np.zeros((len(space), len(unit)), dtype=np.float32)
+    for label, group in vocabulary.negatives.items():
+        contrast[space.index(label), [position[w] for w in group]] = 1.0
+    targets = unit[: len(space.labels)].copy()
+    for label, group in vocabulary.targets.items():
+        row = space.index(label)
+        targets[row] = unit[[row, *(position[w] for w in group)]].mean(axis=0)
+    return ContrastWords(
+        torch.from_numpy(targets), torch.from_numpy(unit), torch.from_numpy(contrast)
+    )
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -71,6 +128,11 @@ def make_loss(
 ) -> LossFn:
     """(outputs, int targets) -> scalar loss: the per-example loss, weighted mean by class."""
     name = resolve_loss(config, model.head_kind)
+    vocabulary = None
+    if config.vocabulary is not None:
+        if name != "hinge":
+            raise UserInputError(f"a hinge vocabulary needs the hinge loss, not {name!r}")
+        vocabulary = contrast_words(_label_space(model), config.vocabulary)
 
     def per_example(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if name == "cross_entropy":
@@ -80,7 +142,7 @@ def make_loss(
             return cosine_proximity(outputs, targets, vectors)
         if name == "mse":
             return mse(outputs, targets, vectors)
-        return hinge_rank(outputs, targets, vectors, config.margin)
+        return hinge_rank(outputs, targets, vectors, config.margin, vocabulary)
 
     def loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         values = per_example(outputs, targets)
@@ -90,3 +152,11 @@ def make_loss(
         return (w * values).sum() / w.sum().clamp(min=1e-12)
 
     return loss
+
+
+def _label_space(model: SentimentNet) -> LabelSpace:
+    """The label space of the model's (first) embedding head; fusions share one."""
+    for module in model.modules():
+        if isinstance(module, EmbeddingHead) and module.label_space is not None:
+            return module.label_space
+    raise UserInputError("the embedding head has no label space: call set_label_space")

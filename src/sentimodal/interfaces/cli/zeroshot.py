@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import typer
+from pydantic import ValidationError
 
 from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli.app import app, console, user_errors
@@ -76,6 +77,18 @@ def unseen_command(
     ),
     losses: str = typer.Option("cosine,hinge", "--losses", help="Embedding losses to compare."),
     margin: float = typer.Option(0.1, "--margin", help="Hinge loss margin."),
+    vocabularies: str = typer.Option(
+        "none",
+        "--vocabularies",
+        help="Hinge variants: none (labels only), contrast (also the most opposite MVSO "
+        "adjectives), soft (contrast, aimed at the label and the most like-minded ones).",
+    ),
+    anp_scores: Path | None = typer.Option(
+        None, "--anp-scores", help="MVSO ANP sentiment CSV, for --vocabularies contrast/soft."
+    ),
+    vocabulary_size: int = typer.Option(
+        50, "--vocabulary-size", help="Adjectives per pole in the hinge vocabulary."
+    ),
     reject_rate: float = typer.Option(
         0.1, "--reject-rate", help="Label-free calibration: share of seen val posts sent to unseen."
     ),
@@ -98,14 +111,22 @@ def unseen_command(
         image_encoder=image_encoder,
         train={"epochs": epochs, "seed": seed, "margin": margin},
     ).run_config()
-    config = UnseenClassConfig(
-        unseen=unseen,
-        run=run,
-        label_sources=_csv_list(label_sources, "--label-sources"),
-        losses=_csv_list(losses, "--losses"),
-        reject_rate=reject_rate,
-        supervised=supervised,
-    )
+    try:
+        config = UnseenClassConfig(
+            unseen=unseen,
+            run=run,
+            label_sources=_csv_list(label_sources, "--label-sources"),
+            losses=_csv_list(losses, "--losses"),
+            reject_rate=reject_rate,
+            supervised=supervised,
+            vocabularies=_csv_list(vocabularies, "--vocabularies"),
+            anp_scores=anp_scores,
+            vocabulary_size=vocabulary_size,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise UserInputError(f"invalid protocol setting {where}: {first['msg']}") from None
     dataset = PreparedDataset.load(dataset_dir)
     result = run_unseen_class(dataset, config, progress=not quiet)
     out.mkdir(parents=True, exist_ok=True)
