@@ -208,3 +208,26 @@ def test_late_fusion_trains_both_branches_and_reloads(
     model.save(tmp_path / "late")
     after = SentimentModel.load(tmp_path / "late").predict_frame(sample_dataset, "test")
     pd.testing.assert_frame_equal(before, after)
+
+
+def test_image_only_table_trains_an_image_model(
+    sample_dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    """A table with just an image-path column and a label is a normal input."""
+    rows = sample_dataset.examples[["image", "label"]].rename(columns={"image": "photo"})
+    rows.to_csv(tmp_path / "images.csv", index=False)
+    dataset = prepare(
+        "table",
+        tmp_path / "images.csv",
+        tmp_path / "dataset",
+        image_column="photo",
+        label_column="label",
+        progress=False,
+    )
+    assert (dataset.examples["text"] == "").all()
+    model = SentimentModel(model="image", image_encoder="pixels32", train={"epochs": 2})
+    model.fit(dataset, progress=False)
+    metrics = model.evaluate(dataset, "test")
+    assert metrics["n"] == len(dataset.split("test")) and metrics["n_missing"] == 0
+    with pytest.raises(UserInputError, match="text"):
+        SentimentModel(model="text", text_encoder="vader").fit(dataset, progress=False)
