@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test test-all lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
