@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SENTIMODAL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -22,3 +23,12 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def mvsa_root(shared_data: Path) -> Path:
     return shared_data / "mvsa_single"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tests share a small machine: one intra-op thread is faster there, and deterministic."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -28,13 +28,7 @@ LABELS = ["negative", "neutral", "positive"]
 N_TRAIN, N_VAL = 2800, 400
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tests share a small machine: one intra-op thread is faster there, and deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _merged(text: str, image: str) -> str | None:

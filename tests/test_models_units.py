@@ -24,15 +24,6 @@ from sentimodal.training import TrainConfig, fit
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """Tests share a small machine: one intra-op thread is faster there, and deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _space(dim: int = 4) -> LabelSpace:
     return LabelSpace(["a", "b", "c"], np.eye(3, dim, dtype=np.float32) * 2.0, "test")
 

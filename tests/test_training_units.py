@@ -33,15 +33,6 @@ from sentimodal.training.losses import ContrastWords, class_weights, contrast_wo
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """Tests share a small machine: one intra-op thread is faster there, and deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _blobs(n: int = 300, dim: int = 5, seed: int = 0, noise: float = 1.0):
     """Three Gaussian blobs: a learnable problem with some overlap."""
     rng = np.random.default_rng(seed)

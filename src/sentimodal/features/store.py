@@ -548,6 +548,28 @@ def _image_or_none(value: Any) -> str | None:
     return text or None
 
 
+def _result(
+    plan: _Plan,
+    folder: FeatureFolder,
+    meta: dict[str, Any],
+    started: float,
+    *,
+    cache_hit: bool,
+    items: int = 0,
+) -> ExtractionResult:
+    """What one extraction did with its folder, from the folder's recorded counts."""
+    return ExtractionResult(
+        kind=plan.kind,
+        name=plan.name,
+        directory=folder.path,
+        cache_hit=cache_hit,
+        rows=dict(meta["counts"]["splits"]),
+        n_rejects=int(meta["counts"]["rejects"]),
+        seconds=time.perf_counter() - started,
+        items=items,
+    )
+
+
 def _extract(
     data: PreparedDataset, plan: _Plan, config: FeatureConfig, runner: Engine, progress: bool
 ) -> ExtractionResult:
@@ -555,16 +577,7 @@ def _extract(
     key = plan.key
     folder = FeatureFolder(Path(data.root) / FEATURES_DIR / plan.kind / f"{plan.name}-{key}")
     if folder.complete:
-        meta = folder.meta
-        return ExtractionResult(
-            kind=plan.kind,
-            name=plan.name,
-            directory=folder.path,
-            cache_hit=True,
-            rows=dict(meta["counts"]["splits"]),
-            n_rejects=int(meta["counts"]["rejects"]),
-            seconds=time.perf_counter() - started,
-        )
+        return _result(plan, folder, folder.meta, started, cache_hit=True)
     meta = folder.begin(
         {
             "format": STORE_FORMAT,
@@ -604,16 +617,7 @@ def _extract(
     writer.check_done()
     ids = data.examples["id"].astype(str).tolist()
     meta = folder.finish(meta, ids, data.examples["split"].astype(str).tolist())
-    return ExtractionResult(
-        kind=plan.kind,
-        name=plan.name,
-        directory=folder.path,
-        cache_hit=False,
-        rows=dict(meta["counts"]["splits"]),
-        n_rejects=int(meta["counts"]["rejects"]),
-        seconds=time.perf_counter() - started,
-        items=total,
-    )
+    return _result(plan, folder, meta, started, cache_hit=False, items=total)
 
 
 class _ShardWriter:
