@@ -24,6 +24,7 @@ from sentimodal.features.engine import Row
 from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.store import (
+    ExtractionResult,
     FeatureFolder,
     FeatureSet,
     ImageBatchWork,
@@ -132,13 +133,16 @@ class SentimentModel:
             )
         self.run_ = run
         self.labels_ = dataset.labels
-        self.image_encoder_, self.text_encoder_ = self._fit_encoders(run, dataset, progress)
+        self.image_encoder_, self.text_encoder_, results = self._fit_encoders(
+            run, dataset, progress
+        )
+        sets = _read(results)
 
         self.scaler_ = None
-        train = self._inputs(dataset, "train", progress)
+        train = self._split_inputs(dataset, sets, "train")
         self.scaler_ = FeatureScaler().fit(train.data)
         train.data = self.scaler_.transform(train.data)
-        val = self._inputs(dataset, "val", progress) if "val" in dataset.splits else None
+        val = self._split_inputs(dataset, sets, "val") if "val" in dataset.splits else None
         y_train = self._label_indices(dataset, train.ids)
 
         self.label_space_ = (
@@ -186,7 +190,7 @@ class SentimentModel:
 
     def _fit_encoders(
         self, run: RunConfig, dataset: PreparedDataset, progress: bool
-    ) -> tuple[ImageEncoder | None, TextEncoder | None]:
+    ) -> tuple[ImageEncoder | None, TextEncoder | None, dict[str, ExtractionResult]]:
         """Extract (or find) the dataset's features and keep the encoders that made them.
 
         A text encoder that learns (``tokens``) is fit on the train split by the store; the
@@ -209,7 +213,7 @@ class SentimentModel:
             text = get_text_encoder(run.text_encoder, **run.text_encoder_config)
             if text.learns:
                 text.load(results["text"].directory)
-        return image, text
+        return image, text, results
 
     def _model_config(self, run: RunConfig, data: Mapping[str, np.ndarray]) -> ModelConfig:
         head = {
@@ -295,9 +299,14 @@ class SentimentModel:
             workers=run.feature_workers,
             progress=progress,
         )
+        return self._split_inputs(dataset, _read(results), split)
+
+    def _split_inputs(
+        self, dataset: PreparedDataset, sets: Mapping[str, FeatureSet], split: str | None
+    ) -> _Inputs:
+        """The rows of one split from features already read, scaled once a scaler is fitted."""
         wanted = (dataset.examples if split is None else dataset.split(split))["id"]
         wanted = wanted.astype(str).tolist()
-        sets = {kind: FeatureFolder(r.directory).read() for kind, r in results.items()}
         have = set(wanted)
         for features in sets.values():
             have &= set(features.ids)
@@ -543,6 +552,10 @@ class SentimentModel:
         self._check_fitted()
         stats = getattr(self.model_, "gate_stats", None)
         return stats() if callable(stats) else None
+
+
+def _read(results: Mapping[str, ExtractionResult]) -> dict[str, FeatureSet]:
+    return {kind: FeatureFolder(r.directory).read() for kind, r in results.items()}
 
 
 def _as_inputs(kind: str, features: FeatureSet) -> dict[str, np.ndarray]:
