@@ -110,3 +110,25 @@ def test_user_errors_are_one_line_with_exit_code_2(
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_train_on_train_and_val_evaluates_only_test(
+    dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text("model: concat\ntext_encoder: glove_mean\nfeature_workers: 0\n")
+    out = tmp_path / "model"
+    result = runner.invoke(
+        app,
+        [
+            "train", str(dataset.root), "--out", str(out), "--config", str(config),
+            "--image-encoder", "pixels32", "--epochs", "2", "--train-splits", "train,val",
+            "--quiet",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "(train + val)" in " ".join(result.output.split())
+    assert set(json.loads((out / "metrics.json").read_text())) == {"test"}
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["train_splits"] == ["train", "val"] and saved["best_epoch"] is None
+    assert "2 epochs on train + val, no validation" in (out / "report.md").read_text()

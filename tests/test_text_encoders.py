@@ -25,7 +25,7 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_registry_lists_every_encoder() -> None:
-    assert list_text_encoders() == ["glove_mean", "minilm", "tokens", "vader"]
+    assert list_text_encoders() == ["glove_mean", "minilm", "minilm_tokens", "tokens", "vader"]
     with pytest.raises(UserInputError, match="unknown text encoder 'bert'.*tokens"):
         get_text_encoder("bert")
     with pytest.raises(UserInputError, match="bad settings for text encoder 'tokens'"):

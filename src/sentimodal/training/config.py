@@ -28,8 +28,17 @@ class HingeVocabulary(Config):
 class TrainConfig(Config):
     """How to train: optimiser, schedule, early stopping, batching, loss, seed."""
 
-    optimizer: Literal["sgd", "rmsprop", "adam"] = "adam"
+    optimizer: Literal["sgd", "rmsprop", "adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0)
+    #: learning rate of pretrained parameters that are fine-tuned (a transformer text branch);
+    #: the rate that suits a new head would wipe out what pretraining learned
+    backbone_lr: float = Field(5e-5, gt=0)
+    #: "linear": rise over the first ``warmup`` fraction of steps, then fall linearly to 0 at
+    #: the last step (the usual schedule for fine-tuning transformers); "constant": no schedule
+    schedule: Literal["constant", "linear"] = "constant"
+    warmup: float = Field(0.0, ge=0.0, lt=1.0)
+    #: clip the gradients' global norm to this value; None: no clipping
+    grad_clip: float | None = Field(None, gt=0)
     #: SGD momentum
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)

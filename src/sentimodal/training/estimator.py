@@ -33,11 +33,13 @@ from sentimodal.features.store import (
 )
 from sentimodal.features.text_encoders import get_text_encoder
 from sentimodal.features.text_encoders.base import TextEncoder
+from sentimodal.features.text_encoders.minilm_tokens import MiniLMTokensEncoder
 from sentimodal.models.base import SentimentNet
-from sentimodal.models.config import ModelConfig
+from sentimodal.models.config import ModelConfig, TextTransformerConfig
 from sentimodal.models.label_space import LabelSpace
 from sentimodal.models.registry import build_model, config_from_dict, model_config
 from sentimodal.models.text_lstm import TextBiLSTM, glove_embedding_matrix
+from sentimodal.models.text_transformer import TextTransformer, backbone_architecture
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.training import model_dir
 from sentimodal.training.confident import fine_tune_confident
@@ -115,10 +117,14 @@ class SentimentModel:
         image_column: str | None = "image",
         label_column: str = "label",
         work_dir: str | Path | None = None,
+        train_splits: Sequence[str] = ("train",),
         progress: bool = True,
     ) -> Self:
-        """Train on the dataset's ``train`` split, early-stopping on ``val`` when it has one.
+        """Train on the dataset's ``train`` split, validating on ``val`` when it has one
+        (early stopping and keeping the best epoch, as the train config says).
 
+        ``train_splits=("train", "val")`` trains on both for the configured epochs, with no
+        validation: the way to retrain a configuration chosen on val on all labelled data.
         A DataFrame is split 80/20 into train/val (stratified, seeded) and stored under
         ``work_dir`` (a temporary folder by default) so its features are cached like any
         prepared dataset's.
@@ -127,9 +133,12 @@ class SentimentModel:
         dataset = self._dataset(
             data, text_columns, image_column, label_column, work_dir, split=(0.8, 0.2)
         )
-        if "train" not in dataset.splits:
+        train_splits = list(dict.fromkeys(train_splits))
+        absent = [split for split in train_splits if split not in dataset.splits]
+        if not train_splits or absent:
             raise UserInputError(
-                f"{dataset.root}: no train split to fit on (splits: {', '.join(dataset.splits)})"
+                f"{dataset.root}: no {', '.join(absent) or 'train'} split to fit on "
+                f"(splits: {', '.join(dataset.splits)})"
             )
         self.run_ = run
         self.labels_ = dataset.labels
@@ -139,10 +148,12 @@ class SentimentModel:
         sets = _read(results)
 
         self.scaler_ = None
-        train = self._split_inputs(dataset, sets, "train")
+        train = self._split_inputs(dataset, sets, train_splits)
         self.scaler_ = FeatureScaler().fit(train.data)
         train.data = self.scaler_.transform(train.data)
-        val = self._split_inputs(dataset, sets, "val") if "val" in dataset.splits else None
+        validate = "val" in dataset.splits and "val" not in train_splits
+        val = self._split_inputs(dataset, sets, "val") if validate else None
+        self.train_splits_ = train_splits
         y_train = self._label_indices(dataset, train.ids)
 
         self.label_space_ = (
@@ -152,7 +163,7 @@ class SentimentModel:
         )
         self.model_config_ = self._model_config(run, train.data)
         self.model_ = build_model(self.model_config_, seed=run.train.seed)
-        self._init_glove_embeddings(run.train.seed)
+        self._init_pretrained(run.train.seed)
         if self.label_space_ is not None:
             self.model_.set_label_space(self.label_space_)
         val_pair = (val.data, self._label_indices(dataset, val.ids)) if val else None
@@ -180,13 +191,15 @@ class SentimentModel:
         self.metrics_: dict[str, Any] = {}
         return self
 
-    def _init_glove_embeddings(self, seed: int) -> None:
-        """Start the text model's token table from GloVe where its config asks for it."""
+    def _init_pretrained(self, seed: int) -> None:
+        """Start text models from pretrained weights where their configs ask for it: the
+        BiLSTM's token table from GloVe, the transformer from the bundled MiniLM."""
         for module in self.model_.modules():
-            config = getattr(module, "config", None)
-            if isinstance(module, TextBiLSTM) and config.embedding_init == "glove":
+            if isinstance(module, TextBiLSTM) and module.config.embedding_init == "glove":
                 vocab = self.text_encoder_.vocab_
                 module.init_embeddings(glove_embedding_matrix(sorted(vocab, key=vocab.get), seed))
+            if isinstance(module, TextTransformer) and module.config.init == "pretrained":
+                module.load_pretrained()
 
     def _fit_encoders(
         self, run: RunConfig, dataset: PreparedDataset, progress: bool
@@ -241,6 +254,9 @@ class SentimentModel:
         return model_config(run.model, **dims, **head, **options)
 
     def _text_branch(self, data: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        if isinstance(self.text_encoder_, MiniLMTokensEncoder):
+            architecture = backbone_architecture(TextTransformerConfig())
+            return {"name": "text_transformer", "architecture": architecture}
         if "text_lengths" in data:
             return {"name": "text_lstm", "vocab_size": int(self.text_encoder_.vocab_size)}
         return {"name": "mlp", "input": "text", "input_dim": data["text"].shape[1]}
@@ -302,11 +318,20 @@ class SentimentModel:
         return self._split_inputs(dataset, _read(results), split)
 
     def _split_inputs(
-        self, dataset: PreparedDataset, sets: Mapping[str, FeatureSet], split: str | None
+        self,
+        dataset: PreparedDataset,
+        sets: Mapping[str, FeatureSet],
+        split: str | Sequence[str] | None,
     ) -> _Inputs:
-        """The rows of one split from features already read, scaled once a scaler is fitted."""
-        wanted = (dataset.examples if split is None else dataset.split(split))["id"]
-        wanted = wanted.astype(str).tolist()
+        """The rows of one split (or several, in order) from features already read, scaled
+        once a scaler is fitted."""
+        splits = [split] if split is None or isinstance(split, str) else list(split)
+        wanted = [
+            str(i)
+            for name in splits
+            for i in (dataset.examples if name is None else dataset.split(name))["id"]
+        ]
+        split = "+".join(name or "all" for name in splits)
         have = set(wanted)
         for features in sets.values():
             have &= set(features.ids)
@@ -504,6 +529,7 @@ class SentimentModel:
             "labels": list(self.labels_),
             "encoders": encoders,
             "best_epoch": self.best_epoch_,
+            "train_splits": list(self.train_splits_),
         }
         model_dir.save_weights(self.model_, directory)
         self.scaler_.save(directory)
@@ -545,6 +571,7 @@ class SentimentModel:
         metrics = directory / model_dir.METRICS_FILE
         self.metrics_ = model_dir.read_json(metrics) if metrics.is_file() else {}
         self.best_epoch_ = config.get("best_epoch")
+        self.train_splits_ = list(config.get("train_splits", ["train"]))
         return self
 
     def gate_stats(self) -> dict[str, Any] | None:

@@ -31,7 +31,7 @@ from sentimodal.training.batches import (
 from sentimodal.training.config import TrainConfig
 from sentimodal.training.inference import run_batched
 from sentimodal.training.losses import LossFn, class_weights, make_loss, resolve_loss
-from sentimodal.training.optim import make_optimizer
+from sentimodal.training.optim import make_optimizer, make_scheduler
 
 Labels = np.ndarray | torch.Tensor | list[int]
 
@@ -135,12 +135,15 @@ def fit(
     ):
         torch.manual_seed(config.seed)
         generator = torch.Generator().manual_seed(config.seed)
-        optimizer = make_optimizer(model.parameters(), config, lr)
+        optimizer = make_optimizer(model, config, lr)
+        scheduler = None
         for epoch in range(1, config.epochs + 1):
             start = time.perf_counter()
             batches = epoch_batches(
                 len(y), config.batch_size, generator, lengths, config.bucket_chunk
             )
+            if scheduler is None:
+                scheduler = make_scheduler(optimizer, config, config.epochs * len(batches))
             task = bar.add_task(f"epoch {epoch}/{config.epochs}", total=len(batches), loss=0.0)
             model.train()
             total, seen = 0.0, 0
@@ -150,7 +153,10 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 loss = sum(loss_fn(out, target) for out in model.training_outputs(batch))
                 loss.backward()
+                if config.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
+                scheduler.step()
                 total += loss.item() * len(index)
                 seen += len(index)
                 bar.update(task, advance=1, loss=total / seen)

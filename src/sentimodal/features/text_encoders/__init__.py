@@ -3,7 +3,7 @@
 Importing the package registers every encoder; heavy models load on first ``encode``.
 """
 
-from sentimodal.features.text_encoders import glove_mean, minilm, tokens, vader
+from sentimodal.features.text_encoders import glove_mean, minilm, minilm_tokens, tokens, vader
 from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.features.text_encoders.glove_mean import glove_vector
 from sentimodal.features.text_encoders.minilm import minilm_vectors
@@ -22,6 +22,7 @@ __all__ = [
     "lengths_from_ids",
     "list_text_encoders",
     "minilm",
+    "minilm_tokens",
     "minilm_vectors",
     "register_text_encoder",
     "tokenize",

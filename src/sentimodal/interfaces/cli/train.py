@@ -51,7 +51,10 @@ def train_command(
         None, "--image-encoder", help="efficientnet_lite0 (default), mobilenet_v2, resnet50, ..."
     ),
     text_encoder: str | None = typer.Option(
-        None, "--text-encoder", help="minilm (default), glove_mean, vader or tokens."
+        None,
+        "--text-encoder",
+        help="minilm_tokens (default: MiniLM fine-tuned), minilm (frozen vectors), glove_mean, "
+        "vader or tokens.",
     ),
     label_source: str | None = typer.Option(
         None, "--label-source", help="Embedding head label vectors: glove_6b_50d or minilm."
@@ -60,10 +63,18 @@ def train_command(
     seed: int | None = typer.Option(None, "--seed", help="Random seed."),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size."),
-    optimizer: str | None = typer.Option(None, "--optimizer", help="adam, rmsprop or sgd."),
+    optimizer: str | None = typer.Option(
+        None, "--optimizer", help="adamw (default), adam, rmsprop or sgd."
+    ),
+    train_splits: str = typer.Option(
+        "train",
+        "--train-splits",
+        help="Comma-separated splits to train on. 'train,val' retrains a configuration chosen "
+        "on val on all labelled data (no validation; only test is evaluated).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
-    """Train a model on the train split (early stopping on val), evaluate, and save it."""
+    """Train a model on the train split (val picks the best epoch), evaluate, and save it."""
     run = run_config_from(
         config_file,
         model=model,
@@ -77,13 +88,16 @@ def train_command(
         batch_size=batch_size,
         optimizer=optimizer,
     )
+    splits = [split.strip() for split in train_splits.split(",") if split.strip()]
     dataset = PreparedDataset.load(dataset_dir)
-    console.print(f"training [bold]{run.model}[/] ({run.head} head) on {dataset.root}")
-    estimator = SentimentModel(run).fit(dataset, progress=not quiet)
+    console.print(
+        f"training [bold]{run.model}[/] ({run.head} head) on {dataset.root} ({' + '.join(splits)})"
+    )
+    estimator = SentimentModel(run).fit(dataset, train_splits=splits, progress=not quiet)
     estimator.metrics_ = {
         split: estimator.evaluate(dataset, split)
         for split in ("val", "test")
-        if split in dataset.splits
+        if split in dataset.splits and split not in splits
     }
     estimator.save(out)
     run.save(out / RUN_CONFIG_FILE)

@@ -1,0 +1,62 @@
+"""``minilm_tokens``: WordPiece ids of MiniLM's own tokenizer, the input of a fine-tuned MiniLM.
+
+Frozen sentence vectors (``minilm``) leave the transformer as it was trained for similarity;
+fine-tuning it on sentiment labels needs the texts as token ids instead. The tokenizer ships
+with the bundled model, so ids are fixed by its vocabulary file (part of ``identity``) and
+nothing is learned from the data. Ids are post-padded with 0, MiniLM's ``[PAD]``, which is what
+the store and the trainer take as padding when they count lengths and trim batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from sentimodal.errors import UserInputError
+from sentimodal.features import resources
+from sentimodal.features.text_encoders.base import TextEncoder
+from sentimodal.features.text_encoders.registry import register_text_encoder
+
+_VOCAB_FILE = "vocab.txt"
+PAD_ID = 0
+
+
+@register_text_encoder
+class MiniLMTokensEncoder(TextEncoder):
+    """Texts -> (N, max_len) int64 WordPiece ids with ``[CLS]``/``[SEP]``, cut at ``max_len``.
+
+    128 tokens keeps every MVSA-Single tweet whole (the longest has 122).
+    """
+
+    name = "minilm_tokens"
+    dtype = "int64"
+
+    def __init__(self, max_len: int = 128) -> None:
+        if max_len < 3:
+            raise UserInputError(f"minilm_tokens: max_len must be at least 3, got {max_len}")
+        self.max_len = max_len
+        self.shape = (max_len,)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"max_len": self.max_len}
+
+    @property
+    def identity(self) -> str:
+        """``all-MiniLM-L6-v2-wordpiece:file:<sha256[:16]>`` of the bundled vocabulary."""
+        digest = resources.file_sha256(resources.minilm_path() / _VOCAB_FILE)
+        return f"all-MiniLM-L6-v2-wordpiece:file:{digest[:16]}"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        tokenizer = resources.minilm_tokenizer()
+        encoded = tokenizer(
+            [text or "" for text in texts],
+            truncation=True,
+            max_length=self.max_len,
+            padding="max_length",
+            return_attention_mask=False,
+        )
+        ids = np.asarray(encoded["input_ids"], dtype=np.int64).reshape(len(texts), self.max_len)
+        return ids
