@@ -18,6 +18,7 @@ from PIL import Image
 from sentimodal.analysis.plots import confusion_heatmap
 from sentimodal.analysis.report import (
     Report,
+    format_value,
     image_thumbnail,
     markdown_table,
     markdown_to_html,
@@ -232,3 +233,9 @@ def test_markdown_subset_leaves_no_raw_markup() -> None:
     assert "2*3*4" in rendered
     assert "<code>x&lt;y</code>" in rendered
     assert markdown_to_html("a `b") == "<p>a `b</p>"
+
+
+def test_small_settings_keep_their_digits() -> None:
+    assert format_value(5e-5) == "5e-05"
+    assert format_value(0.1) == "0.100" and format_value(0.0) == "0.000"
+    assert format_value(None) == "–" and format_value(True) == "yes"

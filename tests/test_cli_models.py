@@ -123,7 +123,7 @@ def test_train_on_train_and_val_evaluates_only_test(
         [
             "train", str(dataset.root), "--out", str(out), "--config", str(config),
             "--image-encoder", "pixels32", "--epochs", "2", "--train-splits", "train,val",
-            "--quiet",
+            "--backbone-lr", "3e-5", "--quiet",
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -131,4 +131,5 @@ def test_train_on_train_and_val_evaluates_only_test(
     assert set(json.loads((out / "metrics.json").read_text())) == {"test"}
     saved = json.loads((out / "config.json").read_text())
     assert saved["train_splits"] == ["train", "val"] and saved["best_epoch"] is None
+    assert saved["run"]["train"]["backbone_lr"] == 3e-5
     assert "2 epochs on train + val, no validation" in (out / "report.md").read_text()

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sentimodal.analysis.model_report import model_report
 from sentimodal.errors import UserInputError
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.pipeline import prepare
@@ -231,3 +232,20 @@ def test_image_only_table_trains_an_image_model(
     assert metrics["n"] == len(dataset.split("test")) and metrics["n_missing"] == 0
     with pytest.raises(UserInputError, match="text"):
         SentimentModel(model="text", text_encoder="vader").fit(dataset, progress=False)
+
+
+def test_late_fusion_branches_predict_alone_and_fill_the_report(
+    sample_dataset: PreparedDataset, concat_model: SentimentModel, tmp_path: Path
+) -> None:
+    model = SentimentModel(model="late", **FAST).fit(sample_dataset, progress=False)
+    text, image = model.branch("text"), model.branch("image")
+    assert (text.run_.model, image.run_.model, model.run_.model) == ("text", "image", "late")
+    fused = model.predict_proba(sample_dataset, "test")
+    alone = [branch.predict_proba(sample_dataset, "test") for branch in (text, image)]
+    np.testing.assert_allclose(fused, (alone[0] + alone[1]) / 2, atol=1e-5)
+    with pytest.raises(UserInputError, match="only late fusions"):
+        concat_model.branch("text")
+
+    report = model_report(model, sample_dataset, title="late").write(tmp_path)
+    markdown = report.markdown.read_text()
+    assert "How much do images add?" in markdown and "image only" in markdown

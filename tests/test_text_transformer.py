@@ -172,3 +172,13 @@ def test_partial_train_settings_keep_the_other_defaults() -> None:
     assert RunConfig.from_yaml(six.to_yaml()) == six
     # a TrainConfig given whole is taken as it is
     assert RunConfig(train=TrainConfig()).train == TrainConfig()
+
+
+def test_defaults_follow_what_is_trained() -> None:
+    assert RunConfig().text_encoder == "minilm_tokens" and RunConfig().train.schedule == "linear"
+    # feature-vector fusions cannot read token ids: frozen MiniLM vectors, early stopping
+    gated = RunConfig(model="gated")
+    assert gated.text_encoder == "minilm" and gated.train == TrainConfig()
+    frozen = RunConfig(model="text", text_encoder="glove_mean", train={"epochs": 7})
+    assert frozen.train == TrainConfig(epochs=7)
+    assert RunConfig(model="image").train == TrainConfig()

@@ -191,7 +191,14 @@ def model_report(
     metrics = evaluate_splits(model, dataset) if metrics is None else metrics
     run = model.run_
     section = f"{run.model} model, {run.head} head"
-    return add_model_details(Report(title), model, dataset, metrics, title=section)
+    report = add_model_details(Report(title), model, dataset, metrics, title=section)
+    split = "test" if "test" in metrics else next(iter(metrics), None)
+    if run.model == "late" and split is not None:
+        # A late fusion's branches are its own text-only and image-only models.
+        add_modality_section(
+            report, model.branch("text"), model.branch("image"), model, dataset, split
+        )
+    return report
 
 
 def add_comparison(

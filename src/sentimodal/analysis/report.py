@@ -110,7 +110,9 @@ def format_value(value: Any) -> str:
     if isinstance(value, int | np.integer):
         return f"{int(value):,}" if abs(int(value)) >= 10_000 else str(int(value))
     if isinstance(value, float | np.floating):
-        return f"{float(value):.3f}"
+        # Learning rates and other small settings would all read 0.000.
+        small = value != 0 and abs(float(value)) < 0.001
+        return f"{float(value):.3g}" if small else f"{float(value):.3f}"
     if isinstance(value, list | tuple | dict):
         return json.dumps(value, ensure_ascii=False, default=str)
     return str(value)

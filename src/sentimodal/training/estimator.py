@@ -8,6 +8,7 @@ metrics. Predictions work on prepared datasets (through the feature cache) and o
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.features.text_encoders.minilm_tokens import MiniLMTokensEncoder
 from sentimodal.models.base import SentimentNet
 from sentimodal.models.config import ModelConfig, TextTransformerConfig
+from sentimodal.models.fusion import LateFusion
 from sentimodal.models.label_space import LabelSpace
 from sentimodal.models.registry import build_model, config_from_dict, model_config
 from sentimodal.models.text_lstm import TextBiLSTM, glove_embedding_matrix
@@ -573,6 +575,25 @@ class SentimentModel:
         self.best_epoch_ = config.get("best_epoch")
         self.train_splits_ = list(config.get("train_splits", ["train"]))
         return self
+
+    def branch(self, modality: str) -> SentimentModel:
+        """The text or image half of a late fusion as a model of its own, sharing its weights:
+        what each modality predicts alone, next to what the fusion predicts."""
+        self._check_fitted()
+        if not isinstance(self.model_, LateFusion) or modality not in ("text", "image"):
+            raise UserInputError(
+                f"only late fusions have text and image branches (this is {self.run_.model!r}, "
+                f"asked for {modality!r})"
+            )
+        view = copy.copy(self)
+        view.run_ = self.run_.model_copy(update={"model": modality})
+        view.model_ = getattr(self.model_, modality)
+        view.model_config_ = view.model_.config
+        if modality == "text":
+            view.image_encoder_ = None
+        else:
+            view.text_encoder_ = None
+        return view
 
     def gate_stats(self) -> dict[str, Any] | None:
         """How much of each modality the gated fusion lets through (None for other models)."""

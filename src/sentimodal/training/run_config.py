@@ -18,10 +18,10 @@ from sentimodal.training.config import ConfidentConfig, TrainConfig
 ModelKind = Literal["text", "image", "concat", "gated", "late"]
 MODEL_KINDS: tuple[str, ...] = ("text", "image", "concat", "gated", "late")
 
-#: How the default model trains: AdamW with a linear warmup and decay over 4 epochs, the
-#: fine-tuned transformer at ``backbone_lr`` and the rest at ``lr``; no early stopping (a
-#: schedule that ends at 0 needs its full length), but the best val epoch is kept.
-DEFAULT_TRAIN: dict[str, Any] = {
+#: How a fine-tuned transformer trains (the default model): AdamW with a linear warmup and
+#: decay over 4 epochs, the transformer at ``backbone_lr`` and the rest at ``lr``; no early
+#: stopping (a schedule that ends at 0 needs its full length), but the best val epoch is kept.
+FINE_TUNE_TRAIN: dict[str, Any] = {
     "optimizer": "adamw",
     "lr": 1e-3,
     "backbone_lr": 5e-5,
@@ -33,6 +33,10 @@ DEFAULT_TRAIN: dict[str, Any] = {
     "warmup": 0.1,
     "grad_clip": 1.0,
 }
+#: text encoders whose model is a pretrained transformer fine-tuned on the labels
+FINE_TUNED_TEXT_ENCODERS = ("minilm_tokens",)
+#: feature-vector fusions cannot read token ids, so they default to frozen MiniLM vectors
+_VECTOR_FUSIONS = ("concat", "gated")
 
 
 class RunConfig(Config):
@@ -45,9 +49,13 @@ class RunConfig(Config):
 
     The default had the best validation accuracy on MVSA-Single among the grids in
     docs/results: late fusion of MiniLM fine-tuned on the labels (WordPiece ids,
-    ``minilm_tokens``) and an MLP on frozen EfficientNet-Lite0 features, trained for 4 epochs
-    with the usual fine-tuning schedule (:data:`DEFAULT_TRAIN`). A ``train`` given as a mapping
-    is laid over :data:`DEFAULT_TRAIN`, so ``--epochs 6`` changes the epochs and nothing else.
+    ``minilm_tokens``) and an MLP on frozen EfficientNet-Lite0 features.
+
+    Defaults follow what is trained. Without a ``text_encoder``, ``concat`` and ``gated`` read
+    frozen ``minilm`` vectors and the others fine-tune MiniLM (``minilm_tokens``). A model that
+    fine-tunes a transformer trains with :data:`FINE_TUNE_TRAIN`, the others with
+    :class:`TrainConfig`'s defaults (Adam, up to 20 epochs, early stopping). A ``train`` given as
+    a mapping is laid over those, so ``--epochs 6`` changes the epochs and nothing else.
     """
 
     model: ModelKind = "late"
@@ -59,7 +67,7 @@ class RunConfig(Config):
     #: where label vectors come from, for embedding heads
     label_source: Literal["glove_6b_50d", "minilm"] = GLOVE_SOURCE
     model_options: dict[str, Any] = Field(default_factory=dict)
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(**DEFAULT_TRAIN))
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(**FINE_TUNE_TRAIN))
     #: continue training on confident training examples afterwards (None: don't)
     confident: ConfidentConfig | None = None
     feature_batch_size: int = Field(64, ge=1)
@@ -67,9 +75,20 @@ class RunConfig(Config):
 
     @model_validator(mode="before")
     @classmethod
-    def _train_over_defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("train"), dict):
-            return {**data, "train": {**DEFAULT_TRAIN, **data["train"]}}
+    def _defaults_for_the_model(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        model = data.get("model", "late")
+        if data.get("text_encoder") is None:
+            data["text_encoder"] = "minilm" if model in _VECTOR_FUSIONS else "minilm_tokens"
+        fine_tunes = model != "image" and data["text_encoder"] in FINE_TUNED_TEXT_ENCODERS
+        profile = FINE_TUNE_TRAIN if fine_tunes else {}
+        train = data.get("train")
+        if train is None:
+            data["train"] = dict(profile)
+        elif isinstance(train, dict):
+            data["train"] = {**profile, **train}
         return data
 
     @property

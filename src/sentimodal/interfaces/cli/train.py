@@ -27,7 +27,7 @@ def run_config_from(config_file: Path | None, **flags: Any) -> RunConfig:
             raise UserInputError(f"config file not found: {config_file}")
         base = RunConfig.load(config_file).to_dict()
     train = dict(base.get("train", {}))
-    for key in ("epochs", "seed", "lr", "batch_size", "optimizer"):
+    for key in ("epochs", "seed", "lr", "backbone_lr", "batch_size", "optimizer"):
         value = flags.pop(key, None)
         if value is not None:
             train[key] = value
@@ -61,7 +61,10 @@ def train_command(
     ),
     epochs: int | None = typer.Option(None, "--epochs", help="Maximum training epochs."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed."),
-    lr: float | None = typer.Option(None, "--lr", help="Learning rate."),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate (heads, MLPs)."),
+    backbone_lr: float | None = typer.Option(
+        None, "--backbone-lr", help="Learning rate of the fine-tuned transformer."
+    ),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size."),
     optimizer: str | None = typer.Option(
         None, "--optimizer", help="adamw (default), adam, rmsprop or sgd."
@@ -85,6 +88,7 @@ def train_command(
         epochs=epochs,
         seed=seed,
         lr=lr,
+        backbone_lr=backbone_lr,
         batch_size=batch_size,
         optimizer=optimizer,
     )
