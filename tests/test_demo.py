@@ -12,6 +12,7 @@ from sentimodal.interfaces.cli import app
 from sentimodal.interfaces.cli.demo import DemoConfig
 from sentimodal.training.estimator import SentimentModel
 from sentimodal.training.model_dir import METRICS_FILE
+from sentimodal.training.run_config import RunConfig
 from test_analysis_report import check_html
 
 runner = CliRunner()
@@ -27,10 +28,13 @@ def test_default_config_round_trips_and_covers_the_issue(tmp_path: Path) -> None
         ("concat", "softmax"),
         ("gated", "softmax"),
         ("gated", "embedding"),
+        ("late", "softmax"),
     }
-    runs = [config.run_config(m) for m in config.models]
-    assert {r.image_encoder for r in runs} == {"efficientnet_lite0"}
-    assert {r.text_encoder for r in runs} == {"minilm"}
+    runs = {m.name: config.run_config(m) for m in config.models}
+    assert {r.image_encoder for r in runs.values()} == {"efficientnet_lite0"}
+    assert {r.text_encoder for n, r in runs.items() if n != "default"} == {"minilm"}
+    # the product's default model trains as `sentimodal train` would
+    assert runs["default"] == RunConfig(label_source=config.label_source)
 
 
 @pytest.mark.parametrize(

@@ -43,13 +43,19 @@ MODELS_DIR = "models"
 
 
 class DemoModel(Config):
-    """One model of the demo; the encoders and training settings are the demo's, shared."""
+    """One model of the demo; the encoders and training settings are the demo's, shared,
+    unless the model names its own text encoder or training settings."""
 
     name: str = Field(pattern=r"^[a-z0-9_]+$")
     title: str
     model: ModelKind
     head: HeadKind = "softmax"
     model_options: dict[str, Any] = Field(default_factory=dict)
+    #: None: the demo's text encoder
+    text_encoder: str | None = None
+    #: None: the demo's training settings; a mapping: laid over the model's own defaults
+    #: (``{}`` trains as ``sentimodal train`` would)
+    train: dict[str, Any] | None = None
 
 
 def _default_models() -> list[DemoModel]:
@@ -66,6 +72,13 @@ def _default_models() -> list[DemoModel]:
             model="gated",
             head="embedding",
             model_options={"gate": "gl2"},
+        ),
+        DemoModel(
+            name="default",
+            title="Late fusion, MiniLM fine-tuned (train's default)",
+            model="late",
+            text_encoder="minilm_tokens",
+            train={},
         ),
     ]
 
@@ -105,10 +118,10 @@ class DemoConfig(Config):
             model=model.model,
             head=model.head,
             image_encoder=self.image_encoder,
-            text_encoder=self.text_encoder,
+            text_encoder=model.text_encoder or self.text_encoder,
             label_source=self.label_source,
             model_options=model.model_options,
-            train=self.train,
+            train=self.train if model.train is None else model.train,
         )
 
 
@@ -149,9 +162,11 @@ def run_demo(config: DemoConfig, out: Path, progress: bool = True) -> ReportPath
     report.add_markdown(
         f"{len(dataset.examples)} posts of the MVSA-Single sample shipped with sentimodal "
         f"({counts}; labels merged from the text and image annotations), features from "
-        f"`{config.image_encoder}` (images) and `{config.text_encoder}` (texts). "
-        f"Five models trained with early stopping on the val split and compared on the "
-        f"{config.split} split. Everything up to this report took "
+        f"`{config.image_encoder}` (images) and `{config.text_encoder}` (texts; a model may "
+        f"name its own, see the configuration). "
+        f"{len(config.models)} models trained on the train split, with their epochs chosen on "
+        f"the val split, and compared on the {config.split} split. Everything up to this "
+        f"report took "
         f"{time.perf_counter() - started:.0f} s."
     )
     add_comparison(report, compared, config.split)
