@@ -363,27 +363,23 @@ def extract_needed_features(
     """Extract every encoder's features once, before the runs (the store caches them), so
     parallel workers only read them and never compete to write the same folder."""
     wanted: dict[str, dict[str, Any]] = {}
+
+    def want(kind: str, name: str, config: dict[str, Any], **settings: Any) -> None:
+        other = "text" if kind == "image" else "image"
+        arguments = {kind: name, f"{kind}_config": config, other: None, **settings}
+        wanted.setdefault(json.dumps([kind, name, config]), arguments)
+
     for task in tasks:
         if task.kind == "model":
             run = RunConfig.model_validate(task.config)
+            settings = {"batch_size": run.feature_batch_size, "workers": run.feature_workers}
             if run.uses_image:
-                wanted.setdefault(
-                    json.dumps(["image", run.image_encoder, run.image_encoder_config]),
-                    {"image": run.image_encoder, "image_config": run.image_encoder_config,
-                     "text": None, "batch_size": run.feature_batch_size,
-                     "workers": run.feature_workers},
-                )  # fmt: skip
+                want("image", run.image_encoder, run.image_encoder_config, **settings)
             if run.uses_text:
-                wanted.setdefault(
-                    json.dumps(["text", run.text_encoder, run.text_encoder_config]),
-                    {"text": run.text_encoder, "text_config": run.text_encoder_config,
-                     "image": None, "batch_size": run.feature_batch_size,
-                     "workers": run.feature_workers},
-                )  # fmt: skip
+                want("text", run.text_encoder, run.text_encoder_config, **settings)
         else:
             for kind, name in BaselineConfig.model_validate(task.config).encoders().items():
-                other = "text" if kind == "image" else "image"
-                wanted.setdefault(json.dumps([kind, name, {}]), {kind: name, other: None})
+                want(kind, name, {})
     for arguments in wanted.values():
         extract_features(dataset, **arguments, progress=progress)
 

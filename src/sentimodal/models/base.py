@@ -17,6 +17,8 @@ from sentimodal.models.heads import EmbeddingHead, Head
 from sentimodal.models.label_space import LabelSpace
 
 Batch = dict[str, torch.Tensor]
+#: token ids are post-padded with 0 by every token encoder (the store counts lengths by it)
+PAD_ID = 0
 
 
 class SentimentNet(nn.Module, ABC):
@@ -72,6 +74,18 @@ class SentimentNet(nn.Module, ABC):
         if not isinstance(self.head, EmbeddingHead):
             raise UserInputError("only models with an embedding head have label vectors")
         return self.head.require_label_vectors()
+
+    def token_ids(self, batch: Batch, encoder: str) -> torch.Tensor:
+        """The batch's text as int64 token ids; float features mean the wrong encoder was
+        used, and the error names the one this model needs."""
+        self.check_inputs(batch)
+        ids = batch["text"]
+        if ids.dtype != torch.int64:
+            raise UserInputError(
+                f"{type(self).__name__} reads token ids (int64), not {ids.dtype} features: use "
+                f"the {encoder!r} text encoder"
+            )
+        return ids
 
     def check_inputs(self, batch: Batch) -> None:
         """Fail early, naming the missing modality, rather than with a KeyError deep inside."""

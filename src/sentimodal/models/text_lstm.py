@@ -16,11 +16,9 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from sentimodal.errors import UserInputError
 from sentimodal.features.resources import glove_table
-from sentimodal.models.base import Batch, SentimentNet
+from sentimodal.models.base import PAD_ID, Batch, SentimentNet
 from sentimodal.models.config import TextLSTMConfig
 from sentimodal.models.heads import make_head
-
-PAD_ID = 0
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -56,13 +54,7 @@ class TextBiLSTM(SentimentNet):
         self.head = make_head(config, self.out_dim)
 
     def embed(self, batch: Batch) -> torch.Tensor:
-        self.check_inputs(batch)
-        ids = batch["text"]
-        if ids.dtype != torch.int64:
-            raise UserInputError(
-                f"the text model reads token ids (int64), not {ids.dtype} features: use the "
-                f"'tokens' text encoder, or an MLP for feature vectors"
-            )
+        ids = self.token_ids(batch, "tokens")
         lengths = batch.get("text_lengths")
         if lengths is None:
             lengths = (ids != PAD_ID).sum(dim=1)

@@ -16,11 +16,10 @@ from torch import nn
 
 from sentimodal.errors import UserInputError
 from sentimodal.features import resources
-from sentimodal.models.base import Batch, SentimentNet
+from sentimodal.models.base import PAD_ID, Batch, SentimentNet
 from sentimodal.models.config import TextTransformerConfig
 from sentimodal.models.heads import make_head
 
-PAD_ID = 0
 #: keys of a transformer's config.json that describe where it came from, not its shape
 _PROVENANCE_KEYS = ("architectures", "transformers_version", "gradient_checkpointing", "use_cache")
 
@@ -64,13 +63,7 @@ class TextTransformer(SentimentNet):
         return list(self.encoder.parameters())
 
     def embed(self, batch: Batch) -> torch.Tensor:
-        self.check_inputs(batch)
-        ids = batch["text"]
-        if ids.dtype != torch.int64:
-            raise UserInputError(
-                f"the transformer reads WordPiece ids (int64), not {ids.dtype} features: use "
-                f"the 'minilm_tokens' text encoder"
-            )
+        ids = self.token_ids(batch, "minilm_tokens")
         mask = ids != PAD_ID
         # An empty row (all padding) still attends to its first position.
         mask[:, 0] = True

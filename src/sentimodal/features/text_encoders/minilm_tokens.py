@@ -20,7 +20,6 @@ from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.features.text_encoders.registry import register_text_encoder
 
 _VOCAB_FILE = "vocab.txt"
-PAD_ID = 0
 
 
 @register_text_encoder
@@ -58,5 +57,4 @@ class MiniLMTokensEncoder(TextEncoder):
             padding="max_length",
             return_attention_mask=False,
         )
-        ids = np.asarray(encoded["input_ids"], dtype=np.int64).reshape(len(texts), self.max_len)
-        return ids
+        return np.asarray(encoded["input_ids"], dtype=np.int64).reshape(len(texts), self.max_len)
