@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 
 from sentimodal.errors import RecordError
+from sentimodal.features.batch_work import ImageBatchWork
 from sentimodal.features.engine import LocalEngine, available_cores, reuse_freed_memory
 from sentimodal.features.image_encoders import ImageEncoder, get_image_encoder
-from sentimodal.features.store import ImageBatchWork
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mvsa_single" / "data"
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from sentimodal.features.store import load_features
+from sentimodal.features.reading import load_features
 from sentimodal.interfaces.cli import app
 from sentimodal.preparation.dataset import PreparedDataset
 

@@ -20,15 +20,12 @@ from PIL import Image
 from safetensors import safe_open
 
 from sentimodal.errors import UserInputError
-from sentimodal.features import engine, store
+from sentimodal.features import batch_work, engine, store
 from sentimodal.features.engine import BatchResult, LocalEngine, get_engine
+from sentimodal.features.folder import FeatureFolder
 from sentimodal.features.image_encoders.base import ImageEncoder
-from sentimodal.features.store import (
-    FeatureFolder,
-    aligned,
-    extract_features,
-    load_features,
-)
+from sentimodal.features.reading import aligned, load_features
+from sentimodal.features.store import extract_features
 from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.preparation.dataset import PreparedDataset
 
@@ -378,7 +375,7 @@ def test_bad_settings_are_user_errors(dataset: PreparedDataset, tmp_path: Path) 
 # --------------------------------------------------------------------------- engines
 
 
-class AcceleratorWork(store.ImageBatchWork):
+class AcceleratorWork(batch_work.ImageBatchWork):
     """Image work whose model would sit on an accelerator: workers only decode."""
 
     @property
@@ -386,9 +383,9 @@ class AcceleratorWork(store.ImageBatchWork):
         return False
 
 
-@pytest.mark.parametrize("work_type", [store.ImageBatchWork, AcceleratorWork])
+@pytest.mark.parametrize("work_type", [batch_work.ImageBatchWork, AcceleratorWork])
 def test_local_engine_workers_return_the_same_results_in_order(
-    dataset: PreparedDataset, work_type: type[store.ImageBatchWork]
+    dataset: PreparedDataset, work_type: type[batch_work.ImageBatchWork]
 ) -> None:
     rows = [
         {"position": i, "id": r.id, "image": r.image}

@@ -16,7 +16,7 @@ _EXPORTS = {
     "PrepareConfig": "sentimodal.preparation.pipeline",
     "PreparedDataset": "sentimodal.preparation.dataset",
     "extract_features": "sentimodal.features.store",
-    "load_features": "sentimodal.features.store",
+    "load_features": "sentimodal.features.reading",
     "list_image_encoders": "sentimodal.features.image_encoders",
     "get_image_encoder": "sentimodal.features.image_encoders",
     "list_text_encoders": "sentimodal.features.text_encoders",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 class Config(BaseModel):
@@ -49,3 +49,10 @@ class Config(BaseModel):
         path = Path(path)
         text = path.read_text(encoding="utf-8")
         return cls.from_json(text) if path.suffix == ".json" else cls.from_yaml(text)
+
+
+def validation_message(exc: ValidationError, prefix: str = "") -> str:
+    """The first problem of a pydantic error on one line: where (dotted) and what."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{prefix}{where}: {first['msg']}" if where else f"{prefix}{first['msg']}"

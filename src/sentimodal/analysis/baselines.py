@@ -22,7 +22,8 @@ from sklearn.linear_model import LogisticRegression
 from sentimodal.config import Config
 from sentimodal.errors import UserInputError
 from sentimodal.evaluation.metrics import classification_report
-from sentimodal.features.store import FeatureFolder, extract_features
+from sentimodal.features.folder import FeatureFolder
+from sentimodal.features.store import extract_features
 from sentimodal.features.text_encoders import get_text_encoder
 from sentimodal.preparation.dataset import PreparedDataset
 

@@ -11,61 +11,33 @@ so a killed run leaves only whole shards and the next run computes just the miss
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import json
 import math
-import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from pydantic import Field, ValidationError
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
-from safetensors import safe_open
-from safetensors.numpy import save as safetensors_bytes
 
-from sentimodal.config import Config
-from sentimodal.errors import RecordError, UserInputError
+from sentimodal.config import Config, validation_message
+from sentimodal.errors import UserInputError
+from sentimodal.features.batch_work import ImageBatchWork, TextBatchWork, is_token_encoder
 from sentimodal.features.engine import BatchResult, BatchWork, Engine, Row, get_engine
+from sentimodal.features.folder import FEATURES_DIR, FeatureFolder
 from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
-from sentimodal.features.text_encoders import get_text_encoder, lengths_from_ids
+from sentimodal.features.keys import STORE_FORMAT, STORE_VERSION, examples_fingerprint, feature_key
+from sentimodal.features.text_encoders import get_text_encoder
 from sentimodal.features.text_encoders.base import TextEncoder
-from sentimodal.preparation.dataset import PreparedDataset
+from sentimodal.preparation.dataset import PreparedDataset, image_or_none
+from sentimodal.progress import progress_bar
 
-STORE_FORMAT = "sentimodal-features"
-#: Bumped whenever stored values would change for the same encoder (decoding, layout), so
-#: that old folders get a different key instead of being read as current.
-STORE_VERSION = 1
-KINDS = ("image", "text")
-FEATURES_DIR = "features"
-META_FILE = "meta.json"
-IDS_FILE = "ids.json"
-REJECTS_FILE = "rejects.csv"
-SHARD_PATTERN = "shard-{:05d}.safetensors"
 #: Splits whose texts the ``tokens`` vocabulary is learned from, in order of preference
 #: (``all`` is the only split of an unsplit dataset).
 FIT_SPLITS = ("train", "all")
-
-_stderr = Console(stderr=True)
 
 
 class FeatureConfig(Config):
@@ -81,36 +53,6 @@ class FeatureConfig(Config):
     engine: Literal["local", "ray"] = "local"
     #: rows per shard: what a killed run can lose at most
     shard_size: int = Field(512, ge=1)
-
-
-@dataclass
-class FeatureSet:
-    """Features of some examples: ``values[i]`` (and ``lengths[i]`` for token ids) is ``ids[i]``.
-
-    ``directory`` is the feature folder they came from (it holds e.g. the ``tokens`` vocab).
-    """
-
-    ids: list[str]
-    values: np.ndarray
-    lengths: np.ndarray | None = None
-    directory: Path | None = None
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def select(self, ids: Sequence[str]) -> FeatureSet:
-        """The rows of ``ids``, in that order (every id must be present)."""
-        index = {id_: i for i, id_ in enumerate(self.ids)}
-        missing = [i for i in ids if i not in index]
-        if missing:
-            raise KeyError(f"{len(missing)} ids have no features, e.g. {missing[0]!r}")
-        rows = np.fromiter((index[i] for i in ids), dtype=np.int64, count=len(ids))
-        return FeatureSet(
-            ids=list(ids),
-            values=self.values[rows],
-            lengths=None if self.lengths is None else self.lengths[rows],
-            directory=self.directory,
-        )
 
 
 @dataclass
@@ -130,275 +72,6 @@ class ExtractionResult:
     @property
     def items_per_second(self) -> float:
         return self.items / self.seconds if self.seconds > 0 else 0.0
-
-
-# ----------------------------------------------------------------------------- per-batch work
-
-
-@dataclass
-class LoadedImages:
-    """A decoded batch on its way from a loading worker to the forward pass."""
-
-    positions: np.ndarray
-    pixels: torch.Tensor | None
-    rejects: list[Row] = field(default_factory=list)
-
-
-class ImageBatchWork:
-    """Images: read + decode + transform per row (``load``), one batched forward (``compute``).
-
-    Decoding goes through ``encoder.read``, which decodes JPEGs straight down to the size the
-    transform needs (draft mode), keeping decode well below the cost of the forward pass.
-    """
-
-    parallel = True
-
-    def __init__(self, encoder: ImageEncoder) -> None:
-        self.encoder = encoder
-
-    @property
-    def compute_in_workers(self) -> bool:
-        """True when the model runs on the CPU (builds it, so that forked workers share it)."""
-        parameter = next(iter(self.encoder.module().parameters()), None)
-        return parameter is None or parameter.device.type == "cpu"
-
-    def load(self, rows: list[Row]) -> LoadedImages:
-        tensors: list[torch.Tensor] = []
-        positions: list[int] = []
-        rejects: list[Row] = []
-        for row in rows:
-            try:
-                tensors.append(self.encoder.read(row["image"]))
-            except RecordError as exc:
-                rejects.append(_reject(row, str(exc)))
-                continue
-            positions.append(int(row["position"]))
-        pixels = torch.stack(tensors) if tensors else None
-        return LoadedImages(np.asarray(positions, dtype=np.int64), pixels, rejects)
-
-    def compute(self, loaded: LoadedImages) -> BatchResult:
-        if loaded.pixels is None:
-            values = np.zeros((0, *self.encoder.shape), dtype=np.float32)
-        else:
-            values = self.encoder.encode(loaded.pixels)
-        return BatchResult(loaded.positions, values, rejects=loaded.rejects)
-
-    def __call__(self, rows: list[Row]) -> BatchResult:
-        return self.compute(self.load(rows))
-
-
-class TextBatchWork:
-    """Texts: nothing to load; ``compute`` encodes the batch (and counts tokens for ids).
-
-    Runs in the main process: text encoders are cheap or already use every core, and each
-    worker would load its own copy of a transformer.
-    """
-
-    parallel = False
-    compute_in_workers = False
-
-    def __init__(self, encoder: TextEncoder) -> None:
-        self.encoder = encoder
-
-    def load(self, rows: list[Row]) -> list[Row]:
-        return rows
-
-    def compute(self, loaded: list[Row]) -> BatchResult:
-        texts = [str(row["text"]) for row in loaded]
-        positions = np.array([int(row["position"]) for row in loaded], dtype=np.int64)
-        values = np.asarray(self.encoder.encode(texts))
-        lengths = lengths_from_ids(values) if is_token_encoder(self.encoder) else None
-        return BatchResult(positions, values, lengths=lengths)
-
-    def __call__(self, rows: list[Row]) -> BatchResult:
-        return self.compute(self.load(rows))
-
-
-def is_token_encoder(encoder: TextEncoder) -> bool:
-    """Token-id encoders store integers (never float16) and a length per text."""
-    return np.dtype(encoder.dtype).kind in "iu"
-
-
-def _reject(row: Row, reason: str) -> Row:
-    return {
-        "position": int(row["position"]),
-        "id": str(row["id"]),
-        "image": str(row.get("image") or ""),
-        "reason": reason,
-    }
-
-
-# ----------------------------------------------------------------------------- keys
-
-
-def examples_fingerprint(ids: Sequence[str], contents: Sequence[str | None]) -> str:
-    """Hash of the example ids, their order and the content a modality reads (image or text)."""
-    digest = hashlib.sha256()
-    for id_, content in zip(ids, contents, strict=True):
-        digest.update(json.dumps([id_, content], ensure_ascii=False).encode("utf-8"))
-        digest.update(b"\n")
-    return digest.hexdigest()
-
-
-def feature_key(
-    kind: str,
-    name: str,
-    encoder_config: dict[str, Any],
-    identity: str,
-    stored_dtype: str,
-    fingerprint: str,
-) -> str:
-    """Short hash naming a feature folder: anything that changes the values changes it."""
-    payload = {
-        "format": STORE_FORMAT,
-        "version": STORE_VERSION,
-        "kind": kind,
-        "name": name,
-        "config": encoder_config,
-        "identity": identity,
-        "dtype": stored_dtype,
-        "examples": fingerprint,
-    }
-    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-# ----------------------------------------------------------------------------- folder
-
-
-class FeatureFolder:
-    """One feature folder: its meta, its shards, and reading them back."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    @property
-    def complete(self) -> bool:
-        return (self.path / IDS_FILE).is_file()
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        path = self.path / META_FILE
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserInputError(f"unreadable feature metadata {path}: {exc}") from None
-
-    def shard_path(self, index: int) -> Path:
-        return self.path / SHARD_PATTERN.format(index)
-
-    def begin(self, meta: dict[str, Any]) -> dict[str, Any]:
-        """Create the folder, or keep what an interrupted run left (its shard grid included)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        if (self.path / META_FILE).is_file():
-            existing = self.meta
-            if existing.get("key") == meta["key"]:
-                return existing
-        _write_atomic(self.path / META_FILE, _json_bytes(meta))
-        return meta
-
-    def write_shard(
-        self,
-        index: int,
-        positions: np.ndarray,
-        values: np.ndarray,
-        lengths: np.ndarray | None,
-        rejects: list[Row],
-    ) -> None:
-        tensors = {"features": np.ascontiguousarray(values), "positions": positions}
-        if lengths is not None:
-            tensors["lengths"] = lengths
-        metadata = {"shard": str(index), "rejects": json.dumps(rejects, ensure_ascii=False)}
-        _write_atomic(self.shard_path(index), safetensors_bytes(tensors, metadata=metadata))
-
-    def finish(
-        self, meta: dict[str, Any], ids: Sequence[str], splits: Sequence[str]
-    ) -> dict[str, Any]:
-        """Index the shards: ids.json (rows in stored order), rejects.csv, counts in meta.json.
-
-        ids.json is written last: its presence is what marks the folder complete.
-        """
-        positions, rejects = [], []
-        for index in range(meta["n_shards"]):
-            with self._open(index) as shard:
-                positions.append(shard.get_tensor("positions"))
-                rejects.extend(json.loads(shard.metadata().get("rejects", "[]")))
-        stored = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
-        rows: dict[str, int] = defaultdict(int)
-        for p in stored:
-            rows[splits[int(p)]] += 1
-        _write_atomic(self.path / REJECTS_FILE, _rejects_csv(rejects))
-        meta = {**meta, "counts": {"rows": len(stored), "rejects": len(rejects), "splits": rows}}
-        _write_atomic(self.path / META_FILE, _json_bytes(meta))
-        _write_atomic(self.path / IDS_FILE, _json_bytes([ids[int(p)] for p in stored]))
-        for leftover in self.path.glob("*.tmp"):
-            leftover.unlink()
-        return meta
-
-    def read(self, dtype: str | None = None) -> FeatureSet:
-        """All stored rows: float features as float32 unless ``dtype`` says otherwise."""
-        if not self.complete:
-            raise UserInputError(
-                f"features in {self.path} are incomplete: run the extraction again"
-            )
-        meta = self.meta
-        values, lengths = [], []
-        for index in range(meta["n_shards"]):
-            with self._open(index) as shard:
-                values.append(shard.get_tensor("features"))
-                if "lengths" in set(shard.keys()):
-                    lengths.append(shard.get_tensor("lengths"))
-        shape = tuple(meta["shape"])
-        stored = np.concatenate(values) if values else np.zeros((0, *shape), meta["dtype"])
-        if dtype is not None:
-            stored = stored.astype(dtype, copy=False)
-        elif stored.dtype.kind == "f":
-            stored = stored.astype(np.float32, copy=False)
-        ids = json.loads((self.path / IDS_FILE).read_text(encoding="utf-8"))
-        if len(ids) != len(stored):
-            raise UserInputError(f"corrupted feature folder {self.path}: ids and shards disagree")
-        return FeatureSet(
-            ids=ids,
-            values=stored,
-            lengths=np.concatenate(lengths) if meta.get("lengths") and lengths else None,
-            directory=self.path,
-        )
-
-    def _open(self, index: int) -> Any:
-        path = self.shard_path(index)
-        try:
-            return safe_open(str(path), framework="numpy")
-        except Exception as exc:  # safetensors raises its own error types for bad files
-            raise UserInputError(
-                f"missing or corrupted feature shard {path} ({exc}); delete {self.path} and "
-                "extract again"
-            ) from None
-
-
-def _json_bytes(data: Any) -> bytes:
-    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to ``path.tmp``, flush to disk, rename: readers see the old file or the new one."""
-    staged = path.with_name(path.name + ".tmp")
-    with open(staged, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(staged, path)
-
-
-def _rejects_csv(rejects: list[Row]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["id", "image", "reason"])
-    for reject in sorted(rejects, key=lambda r: r["position"]):
-        writer.writerow([reject["id"], reject["image"], reject["reason"]])
-    return buffer.getvalue().encode("utf-8")
-
-
-# ----------------------------------------------------------------------------- extraction
 
 
 @dataclass
@@ -465,9 +138,7 @@ def extract_features(
             shard_size=shard_size,
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise UserInputError(f"invalid feature setting {where}: {first['msg']}") from None
+        raise UserInputError(validation_message(exc, "invalid feature setting ")) from None
     data = _dataset(dataset)
     if data.root is None:
         raise UserInputError("the dataset has no directory: save it before extracting features")
@@ -488,7 +159,7 @@ def extract_features(
 
 def _image_plan(data: PreparedDataset, encoder: ImageEncoder, dtype: str) -> _Plan:
     examples = data.examples
-    images = [_image_or_none(v) for v in examples["image"].tolist()]
+    images = [image_or_none(v) for v in examples["image"].tolist()]
     ids = examples["id"].astype(str).tolist()
     rows = [{"position": p, "id": ids[p], "image": img} for p, img in enumerate(images) if img]
     return _Plan(
@@ -539,13 +210,6 @@ def _fit_texts(data: PreparedDataset, texts: list[str], name: str) -> list[str]:
 
 def _dataset(dataset: PreparedDataset | str | Path) -> PreparedDataset:
     return dataset if isinstance(dataset, PreparedDataset) else PreparedDataset.load(dataset)
-
-
-def _image_or_none(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    text = str(value).strip()
-    return text or None
 
 
 def _result(
@@ -609,7 +273,7 @@ def _extract(
     ]
     total = sum(len(b) for b in batches)
     label = f"{plan.kind} {plan.name}"
-    with _progress_bar(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task(label, total=total)
         for result in runner.run(plan.work, batches):
             writer.add(result)
@@ -688,133 +352,3 @@ class _ShardWriter:
     def check_done(self) -> None:
         if self.pending:
             raise RuntimeError(f"engine returned no results for shards {sorted(self.pending)}")
-
-
-class _RateColumn(ProgressColumn):
-    """Items per second (rich's own speed column counts bytes)."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("- items/s" if speed is None else f"{speed:,.1f} items/s", style="cyan")
-
-
-def _progress_bar(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _RateColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=_stderr,
-        disable=not enabled,
-    )
-
-
-# ----------------------------------------------------------------------------- reading back
-
-
-def find_feature_folder(
-    data: PreparedDataset,
-    kind: str,
-    name: str,
-    config: dict[str, Any] | None = None,
-    stored_dtype: str | None = None,
-) -> FeatureFolder:
-    """The complete folder of ``kind``/``name`` extracted from these very examples.
-
-    ``config`` narrows the choice to folders whose encoder config contains those items; when
-    several folders still match, the caller must say which.
-    """
-    if kind not in KINDS:
-        raise UserInputError(f"unknown feature kind {kind!r}: choose one of {', '.join(KINDS)}")
-    if data.root is None:
-        raise UserInputError("the dataset has no directory, so it has no stored features")
-    ids = data.examples["id"].astype(str).tolist()
-    if kind == "image":
-        contents: list[str | None] = [_image_or_none(v) for v in data.examples["image"].tolist()]
-    else:
-        contents = list(data.texts())
-    fingerprint = examples_fingerprint(ids, contents)
-    found = [
-        FeatureFolder(p)
-        for p in sorted((Path(data.root) / FEATURES_DIR / kind).glob(f"{name}-*"))
-        if (p / META_FILE).is_file()
-    ]
-    found = [f for f in found if f.complete and f.meta.get("name") == name]
-    current = [f for f in found if f.meta.get("examples_fingerprint") == fingerprint]
-    wanted = [
-        f
-        for f in current
-        if all(f.meta["config"].get(k) == v for k, v in (config or {}).items())
-        and (stored_dtype is None or f.meta["dtype"] == stored_dtype)
-    ]
-    command = f"sentimodal features {data.root} --{kind} {name}"
-    if not wanted:
-        if found and not current:
-            raise UserInputError(
-                f"the {kind} features {name!r} were extracted from other examples; run: {command}"
-            )
-        raise UserInputError(f"no {kind} features {name!r} with these settings; run: {command}")
-    if len(wanted) > 1:
-        choices = "; ".join(
-            f"{f.path.name}: config={f.meta['config']} dtype={f.meta['dtype']}" for f in wanted
-        )
-        raise UserInputError(f"several {kind} features {name!r} match, pass config= ({choices})")
-    return wanted[0]
-
-
-def load_features(
-    dataset_dir: PreparedDataset | str | Path,
-    kind: str,
-    name: str,
-    split: str | None = None,
-    config: dict[str, Any] | None = None,
-    *,
-    dtype: str | None = None,
-    stored_dtype: str | None = None,
-) -> FeatureSet:
-    """Stored features of one split (or all examples), ordered as in examples.parquet.
-
-    Examples without features (no image, empty text, rejected image) are absent from ``ids``.
-    Float features come back as float32 whatever the storage, unless ``dtype`` is given.
-    """
-    data = (
-        dataset_dir
-        if isinstance(dataset_dir, PreparedDataset)
-        else PreparedDataset.load(dataset_dir)
-    )
-    features = find_feature_folder(data, kind, name, config, stored_dtype).read(dtype)
-    if split is None:
-        return features
-    wanted = set(data.split(split)["id"].astype(str))
-    keep = [i for i, id_ in enumerate(features.ids) if id_ in wanted]
-    return FeatureSet(
-        ids=[features.ids[i] for i in keep],
-        values=features.values[keep],
-        lengths=None if features.lengths is None else features.lengths[keep],
-        directory=features.directory,
-    )
-
-
-def aligned(
-    dataset_dir: PreparedDataset | str | Path,
-    image: str,
-    text: str,
-    split: str | None = None,
-    image_config: dict[str, Any] | None = None,
-    text_config: dict[str, Any] | None = None,
-    *,
-    dtype: str | None = None,
-) -> tuple[FeatureSet, FeatureSet]:
-    """Image and text features of the examples that have both, row for row (for fusion)."""
-    data = (
-        dataset_dir
-        if isinstance(dataset_dir, PreparedDataset)
-        else PreparedDataset.load(dataset_dir)
-    )
-    images = load_features(data, "image", image, split, image_config, dtype=dtype)
-    texts = load_features(data, "text", text, split, text_config, dtype=dtype)
-    in_text = set(texts.ids)
-    common = [i for i in images.ids if i in in_text]
-    return images.select(common), texts.select(common)

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sentimodal.errors import UserInputError
+from sentimodal.files import write_json_atomic
 from sentimodal.preparation.splits import (
     ALL_SPLIT,
     SPLIT_NAMES,
@@ -87,10 +88,9 @@ def staging_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    staged = staging_path(path)
-    staged.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(staged, path)
+def image_or_none(value: Any) -> str | None:
+    """An ``image`` cell as a path or URL, or None when the post has no image."""
+    return cell_text(value).strip() or None
 
 
 class PreparedDataset:

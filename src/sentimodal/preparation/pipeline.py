@@ -37,6 +37,7 @@ from rich.progress import (
 from sentimodal import __version__
 from sentimodal.config import Config
 from sentimodal.errors import RecordError, UserInputError
+from sentimodal.files import write_json_atomic
 from sentimodal.preparation.balancing import downsample_to_smallest
 from sentimodal.preparation.dataset import (
     EXAMPLE_SCHEMA,
@@ -48,7 +49,6 @@ from sentimodal.preparation.dataset import (
     count_by_split,
     post_to_row,
     staging_path,
-    write_json_atomic,
 )
 from sentimodal.preparation.filters import (
     STUDY_FILTERS,

@@ -21,17 +21,12 @@ from pydantic import ValidationError
 
 from sentimodal.errors import UserInputError
 from sentimodal.evaluation.metrics import classification_report
+from sentimodal.features.batch_work import ImageBatchWork, TextBatchWork
 from sentimodal.features.engine import Row
+from sentimodal.features.folder import FeatureFolder, FeatureSet
 from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
-from sentimodal.features.store import (
-    ExtractionResult,
-    FeatureFolder,
-    FeatureSet,
-    ImageBatchWork,
-    TextBatchWork,
-    extract_features,
-)
+from sentimodal.features.store import ExtractionResult, extract_features
 from sentimodal.features.text_encoders import get_text_encoder
 from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.features.text_encoders.minilm_tokens import MiniLMTokensEncoder
