@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from sentimodal.analysis.demo import DemoConfig
 from sentimodal.interfaces.cli import app
-from sentimodal.interfaces.cli.demo import DemoConfig
 from sentimodal.training.estimator import SentimentModel
 from sentimodal.training.model_dir import METRICS_FILE
 from sentimodal.training.run_config import RunConfig

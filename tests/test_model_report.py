@@ -14,7 +14,6 @@ from sentimodal.analysis.model_report import (
     add_comparison,
     add_modality_section,
     comparison_frame,
-    evaluate_splits,
     metrics_frame,
     model_report,
 )
@@ -52,7 +51,7 @@ def test_report_of_gated_embedding_model(small_dataset: PreparedDataset, tmp_pat
     paths = model_report(model, small_dataset, title="small gated").write(tmp_path)
 
     markdown = paths.markdown.read_text(encoding="utf-8")
-    measured = evaluate_splits(model, small_dataset)
+    measured = model.evaluate_splits(small_dataset)
     assert set(measured) == {"val", "test"}
     assert markdown_table(metrics_frame(measured)) in markdown
     pictures = sorted(p.name for p in (tmp_path / "report_files").iterdir())
@@ -101,7 +100,7 @@ def test_train_command_writes_the_report(small_dataset: PreparedDataset, tmp_pat
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     markdown = (out / "report.md").read_text(encoding="utf-8")
-    measured = evaluate_splits(SentimentModel.load(out), small_dataset)
+    measured = SentimentModel.load(out).evaluate_splits(small_dataset)
     assert markdown_table(metrics_frame(measured)) in markdown
     assert re.search(r"\| model \| concat \|", markdown)
     check_html((out / "report.html").read_text(encoding="utf-8"))

@@ -18,10 +18,10 @@ from sentimodal.models.text_transformer import TextTransformer
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.pipeline import prepare
 from sentimodal.sample import sample_path
-from sentimodal.training.config import TrainConfig
 from sentimodal.training.estimator import SentimentModel
 from sentimodal.training.optim import make_optimizer, make_scheduler
 from sentimodal.training.run_config import RunConfig
+from sentimodal.training.train_config import TrainConfig
 
 TEXTS = ["I love this so much :)", "worst day ever...", ""]
 #: one transformer layer keeps the estimator tests fast; the full model is tested in slow tests
@@ -170,8 +170,13 @@ def test_partial_train_settings_keep_the_other_defaults() -> None:
     assert six.train.epochs == 6
     assert six.train.model_dump(exclude={"epochs"}) == default.train.model_dump(exclude={"epochs"})
     assert RunConfig.from_yaml(six.to_yaml()) == six
-    # a TrainConfig given whole is taken as it is
-    assert RunConfig(train=TrainConfig()).train == TrainConfig()
+    # one rule whatever form the settings come in: the profile fills what was not given
+    assert RunConfig(train=TrainConfig(epochs=6)) == six
+    assert RunConfig(train=TrainConfig()) == default
+    # what was given is kept, even where it equals TrainConfig's own default
+    adam = RunConfig(train=TrainConfig(optimizer="adam", epochs=6))
+    assert adam.train.optimizer == "adam" and adam.train.schedule == "linear"
+    assert RunConfig.from_yaml(adam.to_yaml()) == adam
 
 
 def test_defaults_follow_what_is_trained() -> None:

@@ -27,8 +27,8 @@ from sentimodal.training import (
     predict_scores,
 )
 from sentimodal.training.batches import as_tensors, epoch_batches, take
-from sentimodal.training.config import HingeVocabulary
 from sentimodal.training.losses import ContrastWords, class_weights, contrast_words, cross_entropy
+from sentimodal.training.train_config import HingeVocabulary
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sentimodal.errors import UserInputError
+from sentimodal.files import write_atomic
 
 
 class Config(BaseModel):
@@ -41,8 +44,7 @@ class Config(BaseModel):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         text = self.to_json() if path.suffix == ".json" else self.to_yaml()
-        path.write_text(text, encoding="utf-8")
-        return path
+        return write_atomic(path, text)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
@@ -56,3 +58,23 @@ def validation_message(exc: ValidationError, prefix: str = "") -> str:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     return f"{prefix}{where}: {first['msg']}" if where else f"{prefix}{first['msg']}"
+
+
+C = TypeVar("C", bound=Config)
+
+
+def load_config(cls: type[C], path: str | Path, what: str = "config") -> C:
+    """A settings file for ``cls``, every problem with it a one-line error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"{what} file not found: {path}")
+    try:
+        return cls.load(path)
+    except ValidationError as exc:
+        raise UserInputError(validation_message(exc, f"{path}: invalid {what}: ")) from None
+    except (yaml.YAMLError, ValueError) as exc:
+        raise UserInputError(
+            f"{path}: not valid YAML/JSON ({' '.join(str(exc).split())})"
+        ) from None
+    except UnicodeDecodeError:
+        raise UserInputError(f"{path}: not UTF-8 text") from None

@@ -32,14 +32,18 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._classes)
 
-    def build(self, name: str, **config: Any) -> T:
-        """An instance of ``name`` with its settings (the ``config`` of a previous instance)."""
+    def get(self, name: str) -> type[T]:
+        """The class registered as ``name`` (its class attributes describe it without building)."""
         try:
-            cls = self._classes[name]
+            return self._classes[name]
         except KeyError:
             raise UserInputError(
                 f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
             ) from None
+
+    def build(self, name: str, **config: Any) -> T:
+        """An instance of ``name`` with its settings (the ``config`` of a previous instance)."""
+        cls = self.get(name)
         try:
             inspect.signature(cls).bind(**config)
         except TypeError as exc:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,10 +24,10 @@ from sentimodal.config import Config
 from sentimodal.errors import UserInputError
 from sentimodal.features.text_encoders.glove_mean import glove_vector
 from sentimodal.features.text_encoders.minilm import minilm_vectors
-from sentimodal.models.label_space import GLOVE_SOURCE, MINILM_SOURCE
+from sentimodal.models.config import GLOVE_SOURCE, MINILM_SOURCE, LabelSource
 from sentimodal.training.estimator import SentimentModel
 
-PoleSource = Literal["glove_6b_50d", "minilm"]
+PoleSource = LabelSource
 
 
 class AnpCheckConfig(Config):

@@ -9,7 +9,7 @@ from a text-only, an image-only and a fused model predicting the same test posts
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -32,13 +32,6 @@ Metrics = Mapping[str, Any]
 #: t-SNE's OpenMP threads spin while they wait: on a busy 2-core machine, 2 threads took 33 s
 #: for a 110-point map and 1 thread 1.7 s (1,000 points: 88 s vs 15 s), so the map uses one
 TSNE_THREADS = 1
-
-
-def evaluate_splits(
-    model: SentimentModel, dataset: PreparedDataset, splits: Sequence[str] = ("val", "test")
-) -> dict[str, dict[str, Any]]:
-    """``model.evaluate`` on each of ``splits`` the dataset has."""
-    return {split: model.evaluate(dataset, split) for split in splits if split in dataset.splits}
 
 
 def metrics_frame(metrics: Mapping[str, Metrics]) -> pd.DataFrame:
@@ -188,7 +181,7 @@ def model_report(
 ) -> Report:
     """The report of one trained model; ``metrics`` (split -> evaluate()) are computed when
     not given."""
-    metrics = evaluate_splits(model, dataset) if metrics is None else metrics
+    metrics = model.evaluate_splits(dataset) if metrics is None else metrics
     run = model.run_
     section = f"{run.model} model, {run.head} head"
     report = add_model_details(Report(title), model, dataset, metrics, title=section)

@@ -31,16 +31,15 @@ from sentimodal.config import Config
 from sentimodal.errors import UserInputError
 from sentimodal.evaluation.metrics import classification_report
 from sentimodal.features.text_encoders.glove_mean import glove_vector
-from sentimodal.models.label_space import GLOVE_SOURCE, MINILM_SOURCE
+from sentimodal.models.config import GLOVE_SOURCE, MINILM_SOURCE, LabelSource
 from sentimodal.preparation.dataset import PreparedDataset, count_by_split
-from sentimodal.training.config import HingeVocabulary
 from sentimodal.training.estimator import SentimentModel
 from sentimodal.training.run_config import RunConfig
+from sentimodal.training.train_config import HingeVocabulary
 
 #: split name the unseen label's train/val posts are moved to (kept in the examples, so the
 #: feature cache, keyed by the examples, is reused)
 HELD_OUT_SPLIT = "unseen_held_out"
-LabelSource = Literal["glove_6b_50d", "minilm"]
 EmbeddingLoss = Literal["cosine", "mse", "hinge"]
 #: hinge loss over the labels only, plus opposite words, or also aimed at like-minded words
 VocabularyMode = Literal["none", "contrast", "soft"]

@@ -25,6 +25,12 @@ from pydantic import Field, ValidationError
 from sentimodal.config import Config, validation_message
 from sentimodal.errors import UserInputError
 from sentimodal.features.batch_work import ImageBatchWork, TextBatchWork, is_token_encoder
+from sentimodal.features.defaults import (
+    DEFAULT_IMAGE_ENCODER,
+    FEATURE_BATCH_SIZE,
+    FEATURE_WORKERS,
+    FROZEN_TEXT_ENCODER,
+)
 from sentimodal.features.engine import BatchResult, BatchWork, Engine, Row, get_engine
 from sentimodal.features.folder import FEATURES_DIR, FeatureFolder
 from sentimodal.features.image_encoders import get_image_encoder
@@ -43,12 +49,12 @@ FIT_SPLITS = ("train", "all")
 class FeatureConfig(Config):
     """Settings of one ``extract_features`` run (saved in each feature folder's meta.json)."""
 
-    image: str | None = "efficientnet_lite0"
-    text: str | None = "minilm"
+    image: str | None = DEFAULT_IMAGE_ENCODER
+    text: str | None = FROZEN_TEXT_ENCODER
     image_config: dict[str, Any] = Field(default_factory=dict)
     text_config: dict[str, Any] = Field(default_factory=dict)
-    batch_size: int = Field(64, ge=1)
-    workers: int = Field(2, ge=0)
+    batch_size: int = Field(FEATURE_BATCH_SIZE, ge=1)
+    workers: int = Field(FEATURE_WORKERS, ge=0)
     dtype: Literal["float32", "float16"] = "float32"
     engine: Literal["local", "ray"] = "local"
     #: rows per shard: what a killed run can lose at most
@@ -103,12 +109,12 @@ class _Plan:
 
 def extract_features(
     dataset: PreparedDataset | str | Path,
-    image: str | ImageEncoder | None = "efficientnet_lite0",
-    text: str | TextEncoder | None = "minilm",
+    image: str | ImageEncoder | None = DEFAULT_IMAGE_ENCODER,
+    text: str | TextEncoder | None = FROZEN_TEXT_ENCODER,
     image_config: dict[str, Any] | None = None,
     text_config: dict[str, Any] | None = None,
-    batch_size: int = 64,
-    workers: int = 2,
+    batch_size: int = FEATURE_BATCH_SIZE,
+    workers: int = FEATURE_WORKERS,
     dtype: str = "float32",
     engine: str = "local",
     shard_size: int = 512,

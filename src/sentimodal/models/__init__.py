@@ -1,54 +1,34 @@
 """Torch models: MLP body, softmax and embedding heads, label spaces, text BiLSTM, pixel CNN,
 fusions, and the registry that builds them by name."""
 
-from sentimodal.models.base import Batch, SentimentNet
-from sentimodal.models.config import (
-    ConcatFusionConfig,
-    GatedFusionConfig,
-    LateFusionConfig,
-    MLPConfig,
-    ModelConfig,
-    PixelCNNConfig,
-    TextLSTMConfig,
-)
-from sentimodal.models.fusion import ConcatFusion, GatedFusion, LateFusion
-from sentimodal.models.heads import EmbeddingHead, SoftmaxHead
-from sentimodal.models.label_space import LabelSpace
-from sentimodal.models.mlp import FeatureMLP, MLPBody
-from sentimodal.models.pixel_cnn import PixelCNN
-from sentimodal.models.registry import (
-    build_model,
-    config_from_dict,
-    get_model,
-    list_models,
-    model_config,
-)
-from sentimodal.models.text_lstm import TextBiLSTM, glove_embedding_matrix
+from sentimodal.lazy import lazy_exports
 
-__all__ = [
-    "Batch",
-    "ConcatFusion",
-    "ConcatFusionConfig",
-    "EmbeddingHead",
-    "FeatureMLP",
-    "GatedFusion",
-    "GatedFusionConfig",
-    "LabelSpace",
-    "LateFusion",
-    "LateFusionConfig",
-    "MLPBody",
-    "MLPConfig",
-    "ModelConfig",
-    "PixelCNN",
-    "PixelCNNConfig",
-    "SentimentNet",
-    "SoftmaxHead",
-    "TextBiLSTM",
-    "TextLSTMConfig",
-    "build_model",
-    "config_from_dict",
-    "get_model",
-    "glove_embedding_matrix",
-    "list_models",
-    "model_config",
-]
+_EXPORTS = {
+    "Batch": "sentimodal.models.base",
+    "SentimentNet": "sentimodal.models.base",
+    "ConcatFusionConfig": "sentimodal.models.config",
+    "GatedFusionConfig": "sentimodal.models.config",
+    "LateFusionConfig": "sentimodal.models.config",
+    "MLPConfig": "sentimodal.models.config",
+    "ModelConfig": "sentimodal.models.config",
+    "PixelCNNConfig": "sentimodal.models.config",
+    "TextLSTMConfig": "sentimodal.models.config",
+    "ConcatFusion": "sentimodal.models.fusion",
+    "GatedFusion": "sentimodal.models.fusion",
+    "LateFusion": "sentimodal.models.fusion",
+    "EmbeddingHead": "sentimodal.models.heads",
+    "SoftmaxHead": "sentimodal.models.heads",
+    "LabelSpace": "sentimodal.models.label_space",
+    "FeatureMLP": "sentimodal.models.mlp",
+    "MLPBody": "sentimodal.models.mlp",
+    "PixelCNN": "sentimodal.models.pixel_cnn",
+    "build_model": "sentimodal.models.registry",
+    "config_from_dict": "sentimodal.models.registry",
+    "get_model": "sentimodal.models.registry",
+    "list_models": "sentimodal.models.registry",
+    "model_config": "sentimodal.models.registry",
+    "TextBiLSTM": "sentimodal.models.text_lstm",
+    "glove_embedding_matrix": "sentimodal.models.text_lstm",
+}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -7,6 +7,8 @@ trained, evaluated, saved and asked for its penultimate features the same way.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -19,6 +21,15 @@ from sentimodal.models.label_space import LabelSpace
 Batch = dict[str, torch.Tensor]
 #: token ids are post-padded with 0 by every token encoder (the store counts lengths by it)
 PAD_ID = 0
+
+
+@dataclass(frozen=True)
+class PretrainedStart:
+    """What a model's pretrained parts may start from before training: the text encoder's
+    learned vocabulary (tokens by id, for word-vector tables) and the run's seed."""
+
+    seed: int = 0
+    vocabulary: Sequence[str] | None = None
 
 
 class SentimentNet(nn.Module, ABC):
@@ -46,6 +57,13 @@ class SentimentNet(nn.Module, ABC):
     def backbone_parameters(self) -> list[nn.Parameter]:
         """Pretrained parameters that are fine-tuned, at their own (smaller) learning rate."""
         return []
+
+    def start_pretrained(self, start: PretrainedStart) -> None:
+        """Load pretrained weights where the config asks for them, before training (never when
+        a saved model is rebuilt: its weights file holds them). Composite models pass it on."""
+        for child in self.children():
+            if isinstance(child, SentimentNet):
+                child.start_pretrained(start)
 
     def training_outputs(self, batch: Batch) -> list[torch.Tensor]:
         """Outputs the training loss is computed on (summed); one per jointly trained part."""

@@ -15,6 +15,10 @@ from pydantic import Field, model_validator
 from sentimodal.config import Config
 
 HeadKind = Literal["softmax", "embedding"]
+GLOVE_SOURCE = "glove_6b_50d"
+MINILM_SOURCE = "minilm"
+#: where an embedding head's label vectors come from (any label word or phrase can be placed)
+LabelSource = Literal["glove_6b_50d", "minilm"]
 
 
 class ModelConfig(Config):

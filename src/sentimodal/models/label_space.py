@@ -18,9 +18,8 @@ import torch.nn.functional as F
 from sentimodal.errors import UserInputError
 from sentimodal.features.text_encoders.glove_mean import glove_vector
 from sentimodal.features.text_encoders.minilm import minilm_vectors
+from sentimodal.models.config import GLOVE_SOURCE, MINILM_SOURCE
 
-GLOVE_SOURCE = "glove_6b_50d"
-MINILM_SOURCE = "minilm"
 #: vector sources that can place any new label
 SOURCES = (GLOVE_SOURCE, MINILM_SOURCE)
 

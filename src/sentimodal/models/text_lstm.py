@@ -16,7 +16,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from sentimodal.errors import UserInputError
 from sentimodal.features.resources import glove_table
-from sentimodal.models.base import PAD_ID, Batch, SentimentNet
+from sentimodal.models.base import PAD_ID, Batch, PretrainedStart, SentimentNet
 from sentimodal.models.config import TextLSTMConfig
 from sentimodal.models.heads import make_head
 
@@ -79,6 +79,13 @@ class TextBiLSTM(SentimentNet):
         if mode == "padded":
             return h_n[-1]
         return outputs[torch.arange(len(x), device=x.device), lengths.to(x.device) - 1]
+
+    def start_pretrained(self, start: PretrainedStart) -> None:
+        if self.config.embedding_init != "glove":
+            return
+        if start.vocabulary is None:
+            raise UserInputError("embedding_init='glove' needs the text encoder's vocabulary")
+        self.init_embeddings(glove_embedding_matrix(start.vocabulary, start.seed))
 
     def init_embeddings(self, vectors: np.ndarray | torch.Tensor) -> None:
         """Start the (trainable) embedding table from pretrained vectors, one row per token id."""

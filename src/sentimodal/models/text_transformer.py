@@ -16,7 +16,7 @@ from torch import nn
 
 from sentimodal.errors import UserInputError
 from sentimodal.features import resources
-from sentimodal.models.base import PAD_ID, Batch, SentimentNet
+from sentimodal.models.base import PAD_ID, Batch, PretrainedStart, SentimentNet
 from sentimodal.models.config import TextTransformerConfig
 from sentimodal.models.heads import make_head
 
@@ -74,6 +74,10 @@ class TextTransformer(SentimentNet):
             weights = mask.unsqueeze(-1).to(states.dtype)
             pooled = (states * weights).sum(dim=1) / weights.sum(dim=1)
         return self.dropout(pooled)
+
+    def start_pretrained(self, start: PretrainedStart) -> None:
+        if self.config.init == "pretrained":
+            self.load_pretrained()
 
     def load_pretrained(self) -> None:
         """Start from the bundled pretrained weights (the first ``num_layers`` layers)."""

@@ -1,36 +1,27 @@
 """Training: losses, optimisers, the seeded training loop with early stopping, batched
 prediction, and fine-tuning on confident examples."""
 
-from sentimodal.training.batches import Data
-from sentimodal.training.confident import ConfidentResult, confident_mask, fine_tune_confident
-from sentimodal.training.config import ConfidentConfig, TrainConfig
-from sentimodal.training.inference import (
-    extract_embeddings,
-    predict_labels,
-    predict_outputs,
-    predict_scores,
-)
-from sentimodal.training.losses import cosine_proximity, cross_entropy, hinge_rank, make_loss, mse
-from sentimodal.training.optim import make_optimizer
-from sentimodal.training.trainer import TrainResult, fit
+from sentimodal.lazy import lazy_exports
 
-__all__ = [
-    "ConfidentConfig",
-    "ConfidentResult",
-    "Data",
-    "TrainConfig",
-    "TrainResult",
-    "confident_mask",
-    "cosine_proximity",
-    "cross_entropy",
-    "extract_embeddings",
-    "fine_tune_confident",
-    "fit",
-    "hinge_rank",
-    "make_loss",
-    "make_optimizer",
-    "mse",
-    "predict_labels",
-    "predict_outputs",
-    "predict_scores",
-]
+_EXPORTS = {
+    "Data": "sentimodal.training.batches",
+    "ConfidentResult": "sentimodal.training.confident",
+    "confident_mask": "sentimodal.training.confident",
+    "fine_tune_confident": "sentimodal.training.confident",
+    "extract_embeddings": "sentimodal.training.inference",
+    "predict_labels": "sentimodal.training.inference",
+    "predict_outputs": "sentimodal.training.inference",
+    "predict_scores": "sentimodal.training.inference",
+    "cosine_proximity": "sentimodal.training.losses",
+    "cross_entropy": "sentimodal.training.losses",
+    "hinge_rank": "sentimodal.training.losses",
+    "make_loss": "sentimodal.training.losses",
+    "mse": "sentimodal.training.losses",
+    "make_optimizer": "sentimodal.training.optim",
+    "ConfidentConfig": "sentimodal.training.train_config",
+    "TrainConfig": "sentimodal.training.train_config",
+    "TrainResult": "sentimodal.training.trainer",
+    "fit": "sentimodal.training.trainer",
+}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

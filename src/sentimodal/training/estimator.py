@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
 from sentimodal.evaluation.metrics import classification_report
 from sentimodal.features.batch_work import ImageBatchWork, TextBatchWork
@@ -29,14 +30,12 @@ from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.store import ExtractionResult, extract_features
 from sentimodal.features.text_encoders import get_text_encoder
 from sentimodal.features.text_encoders.base import TextEncoder
-from sentimodal.features.text_encoders.minilm_tokens import MiniLMTokensEncoder
-from sentimodal.models.base import SentimentNet
-from sentimodal.models.config import ModelConfig, TextTransformerConfig
+from sentimodal.models.base import PretrainedStart, SentimentNet
+from sentimodal.models.config import ModelConfig
 from sentimodal.models.fusion import LateFusion
 from sentimodal.models.label_space import LabelSpace
-from sentimodal.models.registry import build_model, config_from_dict, model_config
-from sentimodal.models.text_lstm import TextBiLSTM, glove_embedding_matrix
-from sentimodal.models.text_transformer import TextTransformer, backbone_architecture
+from sentimodal.models.recipes import ModalityInput, get_recipe
+from sentimodal.models.registry import build_model, config_from_dict
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.training import model_dir
 from sentimodal.training.confident import fine_tune_confident
@@ -46,6 +45,8 @@ from sentimodal.training.scaler import FeatureScaler
 from sentimodal.training.trainer import fit as train_model
 
 DatasetLike = PreparedDataset | str | Path | pd.DataFrame
+#: the split name meaning every example of a dataset
+ALL = "all"
 
 
 @dataclass
@@ -72,8 +73,11 @@ class _Inputs:
 
     ids: list[str]
     data: dict[str, np.ndarray]
-    #: ids left out because a needed modality has no features (no image, empty text, reject)
-    missing: list[str]
+    #: every asked-for id, in order (``ids`` and the missing ones)
+    wanted: list[str]
+    #: id -> why it has no input: a needed modality has no features (no image, empty text,
+    #: an image rejected at extraction)
+    missing: dict[str, str]
 
 
 class SentimentModel:
@@ -100,9 +104,7 @@ class SentimentModel:
         try:
             return RunConfig.model_validate(data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise UserInputError(f"invalid model setting {where}: {first['msg']}") from None
+            raise UserInputError(validation_message(exc, "invalid model setting ")) from None
 
     # ----------------------------------------------------------------------------- training
 
@@ -144,12 +146,11 @@ class SentimentModel:
         )
         sets = _read(results)
 
-        self.scaler_ = None
-        train = self._split_inputs(dataset, sets, train_splits)
+        train = self._split_inputs(dataset, sets, train_splits, scaler=None)
         self.scaler_ = FeatureScaler().fit(train.data)
         train.data = self.scaler_.transform(train.data)
         validate = "val" in dataset.splits and "val" not in train_splits
-        val = self._split_inputs(dataset, sets, "val") if validate else None
+        val = self._split_inputs(dataset, sets, "val", self.scaler_) if validate else None
         self.train_splits_ = train_splits
         y_train = self._label_indices(dataset, train.ids)
 
@@ -158,9 +159,10 @@ class SentimentModel:
             if run.head == "embedding"
             else None
         )
-        self.model_config_ = self._model_config(run, train.data)
+        self.model_config_ = self._model_config(run)
         self.model_ = build_model(self.model_config_, seed=run.train.seed)
-        self._init_pretrained(run.train.seed)
+        vocabulary = self.text_encoder_.vocabulary() if self.text_encoder_ is not None else None
+        self.model_.start_pretrained(PretrainedStart(run.train.seed, vocabulary))
         if self.label_space_ is not None:
             self.model_.set_label_space(self.label_space_)
         val_pair = (val.data, self._label_indices(dataset, val.ids)) if val else None
@@ -187,16 +189,6 @@ class SentimentModel:
             self.confident_kept_ = int(tuned.kept.sum())
         self.metrics_: dict[str, Any] = {}
         return self
-
-    def _init_pretrained(self, seed: int) -> None:
-        """Start text models from pretrained weights where their configs ask for it: the
-        BiLSTM's token table from GloVe, the transformer from the bundled MiniLM."""
-        for module in self.model_.modules():
-            if isinstance(module, TextBiLSTM) and module.config.embedding_init == "glove":
-                vocab = self.text_encoder_.vocab_
-                module.init_embeddings(glove_embedding_matrix(sorted(vocab, key=vocab.get), seed))
-            if isinstance(module, TextTransformer) and module.config.init == "pretrained":
-                module.load_pretrained()
 
     def _fit_encoders(
         self, run: RunConfig, dataset: PreparedDataset, progress: bool
@@ -225,44 +217,20 @@ class SentimentModel:
                 text.load(results["text"].directory)
         return image, text, results
 
-    def _model_config(self, run: RunConfig, data: Mapping[str, np.ndarray]) -> ModelConfig:
+    def _model_config(self, run: RunConfig) -> ModelConfig:
+        """The network's config from the run's recipe and what the fitted encoders give."""
+        inputs = {}
+        if self.text_encoder_ is not None:
+            inputs["text"] = ModalityInput.of_text(self.text_encoder_)
+        if self.image_encoder_ is not None:
+            inputs["image"] = ModalityInput.of_image(self.image_encoder_)
         head = {
             "head": run.head,
             "n_classes": len(self.labels_),
             "label_dim": self.label_space_.dim if self.label_space_ is not None else None,
         }
-        options = dict(run.model_options)
-        if run.model == "text":
-            return model_config(**self._text_branch(data), **head, **options)
-        if run.model == "image":
-            return model_config(**self._image_branch(data), **head, **options)
-        if run.model == "late":
-            branches = {
-                kind: {**_as_kind(branch(data)), **head, **options.pop(kind, {})}
-                for kind, branch in (("text", self._text_branch), ("image", self._image_branch))
-            }
-            return model_config("late", **branches, **head, **options)
-        if "text_lengths" in data:
-            raise UserInputError(
-                f"the {run.model} fusion reads text feature vectors; the {run.text_encoder!r} "
-                f"encoder gives token ids: use minilm or glove_mean (or model=late)"
-            )
-        dims = {"text_dim": data["text"].shape[1], "image_dim": _flat_dim(data["image"])}
-        return model_config(run.model, **dims, **head, **options)
-
-    def _text_branch(self, data: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        if isinstance(self.text_encoder_, MiniLMTokensEncoder):
-            architecture = backbone_architecture(TextTransformerConfig())
-            return {"name": "text_transformer", "architecture": architecture}
-        if "text_lengths" in data:
-            return {"name": "text_lstm", "vocab_size": int(self.text_encoder_.vocab_size)}
-        return {"name": "mlp", "input": "text", "input_dim": data["text"].shape[1]}
-
-    @staticmethod
-    def _image_branch(data: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        if data["image"].ndim == 4:
-            return {"name": "pixel_cnn", "image_size": int(data["image"].shape[-1])}
-        return {"name": "mlp", "input": "image", "input_dim": data["image"].shape[1]}
+        encoders = {"text": str(run.text_encoder), "image": run.image_encoder}
+        return get_recipe(run.model).model_config(inputs, head, run.model_options, encoders)
 
     # ----------------------------------------------------------------------------- features
 
@@ -302,7 +270,7 @@ class SentimentModel:
         return Path(self._tmp.name)
 
     def _inputs(self, dataset: PreparedDataset, split: str | None, progress: bool) -> _Inputs:
-        """Features of one split (None: all examples), for the examples that have them all."""
+        """Features of one split (None or "all": every example), for those that have them all."""
         run = self.run_
         results = extract_features(
             dataset,
@@ -312,38 +280,45 @@ class SentimentModel:
             workers=run.feature_workers,
             progress=progress,
         )
-        return self._split_inputs(dataset, _read(results), split)
+        return self._split_inputs(dataset, _read(results), split, self.scaler_, require=False)
 
+    @staticmethod
     def _split_inputs(
-        self,
         dataset: PreparedDataset,
         sets: Mapping[str, FeatureSet],
         split: str | Sequence[str] | None,
+        scaler: FeatureScaler | None,
+        *,
+        require: bool = True,
     ) -> _Inputs:
-        """The rows of one split (or several, in order) from features already read, scaled
-        once a scaler is fitted."""
+        """The rows of one split (or several, in order) from features already read, scaled by
+        ``scaler`` when given. With ``require``, a split where no example has every input is
+        an error (nothing to train or validate on)."""
         splits = [split] if split is None or isinstance(split, str) else list(split)
         wanted = [
             str(i)
             for name in splits
-            for i in (dataset.examples if name is None else dataset.split(name))["id"]
+            for i in (dataset.examples if name in (None, ALL) else dataset.split(name))["id"]
         ]
-        split = "+".join(name or "all" for name in splits)
-        have = set(wanted)
-        for features in sets.values():
-            have &= set(features.ids)
-        ids = [i for i in wanted if i in have]
-        if not ids:
+        known = {kind: set(features.ids) for kind, features in sets.items()}
+        missing = {
+            i: "no " + " and no ".join(f"{kind} input" for kind in lacking)
+            for i in wanted
+            if (lacking := [kind for kind, have in known.items() if i not in have])
+        }
+        ids = [i for i in wanted if i not in missing]
+        if require and not ids:
+            name = "+".join(name or ALL for name in splits)
             raise UserInputError(
-                f"{dataset.root}: no example of split {split or 'all'!r} has every input "
+                f"{dataset.root}: no example of split {name!r} has every input "
                 f"this model needs ({', '.join(sets)})"
             )
         data: dict[str, np.ndarray] = {}
         for kind, features in sets.items():
             data.update(_as_inputs(kind, features.select(ids)))
-        if self.scaler_ is not None:
-            data = self.scaler_.transform(data)
-        return _Inputs(ids, data, [i for i in wanted if i not in have])
+        if scaler is not None and ids:
+            data = scaler.transform(data)
+        return _Inputs(ids, data, wanted, missing)
 
     def _label_indices(self, dataset: PreparedDataset, ids: Sequence[str]) -> np.ndarray:
         labels = dataset.examples.set_index(dataset.examples["id"].astype(str))["label"]
@@ -384,29 +359,39 @@ class SentimentModel:
     def predict_proba(self, data: DatasetLike, split: str | None = None) -> np.ndarray:
         """Per-label scores (N, labels): probabilities, or cosines for embedding heads.
 
-        Rows are the examples of ``split`` that have every input; see ``predict_frame`` for
-        the ids and for those left out.
+        One row per example of ``split`` (None or "all": every example), in order; an example
+        the model cannot read (a needed modality has no input) gets a row of NaN.
         """
-        return self.predict_frame(data, split)[self.classes_].to_numpy()
+        return self.predict_frame(data, split)[self.classes_].to_numpy(dtype=float)
 
     def predict(self, data: DatasetLike, split: str | None = None) -> np.ndarray:
-        """The best-scoring label of each example (same rows as ``predict_proba``)."""
+        """The best-scoring label of each example, one per row as in ``predict_proba``; None
+        where the model cannot read the example (``predict_frame`` says why)."""
         return self.predict_frame(data, split)["label"].to_numpy()
 
     def predict_frame(
         self, data: DatasetLike, split: str | None = None, *, progress: bool = False
     ) -> pd.DataFrame:
-        """A table with ``id``, ``label`` and one score column per label, for a dataset split.
+        """A table with ``id``, ``label``, one score column per label and ``error``: one row
+        per example of ``split`` (None or "all": every example), in dataset order.
 
-        The frame's ``attrs["missing"]`` lists ids without every needed input.
+        ``error`` is None for predicted rows; for an example without every needed input it
+        says which is missing, and its label is None and its scores NaN.
         """
         self._check_fitted()
         dataset = self._dataset(data)
         inputs = self._inputs(dataset, split, progress)
-        scores = predict_scores(self.model_, inputs.data, self.run_.train.eval_batch_size)
-        frame = self._frame(inputs.ids, scores)
-        frame.attrs["missing"] = inputs.missing
-        return frame
+        scores = self._scores(inputs.data, len(inputs.ids))
+        predicted = self._frame(inputs.ids, scores).set_index("id")
+        frame = predicted.reindex(inputs.wanted)
+        frame["label"] = frame["label"].astype(object).where(frame["label"].notna(), None)
+        frame["error"] = [inputs.missing.get(i) for i in inputs.wanted]
+        return frame.reset_index(names="id")
+
+    def _scores(self, data: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+        if n == 0:
+            return np.zeros((0, len(self.classes_)), dtype=np.float32)
+        return predict_scores(self.model_, data, self.run_.train.eval_batch_size)
 
     def vectors(
         self, data: DatasetLike, split: str | None = None, *, penultimate: bool = False
@@ -486,25 +471,51 @@ class SentimentModel:
 
     # ----------------------------------------------------------------------------- evaluating
 
-    def evaluate(self, data: DatasetLike, split: str = "test") -> dict[str, Any]:
+    def evaluate(self, data: DatasetLike, split: str | None = None) -> dict[str, Any]:
         """Metrics on one split: accuracy, per-class accuracy, macro/weighted F1, confusion.
 
-        ``n_missing`` counts examples that could not be predicted (no features for a needed
-        modality); they are left out of the metrics.
+        ``split`` None means the test split of a prepared dataset that has one, and every
+        example otherwise (a DataFrame); "all" is every example. ``n_missing`` counts examples
+        that could not be predicted (no input for a needed modality); they are left out of the
+        metrics.
         """
         dataset = self._dataset(data)
+        if split is None:
+            split = "test" if "test" in dataset.splits else ALL
         frame = self.predict_frame(dataset, split)
+        predicted = frame[frame["error"].isna()]
         truth = dataset.examples.set_index(dataset.examples["id"].astype(str))["label"]
-        y_true = truth.loc[frame["id"].tolist()].astype(str).to_numpy()
+        y_true = truth.loc[predicted["id"].tolist()].astype(str).to_numpy()
+        if len(y_true) == 0:
+            raise UserInputError(
+                f"{dataset.root}: no example of split {split!r} has every input this model "
+                f"needs ({', '.join(self._modalities())})"
+            )
         labels = list(dict.fromkeys([*self.classes_, *sorted(set(y_true))]))
-        metrics = classification_report(y_true, frame["label"].to_numpy(), labels)
+        metrics = classification_report(y_true, predicted["label"].to_numpy(), labels)
         metrics["split"] = split
-        metrics["n_missing"] = len(frame.attrs["missing"])
+        metrics["n_missing"] = int(len(frame) - len(predicted))
         return metrics
 
-    def score(self, data: DatasetLike, split: str = "test") -> float:
-        """Accuracy on one split (scikit-learn's ``score``)."""
+    def evaluate_splits(
+        self, data: DatasetLike, splits: Sequence[str] = ("val", "test")
+    ) -> dict[str, dict[str, Any]]:
+        """``evaluate`` on each of ``splits`` the dataset has, except those trained on (a
+        model fitted on train + val is evaluated on test only)."""
+        self._check_fitted()
+        dataset = self._dataset(data)
+        return {
+            split: self.evaluate(dataset, split)
+            for split in splits
+            if split in dataset.splits and split not in self.train_splits_
+        }
+
+    def score(self, data: DatasetLike, split: str | None = None) -> float:
+        """Accuracy (scikit-learn's ``score``); ``split`` as in ``evaluate``."""
         return float(self.evaluate(data, split)["accuracy"])
+
+    def _modalities(self) -> list[str]:
+        return [m for m, e in (("text", self.text_encoder_), ("image", self.image_encoder_)) if e]
 
     # ----------------------------------------------------------------------------- persistence
 
@@ -537,6 +548,7 @@ class SentimentModel:
         model_dir.write_json(directory / model_dir.HISTORY_FILE, self.history_)
         if self.metrics_:
             model_dir.write_json(directory / model_dir.METRICS_FILE, self.metrics_)
+        self.run_.save(directory / model_dir.RUN_FILE)
         model_dir.write_json(directory / model_dir.CONFIG_FILE, config)
         return directory
 
@@ -606,15 +618,6 @@ def _as_inputs(kind: str, features: FeatureSet) -> dict[str, np.ndarray]:
     if features.lengths is not None:
         data[f"{kind}_lengths"] = features.lengths
     return data
-
-
-def _as_kind(branch: dict[str, Any]) -> dict[str, Any]:
-    """A branch of a late fusion names its model kind as nested configs do (``kind``)."""
-    return {"kind" if key == "name" else key: value for key, value in branch.items()}
-
-
-def _flat_dim(values: np.ndarray) -> int:
-    return int(np.prod(values.shape[1:]))
 
 
 def _cell(value: Any) -> str:

@@ -20,7 +20,7 @@ from sentimodal.errors import UserInputError
 from sentimodal.models.base import SentimentNet
 from sentimodal.models.heads import EmbeddingHead
 from sentimodal.models.label_space import LabelSpace, cosine_scores
-from sentimodal.training.config import HingeVocabulary, TrainConfig
+from sentimodal.training.train_config import HingeVocabulary, TrainConfig
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

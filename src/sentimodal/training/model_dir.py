@@ -11,16 +11,16 @@ directory, or whose weights do not fit its config, with a message naming the fil
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from sentimodal import __version__
 from sentimodal.errors import UserInputError
+from sentimodal.files import write_atomic, write_json_atomic
 
 MODEL_FORMAT = "sentimodal-model"
 MODEL_FORMAT_VERSION = 1
@@ -29,13 +29,13 @@ WEIGHTS_FILE = "model.safetensors"
 LABELS_FILE = "labels.json"
 HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
+#: the run's full settings, next to its results (also what `sentimodal train --config` reads)
+RUN_FILE = "run.yaml"
 
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically, so an interrupted save never leaves half a file behind."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(path, data)
 
 
 def read_json(path: Path) -> Any:
@@ -51,9 +51,7 @@ def read_json(path: Path) -> Any:
 
 def save_weights(module: torch.nn.Module, directory: Path) -> None:
     state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
-    tmp = directory / f".{WEIGHTS_FILE}.tmp"
-    save_file(state, str(tmp), metadata={"format": MODEL_FORMAT})
-    os.replace(tmp, directory / WEIGHTS_FILE)
+    write_atomic(directory / WEIGHTS_FILE, save(state, metadata={"format": MODEL_FORMAT}))
 
 
 def load_weights(module: torch.nn.Module, directory: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from sentimodal.models.base import SentimentNet
-from sentimodal.training.config import TrainConfig
+from sentimodal.training.train_config import TrainConfig
 
 
 def parameter_groups(

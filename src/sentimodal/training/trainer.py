@@ -28,10 +28,10 @@ from sentimodal.training.batches import (
     sequence_lengths,
     take,
 )
-from sentimodal.training.config import TrainConfig
 from sentimodal.training.inference import run_batched
 from sentimodal.training.losses import LossFn, class_weights, make_loss, resolve_loss
 from sentimodal.training.optim import make_optimizer, make_scheduler
+from sentimodal.training.train_config import TrainConfig
 
 Labels = np.ndarray | torch.Tensor | list[int]
 

@@ -4,6 +4,7 @@
 Importing the package registers every encoder; weights load on first use.
 """
 
+from sentimodal.features.defaults import DEFAULT_IMAGE_ENCODER
 from sentimodal.features.image_encoders import (
     alexnet,
     efficientnet_lite0,
@@ -14,13 +15,11 @@ from sentimodal.features.image_encoders import (
 from sentimodal.features.image_encoders.base import BackboneEncoder, ImageEncoder
 from sentimodal.features.image_encoders.registry import (
     get_image_encoder,
+    image_encoder_class,
     list_image_encoders,
     register_image_encoder,
 )
 from sentimodal.features.image_encoders.weights import WEIGHTS, WeightSpec
-
-#: The encoder to use when none is named: pretrained and fully offline.
-DEFAULT_IMAGE_ENCODER = "efficientnet_lite0"
 
 __all__ = [
     "DEFAULT_IMAGE_ENCODER",
@@ -31,6 +30,7 @@ __all__ = [
     "alexnet",
     "efficientnet_lite0",
     "get_image_encoder",
+    "image_encoder_class",
     "list_image_encoders",
     "mobilenet_v2",
     "pixels32",

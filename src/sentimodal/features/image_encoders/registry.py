@@ -21,3 +21,8 @@ def list_image_encoders() -> list[str]:
 def get_image_encoder(name: str, **config: Any) -> ImageEncoder:
     """Build the encoder ``name`` with its settings (the ``config`` of a previous encoder)."""
     return _REGISTRY.build(name, **config)
+
+
+def image_encoder_class(name: str) -> type[ImageEncoder]:
+    """The class of encoder ``name``, to read what it gives without building it."""
+    return _REGISTRY.get(name)

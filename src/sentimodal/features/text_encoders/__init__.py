@@ -3,6 +3,7 @@
 Importing the package registers every encoder; heavy models load on first ``encode``.
 """
 
+from sentimodal.features.defaults import FINE_TUNED_TEXT_ENCODER, FROZEN_TEXT_ENCODER
 from sentimodal.features.text_encoders import glove_mean, minilm, minilm_tokens, tokens, vader
 from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.features.text_encoders.glove_mean import glove_vector
@@ -11,10 +12,13 @@ from sentimodal.features.text_encoders.registry import (
     get_text_encoder,
     list_text_encoders,
     register_text_encoder,
+    text_encoder_class,
 )
 from sentimodal.features.text_encoders.tokens import lengths_from_ids, tokenize
 
 __all__ = [
+    "FINE_TUNED_TEXT_ENCODER",
+    "FROZEN_TEXT_ENCODER",
     "TextEncoder",
     "get_text_encoder",
     "glove_mean",
@@ -25,6 +29,7 @@ __all__ = [
     "minilm_tokens",
     "minilm_vectors",
     "register_text_encoder",
+    "text_encoder_class",
     "tokenize",
     "tokens",
     "vader",

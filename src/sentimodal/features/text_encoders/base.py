@@ -23,6 +23,9 @@ class TextEncoder(ABC):
     shape: tuple[int, ...]
     #: numpy dtype of the output (float32 vectors, int64 token ids)
     dtype: str = "float32"
+    #: the pretrained transformer whose own token ids this encoder gives (that transformer is
+    #: then fine-tuned with the model); None for everything else
+    backbone: str | None = None
 
     @property
     @abstractmethod
@@ -54,6 +57,10 @@ class TextEncoder(ABC):
     @abstractmethod
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """A batch of texts -> array of shape (len(texts), *shape)."""
+
+    def vocabulary(self) -> list[str] | None:
+        """Learned tokens by id (for starting an embedding table from word vectors)."""
+        return None
 
     def save(self, directory: str | Path) -> None:  # noqa: B027 (optional hook: no state, no file)
         """Write learned state (if any) under ``directory``."""

@@ -31,6 +31,7 @@ class MiniLMTokensEncoder(TextEncoder):
 
     name = "minilm_tokens"
     dtype = "int64"
+    backbone = "all-MiniLM-L6-v2"
 
     def __init__(self, max_len: int = 128) -> None:
         if max_len < 3:

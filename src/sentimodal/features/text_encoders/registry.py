@@ -21,3 +21,8 @@ def list_text_encoders() -> list[str]:
 def get_text_encoder(name: str, **config: Any) -> TextEncoder:
     """Build the encoder ``name`` with its settings (the ``config`` of a previous encoder)."""
     return _REGISTRY.build(name, **config)
+
+
+def text_encoder_class(name: str) -> type[TextEncoder]:
+    """The class of encoder ``name``, to read what it gives without building it."""
+    return _REGISTRY.get(name)

@@ -133,7 +133,7 @@ class TokensEncoder(TextEncoder):
     @property
     def identity(self) -> str:
         """``vocab:<sha256[:16]>`` of the ordered token list (changes whenever an id would)."""
-        tokens = json.dumps(self._tokens(), ensure_ascii=False).encode()
+        tokens = json.dumps(self.vocabulary(), ensure_ascii=False).encode()
         return f"vocab:{hashlib.sha256(tokens).hexdigest()[:16]}"
 
     @property
@@ -180,7 +180,7 @@ class TokensEncoder(TextEncoder):
             "format": VOCAB_FORMAT,
             "version": VOCAB_VERSION,
             "config": self.config,
-            "tokens": self._tokens(),
+            "tokens": self.vocabulary(),
         }
         (directory / VOCAB_FILE).write_text(
             json.dumps(payload, ensure_ascii=False, indent=0), encoding="utf-8"
@@ -222,8 +222,9 @@ class TokensEncoder(TextEncoder):
             )
         return self.vocab_
 
-    def _tokens(self) -> list[str]:
-        return sorted(self._vocab(), key=self._vocab().__getitem__)
+    def vocabulary(self) -> list[str]:
+        vocab = self._vocab()
+        return sorted(vocab, key=vocab.__getitem__)
 
 
 def lengths_from_ids(ids: np.ndarray) -> np.ndarray:

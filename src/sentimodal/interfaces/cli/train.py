@@ -7,32 +7,38 @@ from typing import Any
 
 import typer
 
-from sentimodal.analysis.model_report import model_report
-from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli.app import app, console, user_errors
-from sentimodal.interfaces.cli.tables import metrics_table
-from sentimodal.preparation.dataset import PreparedDataset
-from sentimodal.training.estimator import SentimentModel
-from sentimodal.training.model_dir import METRICS_FILE, write_json
-from sentimodal.training.run_config import RunConfig
 
-RUN_CONFIG_FILE = "run.yaml"
+#: flags that set a training setting rather than a run setting
+_TRAIN_FLAGS = ("epochs", "seed", "lr", "backbone_lr", "batch_size", "optimizer")
 
 
-def run_config_from(config_file: Path | None, **flags: Any) -> RunConfig:
-    """A RunConfig file (YAML/JSON) with the command-line flags that were given on top."""
+def run_config_from(config_file: Path | None, **flags: Any) -> Any:
+    """A RunConfig file (YAML/JSON) with the command-line flags that were given on top; a
+    flag replaces the file's setting, and a training profile fills only what neither gave."""
+    from sentimodal.config import load_config
+    from sentimodal.training.estimator import SentimentModel
+    from sentimodal.training.run_config import RunConfig
+    from sentimodal.training.train_config import given_settings
+
     base: dict[str, Any] = {}
+    train: dict[str, Any] = {}
     if config_file is not None:
-        if not config_file.is_file():
-            raise UserInputError(f"config file not found: {config_file}")
-        base = RunConfig.load(config_file).to_dict()
-    train = dict(base.get("train", {}))
-    for key in ("epochs", "seed", "lr", "backbone_lr", "batch_size", "optimizer"):
+        loaded = load_config(RunConfig, config_file, "run config")
+        base = loaded.model_dump(mode="json", include=loaded.model_fields_set)
+        train = given_settings(loaded.train) if "train" in loaded.model_fields_set else {}
+    for key in _TRAIN_FLAGS:
         value = flags.pop(key, None)
         if value is not None:
             train[key] = value
     base.update({k: v for k, v in flags.items() if v is not None}, train=train)
     return SentimentModel(base).run_config()
+
+
+def _model_help() -> str:
+    from sentimodal.models.recipes import recipes_help
+
+    return f"The run model (default late). {recipes_help()}."
 
 
 @app.command("train")
@@ -43,9 +49,7 @@ def train_command(
     config_file: Path | None = typer.Option(
         None, "--config", help="A RunConfig YAML/JSON; flags given here override it."
     ),
-    model: str | None = typer.Option(
-        None, "--model", help="text, image, concat, gated or late (default)."
-    ),
+    model: str | None = typer.Option(None, "--model", help=_model_help()),
     head: str | None = typer.Option(None, "--head", help="softmax (default) or embedding."),
     image_encoder: str | None = typer.Option(
         None, "--image-encoder", help="efficientnet_lite0 (default), mobilenet_v2, resnet50, ..."
@@ -53,8 +57,8 @@ def train_command(
     text_encoder: str | None = typer.Option(
         None,
         "--text-encoder",
-        help="minilm_tokens (default: MiniLM fine-tuned), minilm (frozen vectors), glove_mean, "
-        "vader or tokens.",
+        help="Default: the model's own (minilm_tokens, MiniLM fine-tuned, for text and late; "
+        "minilm frozen vectors for concat and gated); also glove_mean, vader or tokens.",
     ),
     label_source: str | None = typer.Option(
         None, "--label-source", help="Embedding head label vectors: glove_6b_50d or minilm."
@@ -67,7 +71,7 @@ def train_command(
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size."),
     optimizer: str | None = typer.Option(
-        None, "--optimizer", help="adamw (default), adam, rmsprop or sgd."
+        None, "--optimizer", help="adamw (fine-tuning's), adam (frozen features'), rmsprop, sgd."
     ),
     train_splits: str = typer.Option(
         "train",
@@ -75,9 +79,16 @@ def train_command(
         help="Comma-separated splits to train on. 'train,val' retrains a configuration chosen "
         "on val on all labelled data (no validation; only test is evaluated).",
     ),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train a model on the train split (val picks the best epoch), evaluate, and save it."""
+    from rich.markup import escape
+
+    from sentimodal.analysis.model_report import model_report
+    from sentimodal.interfaces.cli.tables import metrics_table
+    from sentimodal.preparation.dataset import PreparedDataset
+    from sentimodal.training.estimator import SentimentModel
+
     run = run_config_from(
         config_file,
         model=model,
@@ -94,18 +105,14 @@ def train_command(
     )
     splits = [split.strip() for split in train_splits.split(",") if split.strip()]
     dataset = PreparedDataset.load(dataset_dir)
+    what = "fine-tuning MiniLM" if run.fine_tunes else "frozen features"
     console.print(
-        f"training [bold]{run.model}[/] ({run.head} head) on {dataset.root} ({' + '.join(splits)})"
+        f"training [bold]{run.model}[/] ({run.head} head, {what}) on "
+        f"{escape(str(dataset.root))} ({' + '.join(splits)})"
     )
     estimator = SentimentModel(run).fit(dataset, train_splits=splits, progress=not quiet)
-    estimator.metrics_ = {
-        split: estimator.evaluate(dataset, split)
-        for split in ("val", "test")
-        if split in dataset.splits and split not in splits
-    }
+    estimator.metrics_ = estimator.evaluate_splits(dataset)
     estimator.save(out)
-    run.save(out / RUN_CONFIG_FILE)
-    write_json(out / METRICS_FILE, estimator.metrics_)
     for split, metrics in estimator.metrics_.items():
         console.print(metrics_table(metrics, f"{split} split"))
     gates = estimator.gate_stats()
@@ -116,5 +123,6 @@ def train_command(
     report = model_report(estimator, dataset, estimator.metrics_, title=f"Model {out.name}")
     paths = report.write(out)
     console.print(
-        f"model saved to [bold]{out}[/] (report: {paths.html.name}, {paths.markdown.name})"
+        f"model saved to [bold]{escape(str(out))}[/] "
+        f"(report: {paths.html.name}, {paths.markdown.name})"
     )

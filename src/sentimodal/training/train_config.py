@@ -1,8 +1,9 @@
-"""Typed settings of a training run and of fine-tuning on confident examples."""
+"""Typed settings of a training run, its profiles, and fine-tuning on confident examples."""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -43,9 +44,11 @@ class TrainConfig(Config):
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(64, ge=1)
-    epochs: int = Field(20, ge=1)
+    #: frozen-feature heads are cheap and small data is noisy: a long budget with patient early
+    #: stopping, so that a slow start does not end on the majority class
+    epochs: int = Field(40, ge=1)
     #: epochs without improvement of ``monitor`` before stopping; None trains all epochs
-    patience: int | None = Field(3, ge=1)
+    patience: int | None = Field(6, ge=1)
     monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
     #: end with the weights of the best validation epoch, not the last one
     restore_best: bool = True
@@ -75,3 +78,39 @@ class ConfidentConfig(Config):
     epochs: int = Field(5, ge=1)
     #: learning rate of the continued training; None keeps the training run's
     lr: float | None = Field(None, gt=0)
+
+
+#: How a fine-tuned transformer trains (the default model): AdamW with a linear warmup and
+#: decay over 4 epochs, the transformer at ``backbone_lr`` and the rest at ``lr``; no early
+#: stopping (a schedule that ends at 0 needs its full length), but the best val epoch is kept.
+FINE_TUNE_PROFILE: dict[str, Any] = {
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "backbone_lr": 5e-5,
+    "weight_decay": 0.01,
+    "batch_size": 32,
+    "epochs": 4,
+    "patience": None,
+    "schedule": "linear",
+    "warmup": 0.1,
+    "grad_clip": 1.0,
+}
+#: Frozen-feature models train with TrainConfig's own defaults.
+FROZEN_PROFILE: dict[str, Any] = {}
+
+
+def given_settings(train: TrainConfig | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The training settings the user actually gave, whatever form they came in: a mapping's
+    keys, or the fields set on a TrainConfig (not its defaults)."""
+    if train is None:
+        return {}
+    if isinstance(train, TrainConfig):
+        return train.model_dump(include=train.model_fields_set)
+    return dict(train)
+
+
+def apply_profile(
+    train: TrainConfig | Mapping[str, Any] | None, profile: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A profile fills only the settings the user did not give."""
+    return {**profile, **given_settings(train)}

@@ -1,0 +1,204 @@
+"""The demo: the whole path on the embedded MVSA-Single sample, offline.
+
+Prepare the sample, extract features once (cached by the feature store, so a re-run over the
+same folder skips it), train the study's models (text-only, image-only, concatenation, gated,
+gated with the embedding head) and the product's default, compare them on the test split, and
+write a report answering "how much do images add?". It is the smallest complete run, and the
+one a new user tries first.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from rich.markup import escape
+
+from sentimodal.analysis.model_report import (
+    add_comparison,
+    add_modality_section,
+    add_model_details,
+)
+from sentimodal.analysis.report import Report, ReportPaths
+from sentimodal.config import Config
+from sentimodal.features.defaults import DEFAULT_IMAGE_ENCODER, FROZEN_TEXT_ENCODER
+from sentimodal.features.store import extract_features
+from sentimodal.models.config import GLOVE_SOURCE, HeadKind, LabelSource
+from sentimodal.preparation.pipeline import PrepareConfig, prepare
+from sentimodal.progress import stderr
+from sentimodal.sample import sample_path
+from sentimodal.training.estimator import SentimentModel
+from sentimodal.training.run_config import RunConfig
+from sentimodal.training.train_config import TrainConfig
+
+CONFIG_FILE = "config.yaml"
+DATASET_DIR = "dataset"
+MODELS_DIR = "models"
+
+
+class DemoModel(Config):
+    """One model of the demo; the encoders and training settings are the demo's, shared,
+    unless the model names its own text encoder or training settings."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    title: str
+    #: a run model (a recipe name: text, image, concat, gated, late)
+    model: str
+    head: HeadKind = "softmax"
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    #: None: the demo's text encoder
+    text_encoder: str | None = None
+    #: None: the demo's training settings; a mapping: laid over the model's own defaults
+    #: (``{}`` trains as ``sentimodal train`` would)
+    train: dict[str, Any] | None = None
+
+
+def _default_models() -> list[DemoModel]:
+    return [
+        DemoModel(name="text", title="Text only (MiniLM)", model="text"),
+        DemoModel(name="image", title="Image only (EfficientNet-Lite0)", model="image"),
+        DemoModel(name="concat", title="Concatenation", model="concat"),
+        DemoModel(
+            name="gated", title="Gated fusion (GL2)", model="gated", model_options={"gate": "gl2"}
+        ),
+        DemoModel(
+            name="gated_embedding",
+            title="Gated fusion (GL2), GloVe embedding head",
+            model="gated",
+            head="embedding",
+            model_options={"gate": "gl2"},
+        ),
+        DemoModel(
+            name="default",
+            title="Late fusion, MiniLM fine-tuned (train's default)",
+            model="late",
+            text_encoder="minilm_tokens",
+            train={},
+        ),
+    ]
+
+
+class DemoConfig(Config):
+    """Everything the demo does; written to OUT/config.yaml."""
+
+    #: 60/20/20 rather than prepare's default, so the test split has ~110 posts, not ~55
+    prepare: PrepareConfig = Field(
+        default_factory=lambda: PrepareConfig(source="mvsa", split=[0.6, 0.2, 0.2])
+    )
+    image_encoder: str = DEFAULT_IMAGE_ENCODER
+    text_encoder: str = FROZEN_TEXT_ENCODER
+    label_source: LabelSource = GLOVE_SOURCE
+    #: the frozen-feature models' training (TrainConfig's defaults unless changed here)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    models: list[DemoModel] = Field(default_factory=_default_models)
+    #: the text-only, image-only and fused models of "how much do images add?"
+    modality_models: tuple[str, str, str] = ("text", "image", "gated")
+    #: the split models are compared on
+    split: Literal["val", "test"] = "test"
+    #: posts shown per outcome where adding the image changed the prediction
+    max_examples: int = Field(12, ge=1)
+
+    @model_validator(mode="after")
+    def _known_models(self) -> DemoConfig:
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique: {names}")
+        unknown = [n for n in self.modality_models if n not in names]
+        if unknown:
+            raise ValueError(f"modality_models {unknown} are not among the models {names}")
+        return self
+
+    def run_config(self, model: DemoModel) -> RunConfig:
+        return RunConfig(
+            model=model.model,
+            head=model.head,
+            image_encoder=self.image_encoder,
+            text_encoder=model.text_encoder or self.text_encoder,
+            label_source=self.label_source,
+            model_options=model.model_options,
+            train=self.train if model.train is None else model.train,
+        )
+
+
+@dataclass
+class DemoResult:
+    """What the demo produced: each model's metrics by split, and the report's files."""
+
+    metrics: dict[str, dict[str, Any]]
+    titles: dict[str, str]
+    split: str
+    report: ReportPaths
+    seconds: float
+
+
+def run_demo(config: DemoConfig, out: Path, progress: bool = True) -> DemoResult:
+    """The demo into ``out``: dataset, models/<name>/, config.yaml, report.md + report.html.
+
+    Status lines and progress bars go to stderr; the caller prints the comparison."""
+    console = stderr
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / CONFIG_FILE)
+    console.print(f"[bold]1/4[/] preparing the embedded MVSA-Single sample into {out}")
+    dataset = prepare(None, sample_path(), out / DATASET_DIR, config.prepare, progress=progress)
+    console.print(f"[bold]2/4[/] features: {config.image_encoder} + {config.text_encoder}")
+    features = extract_features(
+        dataset, image=config.image_encoder, text=config.text_encoder, progress=progress
+    )
+    for result in features.values():
+        cached = "cached" if result.cache_hit else f"{result.seconds:.0f} s"
+        console.print(f"  {result.kind}: {result.name} ({cached})")
+
+    models: dict[str, SentimentModel] = {}
+    metrics: dict[str, dict[str, Any]] = {}
+    for number, spec in enumerate(config.models, 1):
+        console.print(
+            f"[bold]3/4[/] training model {number}/{len(config.models)}: {escape(spec.title)}"
+        )
+        run = config.run_config(spec)
+        model = SentimentModel(run).fit(dataset, progress=progress)
+        model.metrics_ = model.evaluate_splits(dataset)
+        model.save(out / MODELS_DIR / spec.name)
+        models[spec.name], metrics[spec.name] = model, model.metrics_
+    titles = {spec.name: spec.title for spec in config.models}
+    compared = {titles[name]: m[config.split] for name, m in metrics.items()}
+
+    console.print("[bold]4/4[/] writing the report")
+    report = Report("sentimodal demo: how much do images add?")
+    counts = ", ".join(f"{split} {sum(c.values())}" for split, c in dataset.info["counts"].items())
+    report.add_markdown(
+        f"{len(dataset.examples)} posts of the MVSA-Single sample shipped with sentimodal "
+        f"({counts}; labels merged from the text and image annotations), features from "
+        f"`{config.image_encoder}` (images) and `{config.text_encoder}` (texts; a model may "
+        f"name its own, see the configuration). "
+        f"{len(config.models)} models trained on the train split, with their epochs chosen on "
+        f"the val split, and compared on the {config.split} split. Everything up to this "
+        f"report took "
+        f"{time.perf_counter() - started:.0f} s."
+    )
+    add_comparison(report, compared, config.split)
+    text, image, fused = (models[name] for name in config.modality_models)
+    add_modality_section(
+        report,
+        text,
+        image,
+        fused,
+        dataset,
+        config.split,
+        max_examples=config.max_examples,
+        show_gates=False,
+    )
+    report.add_markdown(
+        f"The gate values of the fused model are in its own section "
+        f"({titles[config.modality_models[2]]}) below."
+    )
+    for spec in config.models:
+        model = models[spec.name]
+        add_model_details(report, model, dataset, model.metrics_, spec.title)
+    report.add_section("Configuration")
+    report.add_config(config, caption="Demo configuration (config.yaml)")
+    paths = report.write(out)
+    return DemoResult(metrics, titles, config.split, paths, time.perf_counter() - started)

@@ -1,0 +1,289 @@
+"""Recipes: the one table of what each run model is built from.
+
+A run's ``model`` (``text``, ``image``, ``concat``, ``gated``, ``late``) names a recipe. The
+recipe says which modalities the model reads, which text encoder it uses unless told
+otherwise, which network each modality's features call for (an MLP over vectors, the study's
+BiLSTM over its own tokens, the fine-tuned transformer over its WordPiece ids, the pixel CNN
+over pixels), which settings are derived from the features (and so cannot be set), and the
+model config every other setting goes to. The estimator, experiment grids and the CLI all read
+this table, so adding a model kind means its module, its config and one row here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from sentimodal.errors import UserInputError
+from sentimodal.features.defaults import FINE_TUNED_TEXT_ENCODER, FROZEN_TEXT_ENCODER
+from sentimodal.models.config import ModelConfig, TextTransformerConfig
+
+if TYPE_CHECKING:  # the table itself stays cheap to import: the CLI's help reads it
+    from sentimodal.features.image_encoders.base import ImageEncoder
+    from sentimodal.features.text_encoders.base import TextEncoder
+
+Modality = Literal["text", "image"]
+Form = Literal["vectors", "token_ids", "pixels"]
+
+
+@dataclass(frozen=True)
+class ModalityInput:
+    """What one modality's features look like to a network.
+
+    ``dim`` is the vector width (vectors), the sequence length (token ids) or the image side
+    (pixels); ``vocab_size`` is the size of a learned token vocabulary; ``backbone`` names the
+    pretrained transformer whose own ids these are (it is then fine-tuned with the model).
+    """
+
+    form: Form
+    dim: int
+    vocab_size: int | None = None
+    backbone: str | None = None
+
+    @classmethod
+    def of_text(cls, encoder: TextEncoder) -> ModalityInput:
+        if np.dtype(encoder.dtype).kind not in "iu":
+            return cls("vectors", int(np.prod(encoder.shape)))
+        vocabulary = None if encoder.needs_fit else encoder.vocabulary()
+        size = len(vocabulary) if vocabulary else None
+        return cls("token_ids", int(encoder.shape[0]), size, encoder.backbone)
+
+    @classmethod
+    def of_image(cls, encoder: ImageEncoder) -> ModalityInput:
+        if len(encoder.shape) == 3:
+            return cls("pixels", int(encoder.shape[-1]))
+        return cls("vectors", int(np.prod(encoder.shape)))
+
+
+def branch_settings(modality: Modality, given: ModalityInput) -> dict[str, Any]:
+    """The network one modality's features call for, with the settings derived from them."""
+    if given.form == "vectors":
+        return {"kind": "mlp", "input": modality, "input_dim": given.dim}
+    if given.form == "pixels":
+        return {"kind": "pixel_cnn", "image_size": given.dim}
+    if given.backbone is not None:
+        from sentimodal.models.text_transformer import backbone_architecture
+
+        architecture = backbone_architecture(TextTransformerConfig(backbone=given.backbone))
+        return {
+            "kind": "text_transformer",
+            "backbone": given.backbone,
+            "architecture": architecture,
+        }
+    # a vocabulary not learned yet (a grid checked before any data is read) still validates
+    return {"kind": "text_lstm", "vocab_size": given.vocab_size or 2}
+
+
+#: settings the head fills in on every config (from the labels and the label space)
+HEAD_SETTINGS = ("head", "n_classes", "label_dim")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One run model: what it reads and how its network's config is derived."""
+
+    name: str
+    summary: str
+    modalities: tuple[Modality, ...]
+    #: the text encoder used when the run names none
+    default_text_encoder: str | None
+    #: feature forms each modality may take (the error says which encoder to use instead)
+    accepts: Mapping[Modality, tuple[Form, ...]]
+    #: the model config's derived settings (``kind`` included) from the features
+    derive: Callable[[Mapping[Modality, ModalityInput]], dict[str, Any]]
+    #: nested configs whose options are given as a mapping under their name (late fusion)
+    branches: tuple[Modality, ...] = ()
+
+    def check_inputs(self, inputs: Mapping[Modality, ModalityInput], encoders: Mapping[str, str]):
+        for modality in self.modalities:
+            form = inputs[modality].form
+            if form not in self.accepts[modality]:
+                raise UserInputError(
+                    f"the {self.name} model reads {modality} "
+                    f"{' or '.join(self.accepts[modality])}; the {encoders[modality]!r} encoder "
+                    f"gives {form.replace('_', ' ')}"
+                    + (
+                        ": use minilm or glove_mean (or model=late)"
+                        if modality == "text"
+                        else ": use a CNN encoder such as efficientnet_lite0"
+                    )
+                )
+
+    def model_config(
+        self,
+        inputs: Mapping[Modality, ModalityInput],
+        head: Mapping[str, Any],
+        options: Mapping[str, Any],
+        encoders: Mapping[str, str] | None = None,
+    ) -> ModelConfig:
+        """The model config for these features, head settings and user options.
+
+        Options may not set what the features or the head determine; everything else is
+        validated by the model config itself, the same way wherever it comes from.
+        """
+        self.check_inputs(inputs, encoders or {m: m for m in self.modalities})
+        derived = self.derive(inputs)
+        options = dict(options)
+        for branch in self.branches:
+            nested = options.pop(branch, {})
+            if not isinstance(nested, Mapping):
+                raise UserInputError(
+                    f"model_options.{branch} of the {self.name} model is a mapping of the "
+                    f"{branch} branch's settings, not {nested!r}"
+                )
+            _refuse_derived({**derived[branch], **dict.fromkeys(HEAD_SETTINGS)}, nested, branch)
+            derived[branch] = {**derived[branch], **head, **nested}
+        _refuse_derived({**derived, **dict.fromkeys(HEAD_SETTINGS)}, options, None)
+        settings = {**derived, **head, **options}
+        from sentimodal.models.registry import model_config
+
+        return model_config(settings.pop("kind"), **settings)
+
+    def allowed_options(self) -> str:
+        """How the recipe's options are given, for help texts."""
+        if self.branches:
+            return f"settings under {' / '.join(self.branches)}: each branch's network settings"
+        return "the network's own settings (e.g. hidden, dropout)"
+
+
+def _refuse_derived(derived: Mapping[str, Any], options: Mapping[str, Any], branch: str | None):
+    taken = sorted(set(options) & (set(derived) | {"kind"}))
+    if taken:
+        where = f"model_options.{branch}." if branch else "model_options."
+        raise UserInputError(
+            f"{where}{taken[0]} is derived from the features and labels; it cannot be set"
+        )
+
+
+def _unimodal(modality: Modality) -> Callable[[Mapping[Modality, ModalityInput]], dict[str, Any]]:
+    return lambda inputs: branch_settings(modality, inputs[modality])
+
+
+def _vector_fusion(kind: str) -> Callable[[Mapping[Modality, ModalityInput]], dict[str, Any]]:
+    return lambda inputs: {
+        "kind": kind,
+        "text_dim": inputs["text"].dim,
+        "image_dim": inputs["image"].dim,
+    }
+
+
+def _late(inputs: Mapping[Modality, ModalityInput]) -> dict[str, Any]:
+    return {
+        "kind": "late",
+        "text": branch_settings("text", inputs["text"]),
+        "image": branch_settings("image", inputs["image"]),
+    }
+
+
+_ANY_TEXT: tuple[Form, ...] = ("vectors", "token_ids")
+_ANY_IMAGE: tuple[Form, ...] = ("vectors", "pixels")
+
+RECIPES: dict[str, Recipe] = {
+    recipe.name: recipe
+    for recipe in (
+        Recipe(
+            "text",
+            "text only: MiniLM fine-tuned by default; an MLP over frozen vectors, or the BiLSTM "
+            "over tokens",
+            ("text",),
+            FINE_TUNED_TEXT_ENCODER,
+            {"text": _ANY_TEXT},
+            _unimodal("text"),
+        ),
+        Recipe(
+            "image",
+            "image only: an MLP over frozen CNN features, or the pixel CNN over pixels32",
+            ("image",),
+            None,
+            {"image": _ANY_IMAGE},
+            _unimodal("image"),
+        ),
+        Recipe(
+            "concat",
+            "text and image vectors concatenated, then the head (frozen features)",
+            ("text", "image"),
+            FROZEN_TEXT_ENCODER,
+            {"text": ("vectors",), "image": ("vectors",)},
+            _vector_fusion("concat"),
+        ),
+        Recipe(
+            "gated",
+            "elementwise gates on text and compressed image vectors (GL1/GL2; frozen features)",
+            ("text", "image"),
+            FROZEN_TEXT_ENCODER,
+            {"text": ("vectors",), "image": ("vectors",)},
+            _vector_fusion("gated"),
+        ),
+        Recipe(
+            "late",
+            "the mean of a text and an image model's class probabilities; MiniLM fine-tuned by "
+            "default (the default model)",
+            ("text", "image"),
+            FINE_TUNED_TEXT_ENCODER,
+            {"text": _ANY_TEXT, "image": _ANY_IMAGE},
+            _late,
+            branches=("text", "image"),
+        ),
+    )
+}
+DEFAULT_RECIPE = "late"
+
+
+def list_recipes() -> list[str]:
+    return list(RECIPES)
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise UserInputError(
+            f"unknown model {name!r}; choose one of: {', '.join(RECIPES)}"
+        ) from None
+
+
+def recipes_help() -> str:
+    """One line per run model, for ``--help`` texts."""
+    return "; ".join(f"{name}: {recipe.summary}" for name, recipe in RECIPES.items())
+
+
+def encoder_inputs(
+    modalities: tuple[Modality, ...],
+    image_encoder: str,
+    image_config: Mapping[str, Any],
+    text_encoder: str,
+    text_config: Mapping[str, Any],
+) -> dict[Modality, ModalityInput]:
+    """What the named encoders will give, known before any feature is extracted."""
+    from sentimodal.features.image_encoders import get_image_encoder
+    from sentimodal.features.text_encoders import get_text_encoder
+
+    inputs: dict[Modality, ModalityInput] = {}
+    if "image" in modalities:
+        inputs["image"] = ModalityInput.of_image(get_image_encoder(image_encoder, **image_config))
+    if "text" in modalities:
+        inputs["text"] = ModalityInput.of_text(get_text_encoder(text_encoder, **text_config))
+    return inputs
+
+
+def fine_tunes(text_encoder: str) -> bool:
+    """Whether a text encoder's ids feed a pretrained transformer fine-tuned with the model."""
+    from sentimodal.features.text_encoders import text_encoder_class
+
+    return text_encoder_class(text_encoder).backbone is not None
+
+
+__all__ = [
+    "DEFAULT_RECIPE",
+    "RECIPES",
+    "ModalityInput",
+    "Recipe",
+    "encoder_inputs",
+    "fine_tunes",
+    "get_recipe",
+    "list_recipes",
+    "recipes_help",
+]
