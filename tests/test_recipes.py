@@ -1,0 +1,208 @@
+"""The recipe table decides, in one place, what a run model reads and which options it takes:
+a grid and the estimator must accept and refuse exactly the same settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from sentimodal.analysis.experiment import ExperimentSpec, check_spec, load_spec
+from sentimodal.errors import UserInputError
+from sentimodal.interfaces.cli import app
+from sentimodal.models.recipes import RECIPES, get_recipe, list_recipes
+from sentimodal.preparation.dataset import PreparedDataset
+from sentimodal.preparation.pipeline import PrepareConfig, prepare
+from sentimodal.sample import sample_path
+from sentimodal.specs import list_specs
+from sentimodal.training.estimator import SentimentModel
+from sentimodal.training.run_config import RunConfig
+
+ONE_EPOCH = {"epochs": 1, "patience": None, "batch_size": 16}
+PIXELS = {"image_encoder": "pixels32", "image_encoder_config": {"flatten": False}}
+
+# (run settings, accepted?) covering every recipe, every branch network, derived settings,
+# settings of another network and settings that exist nowhere
+CASES: list[tuple[dict[str, Any], bool]] = [
+    ({"model": "text", "text_encoder": "minilm_tokens", "model_options": {"num_layers": 1}}, True),
+    (
+        {"model": "text", "text_encoder": "minilm_tokens", "model_options": {"architecture": {}}},
+        False,
+    ),
+    ({"model": "text", "text_encoder": "glove_mean", "model_options": {"hidden": [8]}}, True),
+    ({"model": "text", "text_encoder": "glove_mean", "model_options": {"input_dim": 3}}, False),
+    ({"model": "text", "text_encoder": "glove_mean", "model_options": {"num_layers": 1}}, False),
+    ({"model": "text", "text_encoder": "glove_mean", "model_options": {"bogus": 1}}, False),
+    ({"model": "text", "text_encoder": "tokens", "model_options": {"lstm_dim": 8}}, True),
+    ({"model": "text", "text_encoder": "tokens", "model_options": {"vocab_size": 9}}, False),
+    ({"model": "image", **PIXELS, "model_options": {"channels": [4, 8], "hidden": [8]}}, True),
+    ({"model": "image", **PIXELS, "model_options": {"image_size": 16}}, False),
+    ({"model": "image", "image_encoder": "pixels32", "model_options": {"hidden": [8]}}, True),
+    ({"model": "concat", "text_encoder": "glove_mean", "image_encoder": "pixels32"}, True),
+    ({"model": "concat", **PIXELS, "text_encoder": "glove_mean"}, False),
+    (
+        {
+            "model": "gated",
+            "text_encoder": "glove_mean",
+            "image_encoder": "pixels32",
+            "model_options": {"gate": "gl1", "compress_image": 8},
+        },
+        True,
+    ),
+    (
+        {
+            "model": "gated",
+            "text_encoder": "glove_mean",
+            "image_encoder": "pixels32",
+            "model_options": {"text_dim": 3},
+        },
+        False,
+    ),
+    ({"model": "gated", "text_encoder": "minilm_tokens", "image_encoder": "pixels32"}, False),
+    (
+        {
+            "model": "late",
+            "text_encoder": "minilm_tokens",
+            **PIXELS,
+            "model_options": {"text": {"num_layers": 1}, "image": {"channels": [4, 8]}},
+        },
+        True,
+    ),
+    (
+        {
+            "model": "late",
+            "text_encoder": "glove_mean",
+            "image_encoder": "pixels32",
+            "model_options": {"hidden": [8]},
+        },
+        False,
+    ),
+    (
+        {
+            "model": "late",
+            "text_encoder": "glove_mean",
+            "image_encoder": "pixels32",
+            "model_options": {"text": {"input_dim": 3}},
+        },
+        False,
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> PreparedDataset:
+    """A stratified 36-post slice of the embedded sample: a second per fit."""
+    out = tmp_path_factory.mktemp("recipes") / "dataset"
+    full = prepare("mvsa", sample_path(), out, PrepareConfig(source="mvsa"), progress=False)
+    examples = full.examples.groupby(["split", "label"], group_keys=False).head(4)
+    return PreparedDataset.from_dataframe(
+        examples,
+        text_columns=["text"],
+        image_column="image",
+        label_column="label",
+        id_column="id",
+        split_column="split",
+        root=out.parent / "small",
+    )
+
+
+def _run(settings: dict[str, Any]) -> dict[str, Any]:
+    return {**settings, "feature_workers": 0, "train": ONE_EPOCH}
+
+
+def _grid_accepts(settings: dict[str, Any]) -> bool:
+    try:
+        check_spec(ExperimentSpec(name="one", base=_run(settings)))
+    except UserInputError:
+        return False
+    return True
+
+
+def _estimator_accepts(settings: dict[str, Any], dataset: PreparedDataset) -> bool:
+    try:
+        SentimentModel(_run(settings)).fit(dataset, progress=False)
+    except UserInputError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("settings", "accepted"), CASES, ids=[str(i) for i in range(len(CASES))])
+def test_a_grid_and_the_estimator_accept_the_same_settings(
+    settings: dict[str, Any], accepted: bool, small_dataset: PreparedDataset
+) -> None:
+    assert _grid_accepts(settings) is accepted
+    assert _estimator_accepts(settings, small_dataset) is accepted
+
+
+def test_every_shipped_spec_validates_through_the_recipes() -> None:
+    for name in list_specs():
+        check_spec(load_spec(name))
+
+
+def test_an_unknown_model_is_a_user_error_everywhere() -> None:
+    with pytest.raises(UserInputError, match="unknown model 'bogus'.*late"):
+        SentimentModel(model="bogus").run_config()
+    with pytest.raises(UserInputError, match="unknown model 'bogus'"):
+        check_spec(ExperimentSpec(name="one", grid={"model": ["bogus"]}))
+    with pytest.raises(UserInputError, match="unknown model"):
+        get_recipe("bogus")
+
+
+def test_each_recipe_reads_its_modalities_and_takes_its_own_text_encoder() -> None:
+    for name, recipe in RECIPES.items():
+        run = RunConfig(model=name)
+        assert (run.uses_text, run.uses_image) == (
+            "text" in recipe.modalities,
+            "image" in recipe.modalities,
+        )
+        if recipe.default_text_encoder is not None:
+            assert run.text_encoder == recipe.default_text_encoder
+    assert RunConfig(model="gated").fine_tunes is False
+    assert RunConfig(model="late").fine_tunes is True
+
+
+def test_train_help_lists_every_recipe() -> None:
+    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0
+    for name in list_recipes():
+        assert f"{name}:" in result.output
+
+
+def test_a_late_fusion_gives_each_branch_its_own_options(small_dataset: PreparedDataset) -> None:
+    settings = {
+        "model": "late",
+        "text_encoder": "glove_mean",
+        "image_encoder": "pixels32",
+        "model_options": {"text": {"hidden": [7]}, "image": {"hidden": [5]}},
+    }
+    model = SentimentModel(_run(settings)).fit(small_dataset, progress=False)
+    assert model.model_config_.text.hidden == [7]
+    assert model.model_config_.image.hidden == [5]
+
+
+def test_predictions_have_one_row_per_input(small_dataset: PreparedDataset, tmp_path: Path) -> None:
+    settings = {"model": "concat", "text_encoder": "glove_mean", "image_encoder": "pixels32"}
+    model = SentimentModel(_run(settings)).fit(small_dataset, progress=False)
+    examples = small_dataset.examples.copy()
+    examples.loc[examples.index[0], "image"] = None  # a post the fusion cannot read
+    broken = PreparedDataset.from_dataframe(
+        examples,
+        text_columns=["text"],
+        image_column="image",
+        label_column="label",
+        id_column="id",
+        split_column="split",
+        root=tmp_path / "broken",
+    )
+    frame = model.predict_frame(broken, "all")
+    assert list(frame["id"]) == list(examples["id"].astype(str))
+    missing = frame.iloc[0]
+    assert missing["label"] is None and "no image input" in missing["error"]
+    assert frame["error"].iloc[1:].isna().all()
+    proba = model.predict_proba(broken, "all")
+    assert proba.shape == (len(examples), len(model.classes_))
+    assert all(v != v for v in proba[0]) and (proba[1:] >= 0).all()
+    assert len(model.predict(broken, "all")) == len(examples)
+    assert model.evaluate(broken, "all")["n_missing"] == 1
