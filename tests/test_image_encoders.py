@@ -213,3 +213,27 @@ def test_real_mvsa_images_encode(mvsa_root: Path, pretrained: dict) -> None:
     features = encoder.encode(torch.stack([encoder.read(path) for path in paths]))
     assert features.shape == (4, 1280) and np.isfinite(features).all()
     assert features.std(axis=0).mean() > 0
+
+
+def test_weights_carry_their_preprocessing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two weights entries of one architecture are each fed the way they were trained."""
+    from sentimodal.features.image_encoders import weights
+    from sentimodal.features.image_encoders.weights import IMAGENET, TF_LITE, Preprocessing
+
+    lite = get_image_encoder("efficientnet_lite0")
+    assert lite.preprocessing == TF_LITE
+    # a user's file of the same architecture is fed as Lite checkpoints are
+    assert get_image_encoder("efficientnet_lite0", weights="none").preprocessing == TF_LITE
+    assert get_image_encoder("mobilenet_v2").preprocessing == IMAGENET
+
+    small = Preprocessing(resize=146, crop=128, mean=(0.5,) * 3, std=(0.25,) * 3)
+    base = next(s for s in weights.WEIGHTS if s.encoder == "mobilenet_v2")
+    extra = weights.WeightSpec("mobilenet_v2", "small", base.kind, base.ref, base.sha256, small)
+    monkeypatch.setattr(weights, "WEIGHTS", (*weights.WEIGHTS, extra))
+    encoder = get_image_encoder("mobilenet_v2", weights="small")
+    grey = Image.new("RGB", (300, 200), (128, 128, 128))
+    pixels = encoder.transform(grey)
+    assert tuple(pixels.shape) == (3, 128, 128) and encoder.load_size == 146
+    assert torch.allclose(pixels, torch.full_like(pixels, (128 / 255 - 0.5) / 0.25), atol=1e-5)
+    default = get_image_encoder("mobilenet_v2").transform(grey)
+    assert tuple(default.shape) == (3, 224, 224)

@@ -168,6 +168,9 @@ def reuse_freed_memory() -> Iterator[None]:
     more than the convolutions themselves (40 ms). This is what jemalloc / tcmalloc fix for
     PyTorch on CPU; glibc's own switches do it without preloading anything. Defaults come
     back after the block (freed memory is then returned to the system again).
+
+    The switches are process-wide, so only processes that exist for this work use it: the
+    DataLoader workers (:func:`_worker_start`), never the caller's own process.
     """
     global _reuse_depth
     libc = _glibc()
@@ -211,6 +214,11 @@ class _WorkerBatches(Dataset):
         return self.work(rows) if self.whole else self.work.load(rows)
 
 
+def _worker_start(_: int) -> None:
+    """A loading worker lives for this work alone: recycle its large allocations for good."""
+    reuse_freed_memory().__enter__()
+
+
 def _as_is(item: Any) -> Any:
     """Collate nothing: a worker already returns a whole batch."""
     return item
@@ -226,8 +234,8 @@ class LocalEngine:
     at 0.7, each decode burst stalling both threads of the parallel region it interrupted.
     So use about one worker per core. A model on an accelerator stays in the main process and
     the workers only decode. With ``workers=0`` (or work that is not ``parallel``) everything
-    runs in the main process on ``threads`` threads (default: every core). Large allocations
-    are recycled meanwhile (``reuse_freed_memory``).
+    runs in the main process on ``threads`` threads (default: every core). Workers recycle
+    their large allocations (``reuse_freed_memory``).
     """
 
     def __init__(self, workers: int = 2, threads: int | None = None, prefetch: int = 2) -> None:
@@ -239,7 +247,7 @@ class LocalEngine:
 
     def run(self, work: BatchWork, batches: Sequence[list[Row]]) -> Iterator[BatchResult]:
         threads = self.threads or compute_threads()
-        with torch_threads(threads), reuse_freed_memory():
+        with torch_threads(threads):
             if self.workers == 0 or not work.parallel or len(batches) <= 1:
                 for rows in batches:
                     yield work(rows)
@@ -253,6 +261,7 @@ class LocalEngine:
                 num_workers=min(self.workers, len(batches)),
                 collate_fn=_as_is,
                 prefetch_factor=self.prefetch,
+                worker_init_fn=_worker_start,
             )
             for item in loader:
                 yield item if whole else work.compute(item)

@@ -12,7 +12,6 @@ import functools
 import hashlib
 import importlib
 import importlib.util
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +133,6 @@ def minilm_path() -> Path:
 def minilm_tokenizer() -> Any:
     """MiniLM's WordPiece tokenizer (fast), loaded offline once per process; its pad id must be
     0, the padding the store and the trainer assume for token ids."""
-    _offline()
     transformers: Any = require("transformers")
     tokenizer = transformers.AutoTokenizer.from_pretrained(
         str(minilm_path()), local_files_only=True
@@ -160,17 +158,9 @@ def minilm_state_dict() -> dict[str, Any]:
     return load_file(str(minilm_path() / "model.safetensors"))
 
 
-def _offline() -> None:
-    # The package ships every file; offline mode stops the hub client from trying to check
-    # for updates (which would hang or fail without a network).
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
 @functools.cache
 def minilm_model(device: str = "cpu") -> SentenceTransformer:
     """The MiniLM sentence-transformer, loaded offline once per (process, device)."""
-    _offline()
     sentence_transformers: Any = require("sentence_transformers")
     return sentence_transformers.SentenceTransformer(
         str(minilm_path()), device=device, local_files_only=True

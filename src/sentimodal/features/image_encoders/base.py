@@ -11,11 +11,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sentimodal.features.image_encoders.weights import WeightSource, resolve_weights
+from sentimodal.features.image_encoders.weights import (
+    IMAGENET,
+    Preprocessing,
+    WeightSource,
+    resolve_weights,
+)
 from sentimodal.features.images import DEFAULT_TIMEOUT, load_image
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class ImageEncoder(ABC):
@@ -67,8 +69,9 @@ class ImageEncoder(ABC):
 
 
 class BackboneEncoder(ImageEncoder):
-    """An ImageNet CNN: resize the shorter side to 256, centre-crop 224, normalise; features are
-    the layer before the classifier, and :meth:`classify` gives the ImageNet logits.
+    """An ImageNet CNN: resize the shorter side, centre-crop, normalise, as its weights'
+    :class:`Preprocessing` says (256 / 224 / ImageNet statistics for most); features are the
+    layer before the classifier, and :meth:`classify` gives the ImageNet logits.
 
     ``weights``: ``"imagenet"`` (the encoder's entry in
     :data:`~sentimodal.features.image_encoders.weights.WEIGHTS`), a local ``.pth`` /
@@ -76,14 +79,13 @@ class BackboneEncoder(ImageEncoder):
     Nothing loads until the first :meth:`module` call.
     """
 
-    resize_size = 256
-    crop_size = 224
-    load_size = 256
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    #: how weights that do not say otherwise (a user's file, random init) are fed
+    default_preprocessing: Preprocessing = IMAGENET
 
     def __init__(self, weights: str = "imagenet", seed: int = 0) -> None:
         self._source: WeightSource = resolve_weights(self.name, weights, seed)
+        self.preprocessing = self._source.preprocessing or self.default_preprocessing
+        self.load_size = self.preprocessing.resize
         self.weights = self._source.setting
         self.seed = seed
         self.shape = (self.dim,)
@@ -94,8 +96,9 @@ class BackboneEncoder(ImageEncoder):
         # byte values per channel. Indexing is several times cheaper per image than the
         # arithmetic, and the transform runs once per image in the loading workers.
         values = np.arange(256, dtype=np.float32)
+        mean, std = self.preprocessing.mean, self.preprocessing.std
         self._lut = np.stack(
-            [(values / 255.0 - m) / s for m, s in zip(self.mean, self.std, strict=True)]
+            [(values / 255.0 - m) / s for m, s in zip(mean, std, strict=True)]
         ).astype(np.float32)
 
     @abstractmethod
@@ -118,11 +121,15 @@ class BackboneEncoder(ImageEncoder):
     def identity(self) -> str:
         return self._source.identity
 
+    @property
+    def crop_size(self) -> int:
+        return self.preprocessing.crop
+
     def transform(self, image: Image.Image) -> torch.Tensor:
-        """Resize-256 + centre-crop-224 done as one PIL resize of the crop box (the pixels the
-        crop would discard are never resampled), then normalise."""
+        """Resize + centre crop done as one PIL resize of the crop box (the pixels the crop
+        would discard are never resampled), then normalise."""
         width, height = image.size
-        side = min(width, height) * self.crop_size / self.resize_size
+        side = min(width, height) * self.preprocessing.crop / self.preprocessing.resize
         left, top = (width - side) / 2, (height - side) / 2
         crop = image.resize(
             (self.crop_size, self.crop_size),

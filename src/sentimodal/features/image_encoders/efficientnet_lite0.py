@@ -9,6 +9,7 @@ from torch import nn
 from sentimodal.features import resources
 from sentimodal.features.image_encoders.base import BackboneEncoder
 from sentimodal.features.image_encoders.registry import register_image_encoder
+from sentimodal.features.image_encoders.weights import TF_LITE
 
 
 class _PooledFeatures(nn.Module):
@@ -26,10 +27,8 @@ class _PooledFeatures(nn.Module):
 class EfficientNetLite0Encoder(BackboneEncoder):
     name = "efficientnet_lite0"
     dim = 1280
-    # The Lite models were trained on TensorFlow's (x - 127) / 128 scaling, not ImageNet
-    # mean/std (checked: higher confidence and agreement with other backbones on real photos).
-    mean = (127.0 / 255, 127.0 / 255, 127.0 / 255)
-    std = (128.0 / 255, 128.0 / 255, 128.0 / 255)
+    # any Lite checkpoint was trained on TensorFlow's scaling, a user's file included
+    default_preprocessing = TF_LITE
 
     def build(self) -> nn.Module:
         package = resources.require("efficientnet_lite_pytorch")
