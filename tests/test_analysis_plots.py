@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -105,11 +106,17 @@ def test_gate_distributions_report_mean_per_modality() -> None:
     assert sum(heights) == pytest.approx(100.0)  # shares in percent
 
 
-def test_png_helpers_give_decodable_images() -> None:
-    figure = confusion_heatmap(np.eye(3, dtype=int), LABELS)
-    with Image.open(io.BytesIO(figure_to_png(figure))) as picture:
-        assert picture.format == "PNG" and picture.width > 400
-    assert figure_to_data_uri(figure).startswith("data:image/png;base64,iVBOR")
+def test_png_helpers_embed_a_readable_heatmap() -> None:
+    """The report's inline picture decodes to the PNG, whose cells are shaded by the counts."""
+    figure = confusion_heatmap(np.array([[9, 0, 0], [0, 9, 0], [0, 0, 9]]), LABELS)
+    uri = figure_to_data_uri(figure)
+    assert uri.startswith("data:image/png;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as picture:
+        pixels = np.asarray(picture.convert("L"))
+    assert picture.format == "PNG"
+    # full cells are dark, empty ones light, and the text and frame leave plenty of white
+    assert pixels.min() < 80 and (pixels > 245).mean() > 0.2
+    assert len(figure_to_png(figure)) > 1000
 
 
 def test_category_colours_are_fixed_for_sentiments_and_distinct() -> None:

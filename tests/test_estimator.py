@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from sentimodal.analysis.model_report import model_report
 from sentimodal.errors import UserInputError
@@ -103,9 +104,17 @@ def test_fit_on_a_dataframe_with_only_text(tmp_path: Path) -> None:
 def test_gated_model_reports_gate_statistics(sample_dataset: PreparedDataset) -> None:
     model = SentimentModel(model="gated", **{**FAST, "train": {"epochs": 2}})
     model.fit(sample_dataset, progress=False)
+    net = model.model_
+    # the statistics describe the trained gates themselves, not their starting value
+    text_gates = torch.sigmoid(net.text_gate.detach())
     stats = model.gate_stats()
-    assert set(stats) == {"text", "image"}
-    assert all(0.0 <= stats[m]["min"] <= stats[m]["max"] <= 1.0 for m in stats)
+    assert stats["text"]["mean"] == pytest.approx(float(text_gates.mean()), abs=1e-6)
+    assert stats["text"]["std"] > 0
+    with torch.no_grad():
+        net.image_gate.fill_(-20.0)  # a closed image gate: nothing of the image passes
+    closed = model.gate_stats()["image"]
+    assert closed["max"] < 1e-6 and closed["near_zero"] == 1.0
+    assert model.gate_stats()["text"] == stats["text"]
 
 
 def test_embedding_head_takes_new_labels(sample_dataset: PreparedDataset) -> None:

@@ -45,15 +45,19 @@ def pretrained() -> dict[str, object]:
     return {name: get_image_encoder(name) for name in OFFLINE_PRETRAINED}
 
 
-def test_registry_lists_every_encoder() -> None:
-    assert list_image_encoders() == [
-        "alexnet",
-        "efficientnet_lite0",
-        "mobilenet_v2",
-        "pixels32",
-        "resnet50",
-    ]
+def test_every_listed_encoder_rebuilds_from_its_own_config() -> None:
+    """What a model directory relies on: name + config give back the very same encoder."""
     assert DEFAULT_IMAGE_ENCODER in list_image_encoders()
+    for name in list_image_encoders():
+        encoder = get_image_encoder(name, **({"weights": "none"} if name != "pixels32" else {}))
+        again = get_image_encoder(name, **encoder.config)
+        assert (again.name, again.config, again.identity) == (
+            name,
+            encoder.config,
+            encoder.identity,
+        )
+    with pytest.raises(UserInputError, match="unknown image encoder 'vit'.*efficientnet_lite0"):
+        get_image_encoder("vit")
 
 
 def test_unknown_name_and_bad_setting_are_user_errors() -> None:

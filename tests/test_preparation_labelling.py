@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from sentimodal.errors import RecordError
@@ -15,9 +16,12 @@ from sentimodal.preparation.labelling import (
 from sentimodal.sources.record import Post
 
 
-def test_label_sets_are_sorted() -> None:
-    assert label_set(3) == ["negative", "neutral", "positive"]
-    assert label_set(2) == ["negative", "positive"]
+def test_score_labels_fall_in_their_label_set() -> None:
+    scores = np.linspace(-2.5, 2.5, 101)
+    three = {label_from_score(s, -0.035, 0.035) for s in scores}
+    assert three == set(label_set(3))
+    two = {label_from_score(s, 0.0, 0.0) for s in scores}  # no band left for neutral
+    assert two == set(label_set(2))
 
 
 def test_source_labels() -> None:

@@ -199,10 +199,10 @@ def test_table_with_vader_and_images(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("source", "options", "message"),
     [
-        ("mvsa", {"split": "0.6,0.6"}, "invalid split"),
+        ("mvsa", {"split": "0.6,0.6"}, "invalid prepare option split"),
         ("mvsa", {"filters": ["colour"]}, "unknown filter"),
-        ("mvsa", {"classes": 4}, "invalid classes"),
-        ("mvsa", {"bogus": 1}, "unknown prepare option 'bogus'"),
+        ("mvsa", {"classes": 4}, "invalid prepare option classes"),
+        ("mvsa", {"bogus": 1}, "invalid prepare option bogus: unknown setting"),
         ("mvsa", {"text_columns": ["t"]}, "table source only"),
         ("mvsa", {"labels": "anp"}, "ANP labels need the mvso source"),
         ("mvso", {}, "ANP labels need an ANP score table"),

@@ -57,7 +57,10 @@ def validation_message(exc: ValidationError, prefix: str = "") -> str:
     """The first problem of a pydantic error on one line: where (dotted) and what."""
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
-    return f"{prefix}{where}: {first['msg']}" if where else f"{prefix}{first['msg']}"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown setting"
+    return f"{prefix}{where}: {message}" if where else f"{prefix}{message}"
 
 
 C = TypeVar("C", bound=Config)

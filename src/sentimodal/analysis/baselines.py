@@ -28,7 +28,6 @@ from sentimodal.features.text_encoders import get_text_encoder
 from sentimodal.preparation.dataset import PreparedDataset
 
 BaselineName = Literal["majority", "vader", "logreg"]
-BASELINES: tuple[str, ...] = ("majority", "vader", "logreg")
 EVAL_SPLITS: tuple[str, ...] = ("val", "test")
 
 

@@ -24,7 +24,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
-from rich.progress import Progress
 
 from sentimodal.analysis.label_space_check import read_anp_scores
 from sentimodal.config import Config
@@ -33,6 +32,7 @@ from sentimodal.evaluation.metrics import classification_report
 from sentimodal.features.text_encoders.glove_mean import glove_vector
 from sentimodal.models.config import GLOVE_SOURCE, MINILM_SOURCE, LabelSource
 from sentimodal.preparation.dataset import PreparedDataset, count_by_split
+from sentimodal.progress import progress_bar
 from sentimodal.training.estimator import SentimentModel
 from sentimodal.training.run_config import RunConfig
 from sentimodal.training.train_config import HingeVocabulary
@@ -320,7 +320,7 @@ def run_unseen_class(
     vocabularies = _vocabularies(config, {mode for *_, mode in variants}, labels)
     rows: list[dict[str, Any]] = []
     steps = len(variants) * (2 if config.supervised else 1)
-    with Progress(disable=not progress, transient=True) as bar:
+    with progress_bar(progress, unit="variants", transient=True) as bar:
         task = bar.add_task("unseen-class variants", total=steps)
         for source, loss, mode in variants:
             variant = {"label_source": source, "loss": loss, "vocabulary": mode}

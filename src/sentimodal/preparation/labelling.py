@@ -12,7 +12,6 @@ from sentimodal.errors import RecordError
 from sentimodal.sources.record import NEGATIVE, NEUTRAL, POSITIVE, SENTIMENT_LABELS, Post
 
 LabelMethod = Literal["source", "anp", "vader"]
-LABEL_METHODS: tuple[str, ...] = ("source", "anp", "vader")
 
 
 class Labeller(Protocol):

@@ -24,18 +24,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field, ValidationError, field_validator, model_validator
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from sentimodal import __version__
-from sentimodal.config import Config
+from sentimodal.config import Config, validation_message
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.files import write_json_atomic
 from sentimodal.preparation.balancing import downsample_to_smallest
@@ -70,6 +61,7 @@ from sentimodal.preparation.splits import (
     parse_split,
     split_names,
 )
+from sentimodal.progress import progress_bar
 from sentimodal.sources import mvsa, mvso, table
 from sentimodal.sources.record import Post, Record, Reject
 
@@ -153,7 +145,7 @@ def make_config(
     try:
         checked = PrepareConfig.model_validate(values)
     except ValidationError as exc:
-        raise UserInputError(_one_line(exc)) from None
+        raise UserInputError(validation_message(exc, "invalid prepare option ")) from None
     _check_consistency(checked)
     resolved: dict[str, Any] = {"labels": checked.label_method()}
     if checked.anp_scores is not None:
@@ -272,15 +264,6 @@ def _check_consistency(config: PrepareConfig) -> None:
     mvsa.check_encodings(config.text_encodings)
 
 
-def _one_line(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
-    if error["type"] == "extra_forbidden":
-        return f"unknown prepare option {where!r}"
-    message = error["msg"].removeprefix("Value error, ")
-    return f"invalid {where}: {message}" if where else f"invalid options: {message}"
-
-
 def reason_group(reason: str) -> str:
     """A reject reason without its details (the part before the first colon)."""
     return reason.split(":", 1)[0].strip()
@@ -337,15 +320,7 @@ class _Run:
 
     def read(self, reader: _Reader, *, workers: int, show_progress: bool) -> None:
         """Screen every record, then check the survivors' images in a thread pool."""
-        progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            disable=not show_progress,
-        )
+        progress = progress_bar(show_progress, unit="records")
         with progress, ThreadPoolExecutor(max_workers=workers) as pool:
             task = progress.add_task("reading", total=reader.total)
             for chunk in _batched(reader.records, CHUNK_SIZE):

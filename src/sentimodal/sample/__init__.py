@@ -14,8 +14,3 @@ SAMPLE_ROOT = Path(__file__).resolve().parent
 def sample_path() -> Path:
     """The sample's MVSA-Single folder, ready for ``sentimodal prepare mvsa``."""
     return SAMPLE_ROOT / "mvsa_single"
-
-
-def license_path() -> Path:
-    """The attribution and terms of use of the sample data."""
-    return SAMPLE_ROOT / "DATA-LICENSE.md"

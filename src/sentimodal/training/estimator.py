@@ -560,7 +560,7 @@ class SentimentModel:
         try:
             run = RunConfig.model_validate(config["run"])
         except ValidationError as exc:
-            raise UserInputError(f"{directory}: bad run config: {exc.errors()[0]['msg']}") from None
+            raise UserInputError(validation_message(exc, f"{directory}: bad run config ")) from None
         self = cls(run)
         self.run_ = run
         self.labels_ = list(config["labels"])

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 
 from sentimodal.errors import UserInputError
 from sentimodal.models.base import SentimentNet
+from sentimodal.progress import progress_bar, stderr
 from sentimodal.training.batches import (
     Data,
     as_labels,
@@ -114,7 +115,7 @@ def fit(
 
     trim = config.length_batching != "none"
     lengths = sequence_lengths(train) if config.length_batching == "bucket" else None
-    console = console or Console()
+    console = console or stderr
     result = TrainResult()
     best_score: float | None = None
     best_state: dict[str, torch.Tensor] | None = None
@@ -122,15 +123,12 @@ def fit(
 
     with (
         torch.random.fork_rng(devices=[]),
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"),
-            console=console,
+        progress_bar(
+            progress,
+            unit="batches",
             transient=True,
-            disable=not progress,
+            extra=(TextColumn("loss {task.fields[loss]:.4f}"),),
+            console=console,
         ) as bar,
     ):
         torch.manual_seed(config.seed)

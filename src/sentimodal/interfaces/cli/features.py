@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 from rich.table import Table
 
+from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli.app import app, console, user_errors
 
@@ -97,9 +98,7 @@ def _config(config_file: Path | None, options: dict[str, Any]) -> FeatureConfig:
         where = str(exc).splitlines()[0]
         raise UserInputError(f"unreadable config file {config_file}: {where}") from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise UserInputError(f"invalid feature setting {where}: {first['msg']}") from None
+        raise UserInputError(validation_message(exc, "invalid feature setting ")) from None
 
 
 def summary_table(results: dict[str, ExtractionResult]) -> Table:

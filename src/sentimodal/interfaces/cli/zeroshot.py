@@ -16,6 +16,7 @@ import pandas as pd
 import typer
 from pydantic import ValidationError
 
+from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli.app import app, console, user_errors
 
@@ -124,9 +125,7 @@ def unseen_command(
             vocabulary_size=vocabulary_size,
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise UserInputError(f"invalid protocol setting {where}: {first['msg']}") from None
+        raise UserInputError(validation_message(exc, "invalid protocol setting ")) from None
     dataset = PreparedDataset.load(dataset_dir)
     result = run_unseen_class(dataset, config, progress=not quiet)
     out.mkdir(parents=True, exist_ok=True)
