@@ -65,6 +65,26 @@ def test_report_of_gated_embedding_model(small_dataset: PreparedDataset, tmp_pat
     checker = check_html(paths.html.read_text(encoding="utf-8"))
     assert len(checker.image_sources) == len(pictures)
 
+    # read top-down: what was trained on what, headline numbers with the majority baseline and
+    # the test confusion first; the settings last, only those that act on this run
+    summary = markdown.index("Model `gated` with an embedding head")
+    headline = markdown.index("majority accuracy")
+    settings = markdown.index("Settings that act on this run")
+    assert summary < headline < markdown.index("confusion-summary-test") < settings
+    assert markdown.index("Metrics per split") < settings
+    table = markdown[settings:]
+    assert "label_source" in table and "momentum" not in table and "backbone_lr" not in table
+
+
+def test_settings_shown_are_those_that_act_on_the_run() -> None:
+    softmax = RunConfig(model="gated").applicable()
+    assert "label_source" not in softmax and "momentum" not in softmax["train"]
+    assert "backbone_lr" not in softmax["train"] and "text_encoder" in softmax
+    image = RunConfig(model="image", train={"optimizer": "sgd"}).applicable()
+    assert "text_encoder" not in image and image["train"]["momentum"] == 0.9
+    tuned = RunConfig().applicable()
+    assert tuned["train"]["backbone_lr"] == 5e-5 and tuned["train"]["warmup"] == 0.1
+
 
 def test_comparison_and_modality_sections(small_dataset: PreparedDataset, tmp_path: Path) -> None:
     text, image = fit(small_dataset, model="text"), fit(small_dataset, model="image")

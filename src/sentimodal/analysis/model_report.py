@@ -82,6 +82,65 @@ def label_space_outputs(
     return model.vectors(dataset, split)
 
 
+def training_summary(model: SentimentModel, dataset: PreparedDataset) -> str:
+    """What was trained on what, in one sentence a person reads first."""
+    run = model.run_
+    inputs = []
+    if run.uses_text:
+        how = "fine-tuned" if run.fine_tunes else "frozen"
+        inputs.append(f"text `{run.text_encoder}` ({how})")
+    if run.uses_image:
+        inputs.append(f"image `{run.image_encoder}` (frozen)")
+    sizes = ", ".join(f"{split} {len(dataset.split(split))}" for split in dataset.splits)
+    if model.best_epoch_ is None:
+        epochs = f"{len(model.history_)} epochs on {' + '.join(model.train_splits_)}, no validation"
+    else:
+        epochs = f"best validation epoch {model.best_epoch_} of {len(model.history_)} trained"
+    article = "an" if run.head == "embedding" else "a"
+    return (
+        f"Model `{run.model}` with {article} {run.head} head, reading {' and '.join(inputs)}; "
+        f"trained on `{dataset.root}` ({len(dataset.examples)} posts: {sizes}; labels "
+        f"{', '.join(model.labels_)}); {epochs}."
+    )
+
+
+def headline_frame(metrics: Mapping[str, Metrics]) -> pd.DataFrame:
+    """Per split: the model's accuracy and F1 beside always predicting the majority label."""
+    rows = []
+    for split, m in metrics.items():
+        majority = m.get("majority_baseline") or {}
+        rows.append(
+            {
+                "split": split,
+                "posts": m["n"],
+                "accuracy": m["accuracy"],
+                "macro-F1": m["macro_f1"],
+                "weighted-F1": m["weighted_f1"],
+                "majority accuracy": majority.get("accuracy"),
+                "majority label": majority.get("label"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def add_model_summary(
+    report: Report, model: SentimentModel, dataset: PreparedDataset, metrics: Mapping[str, Metrics]
+) -> Report:
+    """The top of a model's report: what was trained on what, the headline numbers against the
+    majority baseline, and the confusion matrix of the split that matters most."""
+    report.add_markdown(training_summary(model, dataset))
+    if metrics:
+        report.add_table(headline_frame(metrics), caption="Headline metrics")
+        split = "test" if "test" in metrics else next(iter(metrics))
+        m = metrics[split]
+        report.add_figure(
+            confusion_heatmap(m["confusion"], m["labels"], title=f"{split} split"),
+            f"confusion-summary-{split}",
+            f"Confusion matrix on the {split} split: counts and share of each true class.",
+        )
+    return report
+
+
 def add_model_details(
     report: Report,
     model: SentimentModel,
@@ -91,19 +150,15 @@ def add_model_details(
     *,
     embedding_split: str = "test",
     seed: int = 0,
+    summary: bool = True,
 ) -> Report:
-    """One model's section: config, metrics, confusion heat maps, curves, gates, embedding map."""
+    """One model's section, read top-down: (with ``summary``) what was trained and how well,
+    then per-class metrics and every split's confusion, curves, gates, embedding map, and the
+    settings that act on the run last."""
     run = model.run_
     report.add_section(title)
-    if model.best_epoch_ is None:
-        epochs = f"{len(model.history_)} epochs on {' + '.join(model.train_splits_)}, no validation"
-    else:
-        epochs = f"best validation epoch {model.best_epoch_} of {len(model.history_)} trained"
-    report.add_markdown(
-        f"Model kind `{run.model}`, {run.head} head, trained on `{dataset.root}` "
-        f"({len(dataset.examples)} posts, labels {', '.join(model.labels_)}), {epochs}."
-    )
-    report.add_config(run, caption=f"Run configuration: {title}")
+    if summary:
+        report.add_markdown(training_summary(model, dataset))
     if metrics:
         report.add_table(metrics_frame(metrics), caption=f"Metrics per split: {title}")
         for split, m in metrics.items():
@@ -122,6 +177,7 @@ def add_model_details(
     _add_gates(report, model, title)
     if model.label_space_ is not None and embedding_split in dataset.splits:
         _add_embedding_map(report, model, dataset, embedding_split, title, seed)
+    report.add_config(run.applicable(), caption=f"Settings that act on this run: {title}")
     return report
 
 
@@ -183,15 +239,15 @@ def model_report(
     not given."""
     metrics = model.evaluate_splits(dataset) if metrics is None else metrics
     run = model.run_
-    section = f"{run.model} model, {run.head} head"
-    report = add_model_details(Report(title), model, dataset, metrics, title=section)
+    report = add_model_summary(Report(title), model, dataset, metrics)
     split = "test" if "test" in metrics else next(iter(metrics), None)
     if run.model == "late" and split is not None:
         # A late fusion's branches are its own text-only and image-only models.
         add_modality_section(
             report, model.branch("text"), model.branch("image"), model, dataset, split
         )
-    return report
+    section = f"Details: {run.model} model, {run.head} head"
+    return add_model_details(report, model, dataset, metrics, title=section, summary=False)
 
 
 def add_comparison(

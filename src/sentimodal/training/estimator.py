@@ -492,7 +492,15 @@ class SentimentModel:
                 f"needs ({', '.join(self._modalities())})"
             )
         labels = list(dict.fromkeys([*self.classes_, *sorted(set(y_true))]))
-        metrics = classification_report(y_true, predicted["label"].to_numpy(), labels)
+        y_train = [
+            label
+            for split in self.train_splits_
+            if split in dataset.splits
+            for label in dataset.split(split)["label"].astype(str)
+        ]
+        metrics = classification_report(
+            y_true, predicted["label"].to_numpy(), labels, y_train=y_train or None
+        )
         metrics["split"] = split
         metrics["n_missing"] = int(len(frame) - len(predicted))
         return metrics

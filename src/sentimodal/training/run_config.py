@@ -96,3 +96,32 @@ class RunConfig(Config):
     def fine_tunes(self) -> bool:
         """Whether training fine-tunes a pretrained text transformer (slow: minutes, not s)."""
         return self.uses_text and fine_tunes(str(self.text_encoder))
+
+    def applicable(self) -> dict[str, Any]:
+        """The settings that act on this run, as plain data: what a report shows. Settings of
+        a modality the model does not read, of another optimiser, schedule, loss or head are
+        left out (they are kept in run.yaml, where they are inert)."""
+        data = self.to_dict()
+        train = data["train"]
+        if not self.uses_text:
+            for key in ("text_encoder", "text_encoder_config"):
+                data.pop(key)
+        if not self.uses_image:
+            for key in ("image_encoder", "image_encoder_config"):
+                data.pop(key)
+        if self.head != "embedding":
+            data.pop("label_source")
+        if self.train.optimizer != "sgd":
+            train.pop("momentum")
+        if not self.fine_tunes:
+            train.pop("backbone_lr")
+        if self.train.schedule != "linear":
+            train.pop("warmup")
+        if self.train.loss != "hinge":
+            train.pop("margin")
+            train.pop("vocabulary")
+        if self.train.patience is None or self.train.epochs == 1:
+            train.pop("monitor")
+        if self.confident is None:
+            data.pop("confident")
+        return data
