@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -96,7 +97,11 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> PreparedDataset:
     """A stratified 36-post slice of the embedded sample: a second per fit."""
     out = tmp_path_factory.mktemp("recipes") / "dataset"
     full = prepare("mvsa", sample_path(), out, PrepareConfig(source="mvsa"), progress=False)
-    examples = full.examples.groupby(["split", "label"], group_keys=False).head(4)
+    return _dataset(full.examples.groupby(["split", "label"]).head(4), out.parent / "small")
+
+
+def _dataset(examples: pd.DataFrame, root: Path) -> PreparedDataset:
+    """Posts of a prepared dataset as a new one, splits and ids kept."""
     return PreparedDataset.from_dataframe(
         examples,
         text_columns=["text"],
@@ -104,7 +109,7 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> PreparedDataset:
         label_column="label",
         id_column="id",
         split_column="split",
-        root=out.parent / "small",
+        root=root,
     )
 
 
@@ -187,15 +192,7 @@ def test_predictions_have_one_row_per_input(small_dataset: PreparedDataset, tmp_
     model = SentimentModel(_run(settings)).fit(small_dataset, progress=False)
     examples = small_dataset.examples.copy()
     examples.loc[examples.index[0], "image"] = None  # a post the fusion cannot read
-    broken = PreparedDataset.from_dataframe(
-        examples,
-        text_columns=["text"],
-        image_column="image",
-        label_column="label",
-        id_column="id",
-        split_column="split",
-        root=tmp_path / "broken",
-    )
+    broken = _dataset(examples, tmp_path / "broken")
     frame = model.predict_frame(broken, "all")
     assert list(frame["id"]) == list(examples["id"].astype(str))
     missing = frame.iloc[0]

@@ -8,7 +8,7 @@ from typing import Any
 from sentimodal.errors import UserInputError
 from sentimodal.features.folder import FEATURES_DIR, KINDS, META_FILE, FeatureFolder, FeatureSet
 from sentimodal.features.keys import examples_fingerprint
-from sentimodal.preparation.dataset import PreparedDataset, image_or_none
+from sentimodal.preparation.dataset import PreparedDataset, as_dataset, image_or_none
 
 
 def find_feature_folder(
@@ -76,22 +76,12 @@ def load_features(
     Examples without features (no image, empty text, rejected image) are absent from ``ids``.
     Float features come back as float32 whatever the storage, unless ``dtype`` is given.
     """
-    data = (
-        dataset_dir
-        if isinstance(dataset_dir, PreparedDataset)
-        else PreparedDataset.load(dataset_dir)
-    )
+    data = as_dataset(dataset_dir)
     features = find_feature_folder(data, kind, name, config, stored_dtype).read(dtype)
     if split is None:
         return features
     wanted = set(data.split(split)["id"].astype(str))
-    keep = [i for i, id_ in enumerate(features.ids) if id_ in wanted]
-    return FeatureSet(
-        ids=[features.ids[i] for i in keep],
-        values=features.values[keep],
-        lengths=None if features.lengths is None else features.lengths[keep],
-        directory=features.directory,
-    )
+    return features.select([id_ for id_ in features.ids if id_ in wanted])
 
 
 def aligned(
@@ -105,11 +95,7 @@ def aligned(
     dtype: str | None = None,
 ) -> tuple[FeatureSet, FeatureSet]:
     """Image and text features of the examples that have both, row for row (for fusion)."""
-    data = (
-        dataset_dir
-        if isinstance(dataset_dir, PreparedDataset)
-        else PreparedDataset.load(dataset_dir)
-    )
+    data = as_dataset(dataset_dir)
     images = load_features(data, "image", image, split, image_config, dtype=dtype)
     texts = load_features(data, "text", text, split, text_config, dtype=dtype)
     in_text = set(texts.ids)

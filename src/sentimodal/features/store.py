@@ -38,7 +38,7 @@ from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.keys import STORE_FORMAT, STORE_VERSION, examples_fingerprint, feature_key
 from sentimodal.features.text_encoders import get_text_encoder
 from sentimodal.features.text_encoders.base import TextEncoder
-from sentimodal.preparation.dataset import PreparedDataset, image_or_none
+from sentimodal.preparation.dataset import PreparedDataset, as_dataset, image_or_none
 from sentimodal.progress import progress_bar
 
 #: Splits whose texts the ``tokens`` vocabulary is learned from, in order of preference
@@ -145,7 +145,7 @@ def extract_features(
         )
     except ValidationError as exc:
         raise UserInputError(validation_message(exc, "invalid feature setting ")) from None
-    data = _dataset(dataset)
+    data = as_dataset(dataset)
     if data.root is None:
         raise UserInputError("the dataset has no directory: save it before extracting features")
     runner = get_engine(config.engine, workers=config.workers)
@@ -212,10 +212,6 @@ def _fit_texts(data: PreparedDataset, texts: list[str], name: str) -> list[str]:
         f"the {name!r} text encoder learns from the train split, and this dataset has none "
         f"(splits: {', '.join(sorted(set(splits))) or 'none'})"
     )
-
-
-def _dataset(dataset: PreparedDataset | str | Path) -> PreparedDataset:
-    return dataset if isinstance(dataset, PreparedDataset) else PreparedDataset.load(dataset)
 
 
 def _result(

@@ -281,3 +281,8 @@ def _split_order(values: Sequence[str]) -> list[str]:
     present = set(values)
     usual = [name for name in (*SPLIT_NAMES, ALL_SPLIT) if name in present]
     return usual + sorted(present - set(usual))
+
+
+def as_dataset(data: PreparedDataset | str | Path) -> PreparedDataset:
+    """A dataset given as itself or by its directory."""
+    return data if isinstance(data, PreparedDataset) else PreparedDataset.load(data)
