@@ -336,6 +336,7 @@ def test_progress_prints_one_line_per_epoch():
     fit(model, data, labels, val=(data, labels), config=config, console=Console(file=out))
     lines = [line for line in out.getvalue().splitlines() if line.startswith("epoch")]
     assert len(lines) == 2 and "val_acc" in lines[1] and "train_loss" in lines[0]
+    assert "trained after 2 of 2 epochs; best epoch" in " ".join(out.getvalue().split())
 
 
 def test_embedding_head_trains_with_each_embedding_loss():

@@ -180,6 +180,13 @@ def fit(
                     result.stopped_early = epoch < config.epochs
                     break
 
+    if progress and result.best_epoch is not None:
+        how = "stopped early" if result.stopped_early else "trained"
+        console.print(
+            f"{how} after {len(result.history)} of {config.epochs} epochs; "
+            f"best epoch {result.best_epoch} ({config.monitor} {best_score:.4f})"
+            + (", its weights kept" if config.restore_best else "")
+        )
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
