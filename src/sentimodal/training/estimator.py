@@ -18,6 +18,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 from pydantic import ValidationError
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
@@ -42,9 +43,12 @@ from sentimodal.training.confident import fine_tune_confident
 from sentimodal.training.inference import extract_embeddings, predict_outputs, predict_scores
 from sentimodal.training.run_config import RunConfig
 from sentimodal.training.scaler import FeatureScaler
+from sentimodal.training.train_config import given_settings
 from sentimodal.training.trainer import fit as train_model
 
 DatasetLike = PreparedDataset | str | Path | pd.DataFrame
+#: scikit-learn style inputs: texts (or image paths) one per post
+PostsLike = Sequence[str] | np.ndarray | pd.Series
 #: the split name meaning every example of a dataset
 ALL = "all"
 
@@ -80,19 +84,49 @@ class _Inputs:
     missing: dict[str, str]
 
 
-class SentimentModel:
-    """Multimodal sentiment classifier with a scikit-learn-like API.
+class SentimentModel(ClassifierMixin, BaseEstimator):
+    """Multimodal sentiment classifier, a scikit-learn estimator.
 
     >>> model = SentimentModel(model="gated").fit("runs/mvsa")       # a prepared dataset dir
     >>> model.evaluate("runs/mvsa", split="test")["accuracy"]
     >>> model.save("models/gated"); SentimentModel.load("models/gated").predict_posts(df)
+    >>> SentimentModel(model="text").fit(df_posts, labels).predict(["i love it"])
 
-    Settings are a :class:`RunConfig` (or its fields as keyword arguments).
+    Settings are a :class:`RunConfig` (or its fields as keyword arguments). They are the
+    estimator's parameters: ``get_params``/``set_params`` (nested as ``train__epochs``), so
+    ``sklearn.base.clone``, ``GridSearchCV`` and pipelines work.
     """
 
     def __init__(self, config: RunConfig | Mapping[str, Any] | None = None, **overrides: Any):
         self.config = config
         self.overrides = overrides
+
+    # ----------------------------------------------------------------------------- parameters
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The settings given to the constructor: ``config`` and each keyword override."""
+        return {"config": self.config, **self.overrides}
+
+    def set_params(self, **params: Any) -> Self:
+        """Change settings; ``train__epochs=5`` sets one field of a nested group."""
+        for key, value in params.items():
+            if key == "config":
+                self.config = value
+                continue
+            group, _, field_name = key.partition("__")
+            if field_name:
+                current = self.overrides.get(group)
+                nested = current.to_dict() if hasattr(current, "to_dict") else dict(current or {})
+                value = {**nested, field_name: value}
+            self.overrides = {**self.overrides, group: value}
+        return self
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self.get_params().items() if v is not None}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
 
     # ----------------------------------------------------------------------------- settings
 
@@ -100,7 +134,11 @@ class SentimentModel:
         """The validated settings (config, then keyword overrides on top)."""
         base = self.config
         data = base.to_dict() if isinstance(base, RunConfig) else dict(base or {})
-        data.update(self.overrides)
+        for key, value in self.overrides.items():
+            # training settings given on top of a config change those fields, not the group
+            if key == "train" and isinstance(data.get(key), Mapping):
+                value = {**data[key], **given_settings(value)}
+            data[key] = value
         try:
             return RunConfig.model_validate(data)
         except ValidationError as exc:
@@ -110,7 +148,8 @@ class SentimentModel:
 
     def fit(
         self,
-        data: DatasetLike,
+        data: DatasetLike | PostsLike,
+        y: Sequence[Any] | None = None,
         *,
         text_columns: Sequence[str] = ("text",),
         image_column: str | None = "image",
@@ -126,9 +165,11 @@ class SentimentModel:
         validation: the way to retrain a configuration chosen on val on all labelled data.
         A DataFrame is split 80/20 into train/val (stratified, seeded) and stored under
         ``work_dir`` (a temporary folder by default) so its features are cached like any
-        prepared dataset's.
+        prepared dataset's. As in scikit-learn, the labels may come apart as ``y`` (then
+        ``data`` is a DataFrame of posts, or a list of texts for a text model).
         """
         run = self.run_config()
+        data = self._posts_table(data, y, label_column, run)
         dataset = self._dataset(
             data, text_columns, image_column, label_column, work_dir, split=(0.8, 0.2)
         )
@@ -233,6 +274,34 @@ class SentimentModel:
         return get_recipe(run.model).model_config(inputs, head, run.model_options, encoders)
 
     # ----------------------------------------------------------------------------- features
+
+    @staticmethod
+    def _posts_table(
+        data: DatasetLike | PostsLike, y: Sequence[Any] | None, label_column: str, run: RunConfig
+    ) -> DatasetLike:
+        """scikit-learn's (X, y): a DataFrame or a list of texts (image paths for an image
+        model), with the labels as a column; a dataset given as such is kept."""
+        if isinstance(data, PreparedDataset | str | Path) and y is None:
+            return data
+        if isinstance(data, pd.DataFrame):
+            table = data.copy()
+        elif isinstance(data, list | tuple | np.ndarray | pd.Series):
+            if run.uses_text and run.uses_image:
+                raise UserInputError(
+                    f"the {run.model} model reads texts and images: give a DataFrame with "
+                    "'text' and 'image' columns, not a list"
+                )
+            table = pd.DataFrame({"text" if run.uses_text else "image": list(data)})
+        else:
+            raise UserInputError(
+                "expected a prepared dataset, its directory, a DataFrame or a list of posts, "
+                f"got {type(data).__name__}"
+            )
+        if y is not None:
+            if len(y) != len(table):
+                raise UserInputError(f"{len(table)} posts but {len(y)} labels")
+            table[label_column] = [str(label) for label in y]
+        return table
 
     def _dataset(
         self,
@@ -356,7 +425,7 @@ class SentimentModel:
         self.model_.set_label_space(self.label_space_)
         return self
 
-    def predict_proba(self, data: DatasetLike, split: str | None = None) -> np.ndarray:
+    def predict_proba(self, data: DatasetLike | PostsLike, split: str | None = None) -> np.ndarray:
         """Per-label scores (N, labels): probabilities, or cosines for embedding heads.
 
         One row per example of ``split`` (None or "all": every example), in order; an example
@@ -364,13 +433,13 @@ class SentimentModel:
         """
         return self.predict_frame(data, split)[self.classes_].to_numpy(dtype=float)
 
-    def predict(self, data: DatasetLike, split: str | None = None) -> np.ndarray:
+    def predict(self, data: DatasetLike | PostsLike, split: str | None = None) -> np.ndarray:
         """The best-scoring label of each example, one per row as in ``predict_proba``; None
         where the model cannot read the example (``predict_frame`` says why)."""
         return self.predict_frame(data, split)["label"].to_numpy()
 
     def predict_frame(
-        self, data: DatasetLike, split: str | None = None, *, progress: bool = False
+        self, data: DatasetLike | PostsLike, split: str | None = None, *, progress: bool = False
     ) -> pd.DataFrame:
         """A table with ``id``, ``label``, one score column per label and ``error``: one row
         per example of ``split`` (None or "all": every example), in dataset order.
@@ -379,7 +448,7 @@ class SentimentModel:
         says which is missing, and its label is None and its scores NaN.
         """
         self._check_fitted()
-        dataset = self._dataset(data)
+        dataset = self._dataset(self._posts_table(data, None, "label", self.run_))
         inputs = self._inputs(dataset, split, progress)
         scores = self._scores(inputs.data, len(inputs.ids))
         predicted = self._frame(inputs.ids, scores).set_index("id")
@@ -471,15 +540,22 @@ class SentimentModel:
 
     # ----------------------------------------------------------------------------- evaluating
 
-    def evaluate(self, data: DatasetLike, split: str | None = None) -> dict[str, Any]:
+    def evaluate(
+        self,
+        data: DatasetLike | PostsLike,
+        split: str | None = None,
+        *,
+        y: Sequence[Any] | None = None,
+    ) -> dict[str, Any]:
         """Metrics on one split: accuracy, per-class accuracy, macro/weighted F1, confusion.
 
         ``split`` None means the test split of a prepared dataset that has one, and every
         example otherwise (a DataFrame); "all" is every example. ``n_missing`` counts examples
         that could not be predicted (no input for a needed modality); they are left out of the
-        metrics.
+        metrics. The labels may come apart as ``y``, as in ``fit``.
         """
-        dataset = self._dataset(data)
+        self._check_fitted()
+        dataset = self._dataset(self._posts_table(data, y, "label", self.run_))
         if split is None:
             split = "test" if "test" in dataset.splits else ALL
         frame = self.predict_frame(dataset, split)
@@ -518,9 +594,14 @@ class SentimentModel:
             if split in dataset.splits and split not in self.train_splits_
         }
 
-    def score(self, data: DatasetLike, split: str | None = None) -> float:
-        """Accuracy (scikit-learn's ``score``); ``split`` as in ``evaluate``."""
-        return float(self.evaluate(data, split)["accuracy"])
+    def score(
+        self,
+        data: DatasetLike | PostsLike,
+        y: Sequence[Any] | None = None,
+        split: str | None = None,
+    ) -> float:
+        """Accuracy, scikit-learn's ``score(X, y)``; ``split`` as in ``evaluate``."""
+        return float(self.evaluate(data, split, y=y)["accuracy"])
 
     def _modalities(self) -> list[str]:
         return [m for m, e in (("text", self.text_encoder_), ("image", self.image_encoder_)) if e]
