@@ -188,18 +188,27 @@ def test_a_late_fusion_gives_each_branch_its_own_options(small_dataset: Prepared
 
 
 def test_predictions_have_one_row_per_input(small_dataset: PreparedDataset, tmp_path: Path) -> None:
-    settings = {"model": "concat", "text_encoder": "glove_mean", "image_encoder": "pixels32"}
-    model = SentimentModel(_run(settings)).fit(small_dataset, progress=False)
     examples = small_dataset.examples.copy()
-    examples.loc[examples.index[0], "image"] = None  # a post the fusion cannot read
+    examples.loc[examples.index[0], "image"] = None  # a post without its image
     broken = _dataset(examples, tmp_path / "broken")
-    frame = model.predict_frame(broken, "all")
+    image = SentimentModel(_run({"model": "image", "image_encoder": "pixels32"}))
+    image.fit(small_dataset, progress=False)
+    frame = image.predict_frame(broken, "all")
     assert list(frame["id"]) == list(examples["id"].astype(str))
     missing = frame.iloc[0]
     assert missing["label"] is None and "no image input" in missing["error"]
     assert frame["error"].iloc[1:].isna().all()
-    proba = model.predict_proba(broken, "all")
-    assert proba.shape == (len(examples), len(model.classes_))
+    proba = image.predict_proba(broken, "all")
+    assert proba.shape == (len(examples), len(image.classes_))
     assert all(v != v for v in proba[0]) and (proba[1:] >= 0).all()
-    assert len(model.predict(broken, "all")) == len(examples)
-    assert model.evaluate(broken, "all")["n_missing"] == 1
+    assert len(image.predict(broken, "all")) == len(examples)
+    assert image.evaluate(broken, "all")["n_missing"] == 1
+
+    # a fusion judges the same post by its text
+    settings = {"model": "concat", "text_encoder": "glove_mean", "image_encoder": "pixels32"}
+    fused = SentimentModel(_run(settings)).fit(small_dataset, progress=False)
+    frame = fused.predict_frame(broken, "all")
+    assert frame["error"].isna().all() and frame["label"].notna().all()
+    assert frame["modalities"].iloc[0] == "text"
+    assert (frame["modalities"].iloc[1:] == "text+image").all()
+    assert fused.evaluate(broken, "all")["n_missing"] == 0

@@ -19,6 +19,16 @@ from sentimodal.models.heads import EmbeddingHead, Head
 from sentimodal.models.label_space import LabelSpace
 
 Batch = dict[str, torch.Tensor]
+#: ``<modality>_present`` (bool, one per row) marks rows that have that modality; absent means
+#: every row has it. Fusions fall back to what a post has.
+PRESENT = "_present"
+
+
+def present(batch: Batch, modality: str) -> torch.Tensor | None:
+    """Which rows have ``modality`` (None: all of them)."""
+    return batch.get(modality + PRESENT)
+
+
 #: token ids are post-padded with 0 by every token encoder (the store counts lengths by it)
 PAD_ID = 0
 

@@ -135,6 +135,9 @@ class ConcatFusionConfig(ModelConfig):
     #: optional hidden layers between the concatenation and the head ([] = one linear layer)
     hidden: list[Annotated[int, Field(ge=1)]] = []
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    #: in training, hide each modality of a post with this probability (never both), so the
+    #: model learns a "missing" input for it; 0: a missing modality reads as its mean features
+    modality_dropout: float = Field(0.0, ge=0.0, lt=0.5)
 
 
 class GatedFusionConfig(ModelConfig):
@@ -151,6 +154,8 @@ class GatedFusionConfig(ModelConfig):
     #: image features first go through dense(compress_image) + ReLU; None keeps them as they are
     compress_image: int | None = Field(600, ge=1)
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    #: as for concatenation: train a "missing" input per modality by hiding it at this rate
+    modality_dropout: float = Field(0.0, ge=0.0, lt=0.5)
 
 
 TextBranchConfig = Annotated[

@@ -7,14 +7,12 @@ fusion averages two complete unimodal models, so its branches may read tokens or
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sentimodal.errors import UserInputError
-from sentimodal.models.base import Batch, SentimentNet
+from sentimodal.models.base import Batch, SentimentNet, present
 from sentimodal.models.config import ConcatFusionConfig, GatedFusionConfig, LateFusionConfig
 from sentimodal.models.heads import make_head
 from sentimodal.models.label_space import LabelSpace
@@ -31,6 +29,45 @@ def _features(batch: Batch, key: str, dim: int) -> torch.Tensor:
     return x.float()
 
 
+class MissingModalities(nn.Module):
+    """What an early fusion reads for a modality a post lacks.
+
+    Inputs are standardised on the train split, so zeros are the mean features: the default.
+    With ``rate`` > 0 the "missing" input of each modality is learned, by hiding each modality
+    of a training post with that probability (never both), so the model also learns to judge a
+    post from the other modality alone.
+    """
+
+    def __init__(self, dims: dict[str, int], rate: float) -> None:
+        super().__init__()
+        self.rate = rate
+        self.learned = nn.ParameterDict(
+            {name: nn.Parameter(torch.zeros(dim)) for name, dim in dims.items()} if rate else {}
+        )
+
+    def forward(self, batch: Batch, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        masks = {name: present(batch, name) for name in features}
+        if self.training and self.rate:
+            draw = torch.rand(len(next(iter(features.values()))))
+            hidden = {
+                "text": draw < self.rate,
+                "image": (draw >= self.rate) & (draw < 2 * self.rate),
+            }
+            masks = {
+                name: ~hidden[name] if mask is None else mask & ~hidden[name]
+                for name, mask in masks.items()
+            }
+        out = {}
+        for name, x in features.items():
+            mask = masks[name]
+            if mask is None:
+                out[name] = x
+                continue
+            fill = self.learned[name] if name in self.learned else torch.zeros_like(x[0])
+            out[name] = torch.where(mask[:, None], x, fill.to(x.dtype).expand_as(x))
+        return out
+
+
 class ConcatFusion(SentimentNet):
     """[text ; image] -> dropout -> optional hidden layers -> head (a linear layer by default)."""
 
@@ -39,14 +76,20 @@ class ConcatFusion(SentimentNet):
     def __init__(self, config: ConcatFusionConfig) -> None:
         super().__init__(config)
         self.dropout = nn.Dropout(config.dropout)
+        self.missing = MissingModalities(
+            {"text": config.text_dim, "image": config.image_dim}, config.modality_dropout
+        )
         self.body = MLPBody(config.text_dim + config.image_dim, config.hidden, config.dropout)
         self.head = make_head(config, self.body.out_dim)
 
     def embed(self, batch: Batch) -> torch.Tensor:
         self.check_inputs(batch)
-        text = _features(batch, "text", self.config.text_dim)
-        image = _features(batch, "image", self.config.image_dim)
-        return self.body(self.dropout(torch.cat([text, image], dim=1)))
+        given = {
+            "text": _features(batch, "text", self.config.text_dim),
+            "image": _features(batch, "image", self.config.image_dim),
+        }
+        read = self.missing(batch, given)
+        return self.body(self.dropout(torch.cat([read["text"], read["image"]], dim=1)))
 
 
 class GatedFusion(SentimentNet):
@@ -73,6 +116,9 @@ class GatedFusion(SentimentNet):
         start = 1.0 if config.gate == "gl1" else 0.0
         self.text_gate = nn.Parameter(torch.full((config.text_dim,), start))
         self.image_gate = nn.Parameter(torch.full((image_dim,), start))
+        self.missing = MissingModalities(
+            {"text": config.text_dim, "image": config.image_dim}, config.modality_dropout
+        )
         self.dropout = nn.Dropout(config.dropout)
         self.head = make_head(config, config.text_dim + image_dim)
 
@@ -85,8 +131,12 @@ class GatedFusion(SentimentNet):
 
     def embed(self, batch: Batch) -> torch.Tensor:
         self.check_inputs(batch)
-        text = _features(batch, "text", self.config.text_dim)
-        image = self.compress(_features(batch, "image", self.config.image_dim))
+        given = {
+            "text": _features(batch, "text", self.config.text_dim),
+            "image": _features(batch, "image", self.config.image_dim),
+        }
+        read = self.missing(batch, given)
+        text, image = read["text"], self.compress(read["image"])
         gates = self.gates()
         fused = torch.cat([text * gates["text"], image * gates["image"]], dim=1)
         return self.dropout(fused)
@@ -153,9 +203,21 @@ class LateFusion(SentimentNet):
     def forward(self, batch: Batch) -> torch.Tensor:
         text, image = self.text(batch), self.image(batch)
         if self.config.head == "embedding":
-            return (F.normalize(text, dim=1) + F.normalize(image, dim=1)) / 2
-        log_probs = torch.stack([text.log_softmax(dim=1), image.log_softmax(dim=1)])
-        return torch.logsumexp(log_probs, dim=0) - math.log(2)
+            parts = torch.stack([F.normalize(text, dim=1), F.normalize(image, dim=1)])
+        else:
+            parts = torch.stack([text.log_softmax(dim=1), image.log_softmax(dim=1)])
+        has = [present(batch, "text"), present(batch, "image")]
+        if has[0] is None and has[1] is None:
+            weights = torch.full((2, len(text), 1), 0.5, dtype=parts.dtype)
+        else:
+            # a post without one modality is judged by the branch it has
+            rows = torch.stack(
+                [torch.ones(len(text), dtype=torch.bool) if h is None else h for h in has]
+            )
+            weights = (rows.to(parts.dtype) / rows.sum(dim=0).clamp(min=1))[:, :, None]
+        if self.config.head == "embedding":
+            return (parts * weights).sum(dim=0)
+        return torch.logsumexp(parts + weights.log(), dim=0)
 
     def training_outputs(self, batch: Batch) -> list[torch.Tensor]:
         return [self.text(batch), self.image(batch)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -31,7 +31,7 @@ from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.store import ExtractionResult, extract_features
 from sentimodal.features.text_encoders import get_text_encoder
 from sentimodal.features.text_encoders.base import TextEncoder
-from sentimodal.models.base import PretrainedStart, SentimentNet
+from sentimodal.models.base import PRESENT, PretrainedStart, SentimentNet
 from sentimodal.models.config import ModelConfig
 from sentimodal.models.fusion import LateFusion
 from sentimodal.models.label_space import LabelSpace
@@ -51,24 +51,35 @@ DatasetLike = PreparedDataset | str | Path | pd.DataFrame
 PostsLike = Sequence[str] | np.ndarray | pd.Series
 #: the split name meaning every example of a dataset
 ALL = "all"
+#: why a raw post lacks a modality
+_NOTHING = {"text": "empty text", "image": "no image"}
 
 
 @dataclass
 class Prediction:
-    """One raw post's prediction, or the reason it could not be made."""
+    """One raw post's prediction, or the reason it could not be made.
+
+    ``modalities`` says what the prediction read ("text+image", or the one modality a fusion
+    fell back to); ``warning`` why an input the post gave was not used (an unreadable image).
+    """
 
     id: str
     label: str | None = None
-    scores: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float] | None = None
     error: str | None = None
+    modalities: str | None = None
+    warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id}
-        if self.error is None:
-            out.update(label=self.label, scores=self.scores)
-        else:
-            out["error"] = self.error
-        return out
+        """Every key on every row (None where it does not apply), so tables line up."""
+        return {
+            "id": self.id,
+            "label": self.label,
+            "scores": self.scores,
+            "modalities": self.modalities,
+            "error": self.error,
+            "warning": self.warning,
+        }
 
 
 @dataclass
@@ -82,6 +93,9 @@ class _Inputs:
     #: id -> why it has no input: a needed modality has no features (no image, empty text,
     #: an image rejected at extraction)
     missing: dict[str, str]
+    #: id -> the modalities its prediction reads ("text+image", or the one a fusion fell
+    #: back to)
+    modalities: dict[str, str]
 
 
 class SentimentModel(ClassifierMixin, BaseEstimator):
@@ -349,7 +363,9 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             workers=run.feature_workers,
             progress=progress,
         )
-        return self._split_inputs(dataset, _read(results), split, self.scaler_, require=False)
+        return self._split_inputs(
+            dataset, _read(results), split, self.scaler_, require=False, partial=True
+        )
 
     @staticmethod
     def _split_inputs(
@@ -359,10 +375,12 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         scaler: FeatureScaler | None,
         *,
         require: bool = True,
+        partial: bool = False,
     ) -> _Inputs:
         """The rows of one split (or several, in order) from features already read, scaled by
         ``scaler`` when given. With ``require``, a split where no example has every input is
-        an error (nothing to train or validate on)."""
+        an error (nothing to train or validate on). With ``partial`` (prediction), a fusion
+        also takes the rows that have one of its modalities: it falls back to that one."""
         splits = [split] if split is None or isinstance(split, str) else list(split)
         wanted = [
             str(i)
@@ -370,10 +388,12 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             for i in (dataset.examples if name in (None, ALL) else dataset.split(name))["id"]
         ]
         known = {kind: set(features.ids) for kind, features in sets.items()}
+        # a fusion predicting falls back to one modality; training needs them all
+        enough = len(sets) - 1 if partial and len(sets) > 1 else 0
         missing = {
             i: "no " + " and no ".join(f"{kind} input" for kind in lacking)
             for i in wanted
-            if (lacking := [kind for kind, have in known.items() if i not in have])
+            if len(lacking := [kind for kind, have in known.items() if i not in have]) > enough
         }
         ids = [i for i in wanted if i not in missing]
         if require and not ids:
@@ -382,12 +402,13 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
                 f"{dataset.root}: no example of split {name!r} has every input "
                 f"this model needs ({', '.join(sets)})"
             )
-        data: dict[str, np.ndarray] = {}
-        for kind, features in sets.items():
-            data.update(_as_inputs(kind, features.select(ids)))
-        if scaler is not None and ids:
-            data = scaler.transform(data)
-        return _Inputs(ids, data, wanted, missing)
+        parts = {
+            kind: (features.ids, features.values, features.lengths)
+            for kind, features in sets.items()
+        }
+        order = [kind for kind in ("text", "image") if kind in sets]
+        modalities = {i: "+".join(kind for kind in order if i in known[kind]) for i in ids}
+        return _Inputs(ids, model_inputs(parts, ids, scaler), wanted, missing, modalities)
 
     def _label_indices(self, dataset: PreparedDataset, ids: Sequence[str]) -> np.ndarray:
         labels = dataset.examples.set_index(dataset.examples["id"].astype(str))["label"]
@@ -454,6 +475,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         predicted = self._frame(inputs.ids, scores).set_index("id")
         frame = predicted.reindex(inputs.wanted)
         frame["label"] = frame["label"].astype(object).where(frame["label"].notna(), None)
+        frame["modalities"] = [inputs.modalities.get(i) for i in inputs.wanted]
         frame["error"] = [inputs.missing.get(i) for i in inputs.wanted]
         return frame.reset_index(names="id")
 
@@ -498,43 +520,46 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         return out
 
     def _predict_batch(self, records: list[Mapping[str, Any]], offset: int) -> list[Prediction]:
+        needed = self._modalities()
+        fusion = len(needed) > 1
         rows: list[Row] = []
         errors: dict[int, str] = {}
         for position, record in enumerate(records):
-            row_id = _cell(record.get("id")) or str(offset + position)
-            text = _cell(record.get("text"))
-            image = _cell(record.get("image"))
-            if self.run_.uses_text and not text:
-                errors[position] = "empty text"
-            elif self.run_.uses_image and not image:
-                errors[position] = "no image"
-            rows.append({"position": position, "id": row_id, "text": text, "image": image})
-        parts: dict[str, dict[int, np.ndarray]] = {}
-        lengths: dict[int, int] = {}
+            row = {"position": position, "id": _cell(record.get("id")) or str(offset + position)}
+            row.update(text=_cell(record.get("text")), image=_cell(record.get("image")))
+            lacking = [m for m in needed if not row[m]]
+            if lacking and (not fusion or len(lacking) == len(needed)):
+                errors[position] = " and ".join(_NOTHING[m] for m in lacking)
+            rows.append(row)
         todo = [r for r in rows if r["position"] not in errors]
-        if self.run_.uses_image and todo:
-            result = ImageBatchWork(self.image_encoder_)(todo)
-            errors.update({int(r["position"]): r["reason"] for r in result.rejects})
-            parts["image"] = dict(zip(result.positions.tolist(), result.values, strict=True))
-        if self.run_.uses_text and todo:
-            result = TextBatchWork(self.text_encoder_)(todo)
-            parts["text"] = dict(zip(result.positions.tolist(), result.values, strict=True))
-            if result.lengths is not None:
-                lengths = dict(zip(result.positions.tolist(), result.lengths.tolist(), strict=True))
-        ok = [r["position"] for r in rows if r["position"] not in errors]
-        predictions = {p: Prediction(id=rows[p]["id"], error=f"{errors[p]}") for p in errors}
+        parts: dict[str, tuple[list[str], np.ndarray, np.ndarray | None]] = {}
+        warnings: dict[int, str] = {}
+        if "image" in needed:
+            result = ImageBatchWork(self.image_encoder_)([r for r in todo if r["image"]])
+            for reject in result.rejects:
+                position = int(reject["position"])
+                if fusion and rows[position]["text"]:
+                    warnings[position] = f"image not used: {reject['reason']}"
+                else:
+                    errors[position] = reject["reason"]
+            parts["image"] = ([str(p) for p in result.positions], result.values, None)
+        if "text" in needed:
+            result = TextBatchWork(self.text_encoder_)([r for r in todo if r["text"]])
+            parts["text"] = ([str(p) for p in result.positions], result.values, result.lengths)
+        predictions = {p: Prediction(id=rows[p]["id"], error=errors[p]) for p in errors}
+        ok = [str(r["position"]) for r in rows if r["position"] not in errors]
         if ok:
-            data = {kind: np.stack([values[p] for p in ok]) for kind, values in parts.items()}
-            if lengths:
-                data["text_lengths"] = np.array([lengths[p] for p in ok], dtype=np.int64)
-            data = self.scaler_.transform(data)
+            data = model_inputs(parts, ok, self.scaler_)
             scores = predict_scores(self.model_, data, self.run_.train.eval_batch_size)
             classes = self.classes_
-            for p, row_scores in zip(ok, scores, strict=True):
+            for key, row_scores in zip(ok, scores, strict=True):
+                p = int(key)
                 predictions[p] = Prediction(
                     id=rows[p]["id"],
                     label=classes[int(row_scores.argmax())],
                     scores={c: float(s) for c, s in zip(classes, row_scores, strict=True)},
+                    modalities="+".join(m for m in needed if key in parts[m][0]),
+                    warning=warnings.get(p),
                 )
         return [predictions[r["position"]] for r in rows]
 
@@ -702,10 +727,40 @@ def _read(results: Mapping[str, ExtractionResult]) -> dict[str, FeatureSet]:
     return {kind: FeatureFolder(r.directory).read() for kind, r in results.items()}
 
 
-def _as_inputs(kind: str, features: FeatureSet) -> dict[str, np.ndarray]:
-    data = {kind: features.values}
-    if features.lengths is not None:
-        data[f"{kind}_lengths"] = features.lengths
+def model_inputs(
+    parts: Mapping[str, tuple[Sequence[str], np.ndarray, np.ndarray | None]],
+    ids: Sequence[str],
+    scaler: FeatureScaler | None,
+) -> dict[str, np.ndarray]:
+    """The model's input arrays for ``ids`` from each modality's (ids, values, lengths).
+
+    A row missing a modality gets zeros there (after scaling: the train mean; for token ids:
+    padding) and ``<modality>_present`` says which rows have it, so a fusion falls back to
+    the modality the post has.
+    """
+    data: dict[str, np.ndarray] = {}
+    masks: dict[str, np.ndarray] = {}
+    for kind, (have_ids, values, lengths) in parts.items():
+        index = {id_: row for row, id_ in enumerate(have_ids)}
+        rows = np.fromiter((index.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+        have = rows >= 0
+        if have.all():
+            data[kind] = values[rows]
+            if lengths is not None:
+                data[f"{kind}_lengths"] = lengths[rows]
+            continue
+        filled = np.zeros((len(ids), *values.shape[1:]), dtype=values.dtype)
+        filled[have] = values[rows[have]]
+        data[kind] = filled
+        if lengths is not None:
+            data[f"{kind}_lengths"] = np.where(have, lengths[np.where(have, rows, 0)], 0)
+        masks[kind] = have
+    if scaler is not None and len(ids):
+        data = scaler.transform(data)
+    for kind, have in masks.items():
+        if data[kind].dtype.kind == "f":
+            data[kind][~have] = 0.0
+        data[kind + PRESENT] = have
     return data
 
 
