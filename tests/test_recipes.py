@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from sentimodal.analysis.experiment import ExperimentSpec, check_spec, load_spec
@@ -212,3 +214,15 @@ def test_predictions_have_one_row_per_input(small_dataset: PreparedDataset, tmp_
     assert frame["modalities"].iloc[0] == "text"
     assert (frame["modalities"].iloc[1:] == "text+image").all()
     assert fused.evaluate(broken, "all")["n_missing"] == 0
+
+
+def test_a_model_that_learned_only_the_majority_says_so(small_dataset: PreparedDataset) -> None:
+    settings = {"model": "text", "text_encoder": "glove_mean", "model_options": {"hidden": []}}
+    model = SentimentModel(_run(settings)).fit(small_dataset, progress=False)
+    with torch.no_grad():
+        model.model_.head.linear.bias.copy_(torch.tensor([0.0, 0.0, 1e6]))
+    val = model.predict_frame(small_dataset, "val")
+    assert set(val["label"]) == {model.classes_[2]}
+    data = {"text": np.zeros((5, 50), dtype=np.float32)}
+    (warning,) = model._collapse_warnings(data, "val")
+    assert f"predicts {model.classes_[2]!r} for every val post" in warning

@@ -129,6 +129,8 @@ def add_model_summary(
     """The top of a model's report: what was trained on what, the headline numbers against the
     majority baseline, and the confusion matrix of the split that matters most."""
     report.add_markdown(training_summary(model, dataset))
+    for warning in model.warnings_:
+        report.add_markdown(f"**Warning:** {warning}.")
     if metrics:
         report.add_table(headline_frame(metrics), caption="Headline metrics")
         split = "test" if "test" in metrics else next(iter(metrics))

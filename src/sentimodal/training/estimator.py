@@ -18,6 +18,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 from pydantic import ValidationError
+from rich.markup import escape
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from sentimodal.config import validation_message
@@ -38,6 +39,7 @@ from sentimodal.models.label_space import LabelSpace
 from sentimodal.models.recipes import ModalityInput, get_recipe
 from sentimodal.models.registry import build_model, config_from_dict
 from sentimodal.preparation.dataset import PreparedDataset
+from sentimodal.progress import stderr
 from sentimodal.training import model_dir
 from sentimodal.training.confident import fine_tune_confident
 from sentimodal.training.inference import extract_embeddings, predict_outputs, predict_scores
@@ -243,7 +245,25 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             ]
             self.confident_kept_ = int(tuned.kept.sum())
         self.metrics_: dict[str, Any] = {}
+        checked = (val.data, "val") if val is not None else (train.data, "train")
+        self.warnings_ = self._collapse_warnings(*checked)
+        if progress:
+            for warning in self.warnings_:
+                stderr.print(f"[bold yellow]warning:[/] {escape(warning)}")
         return self
+
+    def _collapse_warnings(self, data: Mapping[str, np.ndarray], split: str) -> list[str]:
+        """A model that predicts one class for everything learned nothing but the majority:
+        say so, rather than let its accuracy pass for skill."""
+        predicted = self._scores(data, len(next(iter(data.values())))).argmax(axis=1)
+        if len(np.unique(predicted)) > 1 or len(self.labels_) < 2:
+            return []
+        label = self.classes_[int(predicted[0])]
+        return [
+            f"the model predicts {label!r} for every {split} post: it learned only the "
+            f"majority class (train longer, e.g. more epochs or less patience for early "
+            f"stopping, or use class_weight='balanced')"
+        ]
 
     def _fit_encoders(
         self, run: RunConfig, dataset: PreparedDataset, progress: bool
@@ -651,6 +671,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             "labels": list(self.labels_),
             "encoders": encoders,
             "best_epoch": self.best_epoch_,
+            "warnings": list(self.warnings_),
             "train_splits": list(self.train_splits_),
         }
         model_dir.save_weights(self.model_, directory)
@@ -694,6 +715,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         metrics = directory / model_dir.METRICS_FILE
         self.metrics_ = model_dir.read_json(metrics) if metrics.is_file() else {}
         self.best_epoch_ = config.get("best_epoch")
+        self.warnings_ = list(config.get("warnings", []))
         self.train_splits_ = list(config.get("train_splits", ["train"]))
         return self
 
