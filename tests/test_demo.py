@@ -40,7 +40,7 @@ def test_default_config_round_trips_and_covers_the_issue(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("modality_models: [text, image, nope]\n", "not among the models"),
+        ("fused_model: nope\n", "not among the models"),
         ("epochs: 3\n", "epochs"),
     ],
 )

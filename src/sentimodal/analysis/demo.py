@@ -17,16 +17,19 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from rich.markup import escape
 
+from sentimodal.analysis.baselines import BaselineConfig, BaselineName, run_baseline
 from sentimodal.analysis.model_report import (
     add_comparison,
     add_modality_section,
     add_model_details,
 )
+from sentimodal.analysis.plots import confusion_grid
 from sentimodal.analysis.report import Report, ReportPaths
 from sentimodal.config import Config
 from sentimodal.features.defaults import DEFAULT_IMAGE_ENCODER, FROZEN_TEXT_ENCODER
 from sentimodal.features.store import extract_features
 from sentimodal.models.config import GLOVE_SOURCE, HeadKind, LabelSource
+from sentimodal.models.recipes import get_recipe
 from sentimodal.preparation.pipeline import PrepareConfig, prepare
 from sentimodal.progress import stderr
 from sentimodal.sample import sample_path
@@ -34,6 +37,11 @@ from sentimodal.training.estimator import SentimentModel
 from sentimodal.training.run_config import RunConfig
 from sentimodal.training.train_config import TrainConfig
 
+BASELINE_TITLES = {
+    "majority": "majority class",
+    "vader": "VADER thresholds",
+    "logreg": "logistic regression on frozen MiniLM + EfficientNet-Lite0",
+}
 CONFIG_FILE = "config.yaml"
 DATASET_DIR = "dataset"
 MODELS_DIR = "models"
@@ -94,8 +102,13 @@ class DemoConfig(Config):
     #: the frozen-feature models' training (TrainConfig's defaults unless changed here)
     train: TrainConfig = Field(default_factory=TrainConfig)
     models: list[DemoModel] = Field(default_factory=_default_models)
-    #: the text-only, image-only and fused models of "how much do images add?"
-    modality_models: tuple[str, str, str] = ("text", "image", "gated")
+    #: the text-only and image-only models of "how much do images add?"
+    text_model: str = "text"
+    image_model: str = "image"
+    #: the fused model it is asked of; None: the fused model with the best val accuracy
+    fused_model: str | None = None
+    #: baselines measured beside the models on the same split
+    baselines: list[BaselineName] = Field(default_factory=lambda: ["majority", "logreg"])
     #: the split models are compared on
     split: Literal["val", "test"] = "test"
     #: posts shown per outcome where adding the image changed the prediction
@@ -106,10 +119,20 @@ class DemoConfig(Config):
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError(f"model names must be unique: {names}")
-        unknown = [n for n in self.modality_models if n not in names]
+        chosen = [self.text_model, self.image_model, self.fused_model]
+        unknown = [n for n in chosen if n is not None and n not in names]
         if unknown:
-            raise ValueError(f"modality_models {unknown} are not among the models {names}")
+            raise ValueError(f"{unknown} are not among the models {names}")
+        if not any(get_recipe(m.model).modalities == ("text", "image") for m in self.models):
+            raise ValueError("the demo needs a fused model (concat, gated or late)")
         return self
+
+    def best_fused(self, metrics: dict[str, dict[str, Any]]) -> str:
+        """The fused model asked "how much do images add?": the chosen one, or the best on val."""
+        if self.fused_model is not None:
+            return self.fused_model
+        fused = [m.name for m in self.models if len(get_recipe(m.model).modalities) == 2]
+        return max(fused, key=lambda name: metrics[name]["val"]["accuracy"])
 
     def run_config(self, model: DemoModel) -> RunConfig:
         return RunConfig(
@@ -164,6 +187,10 @@ def run_demo(config: DemoConfig, out: Path, progress: bool = True) -> DemoResult
         model.save(out / MODELS_DIR / spec.name)
         models[spec.name], metrics[spec.name] = model, model.metrics_
     titles = {spec.name: spec.title for spec in config.models}
+    for name in config.baselines:
+        console.print(f"[bold]3/4[/] baseline: {BASELINE_TITLES[name]}")
+        metrics[f"baseline-{name}"] = run_baseline(dataset, BaselineConfig(name=name))
+        titles[f"baseline-{name}"] = f"Baseline: {BASELINE_TITLES[name]}"
     compared = {titles[name]: m[config.split] for name, m in metrics.items()}
 
     console.print("[bold]4/4[/] writing the report")
@@ -180,7 +207,23 @@ def run_demo(config: DemoConfig, out: Path, progress: bool = True) -> DemoResult
         f"{time.perf_counter() - started:.0f} s."
     )
     add_comparison(report, compared, config.split)
-    text, image, fused = (models[name] for name in config.modality_models)
+    report.add_figure(
+        confusion_grid(
+            {
+                titles[n]: (m[config.split]["confusion"], m[config.split]["labels"])
+                for n, m in metrics.items()
+            }
+        ),
+        f"confusions-{config.split}",
+        f"Confusion matrices on the {config.split} split (counts; colour: share of the true "
+        "class), every model and baseline on one scale.",
+    )
+    fused_name = config.best_fused(metrics)
+    report.add_markdown(
+        f"The fused model below is **{titles[fused_name]}**"
+        + (", the fused model with the best val accuracy." if config.fused_model is None else ".")
+    )
+    text, image, fused = (models[n] for n in (config.text_model, config.image_model, fused_name))
     add_modality_section(
         report,
         text,
@@ -191,13 +234,9 @@ def run_demo(config: DemoConfig, out: Path, progress: bool = True) -> DemoResult
         max_examples=config.max_examples,
         show_gates=False,
     )
-    report.add_markdown(
-        f"The gate values of the fused model are in its own section "
-        f"({titles[config.modality_models[2]]}) below."
-    )
     for spec in config.models:
         model = models[spec.name]
-        add_model_details(report, model, dataset, model.metrics_, spec.title)
+        add_model_details(report, model, dataset, model.metrics_, spec.title, confusions=False)
     report.add_section("Configuration")
     report.add_config(config, caption="Demo configuration (config.yaml)")
     paths = report.write(out)

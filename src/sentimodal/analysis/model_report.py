@@ -153,6 +153,7 @@ def add_model_details(
     embedding_split: str = "test",
     seed: int = 0,
     summary: bool = True,
+    confusions: bool = True,
 ) -> Report:
     """One model's section, read top-down: (with ``summary``) what was trained and how well,
     then per-class metrics and every split's confusion, curves, gates, embedding map, and the
@@ -163,7 +164,7 @@ def add_model_details(
         report.add_markdown(training_summary(model, dataset))
     if metrics:
         report.add_table(metrics_frame(metrics), caption=f"Metrics per split: {title}")
-        for split, m in metrics.items():
+        for split, m in (metrics if confusions else {}).items():
             report.add_figure(
                 confusion_heatmap(m["confusion"], m["labels"], title=f"{title}, {split} split"),
                 f"confusion-{title}-{split}",

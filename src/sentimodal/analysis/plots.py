@@ -286,8 +286,11 @@ def gate_distributions(gates: Mapping[str, ArrayLike], title: str = "Gate values
         raise ValueError("no gate values given")
     arrays = {name: np.asarray(v, dtype=float).ravel() for name, v in gates.items()}
     everything = np.concatenate(list(arrays.values()))
-    in_unit = everything.size and everything.min() >= 0 and everything.max() <= 1
-    bins = np.linspace(0, 1, 41) if in_unit else 40
+    # the axis spans the values themselves: trained gates often stay within a few hundredths
+    # of their start, which a fixed [0, 1] axis would squeeze into one bar
+    low, high = (float(everything.min()), float(everything.max())) if everything.size else (0, 1)
+    pad = max((high - low) * 0.05, 1e-3)
+    bins = np.linspace(low - pad, high + pad, 41)
     figure = Figure(figsize=(7.0, 1.0 + 1.9 * len(arrays)), layout="constrained")
     axes = figure.subplots(len(arrays), 1, sharex=True, squeeze=False)[:, 0]
     for s, (ax, (name, values)) in enumerate(zip(axes, arrays.items(), strict=True)):
@@ -303,7 +306,50 @@ def gate_distributions(gates: Mapping[str, ArrayLike], title: str = "Gate values
         ax.set_ylabel("share (%)")
         ax.grid(axis="y", alpha=0.3)
     axes[-1].set_xlabel("gate value (dashed line: mean)")
-    if in_unit:
-        axes[-1].set_xlim(0, 1)
+    axes[-1].set_xlim(bins[0], bins[-1])
     figure.suptitle(title)
+    return figure
+
+
+def confusion_grid(
+    matrices: Mapping[str, tuple[ArrayLike, Sequence[str]]], columns: int = 3
+) -> Figure:
+    """Several models' confusion matrices side by side, small, on one shared colour scale
+    (row shares), so that a comparison reads at a glance rather than page after page."""
+    if not matrices:
+        raise ValueError("no confusion matrices given")
+    columns = min(columns, len(matrices))
+    rows = -(-len(matrices) // columns)
+    k = max(len(labels) for _, labels in matrices.values())
+    side = max(2.8, 0.75 * k + 1.6)
+    figure = Figure(figsize=(side * columns, side * rows + 0.4), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    font = 9 if k <= 4 else 7 if k <= 8 else 5
+    for ax, (title, (confusion, labels)) in zip(axes, matrices.items(), strict=False):
+        counts = np.asarray(confusion, dtype=np.int64)
+        totals = counts.sum(axis=1, keepdims=True)
+        shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+        image = ax.imshow(shares * 100, cmap="Blues", vmin=0, vmax=100)
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                colour = "white" if shares[i, j] > 0.55 else "black"
+                ax.text(
+                    j,
+                    i,
+                    str(counts[i, j]),
+                    ha="center",
+                    va="center",
+                    color=colour,
+                    fontsize=font,
+                    fontweight="bold" if i == j else "normal",
+                )
+        accuracy = np.trace(counts) / counts.sum() if counts.sum() else float("nan")
+        ax.set_title(f"{title}\naccuracy {accuracy:.3f}", fontsize=9)
+        ax.set_xticks(range(len(labels)), labels=list(labels), fontsize=font, rotation=30)
+        ax.set_yticks(range(len(labels)), labels=list(labels), fontsize=font)
+    for ax in axes[len(matrices) :]:
+        ax.set_visible(False)
+    figure.colorbar(image, ax=axes.tolist(), fraction=0.02, label="share of the true class (%)")
+    figure.supxlabel("predicted", fontsize=9)
+    figure.supylabel("true", fontsize=9)
     return figure
