@@ -11,8 +11,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
+
+from sentimodal.errors import RecordError, SentimodalError, UserInputError
+
+#: the most bytes a small file (a config, a JSON sidecar, a post's text) may hold by default
+SMALL_FILE_LIMIT = 1 << 20
 
 #: staging files start with this, so a cleanup can find what a killed writer left behind
 STAGING_PREFIX = ".staging-"
@@ -56,3 +62,93 @@ def remove_staging(folder: Path) -> None:
     """Delete staging files a killed writer left in ``folder``."""
     for leftover in folder.glob(f"{STAGING_PREFIX}*"):
         leftover.unlink(missing_ok=True)
+
+
+def check_regular(path: str | Path, error: type[SentimodalError] = RecordError) -> None:
+    """Refuse anything but a regular file (a FIFO would block a reader, a device never ends)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise error(f"file not found: {path}") from None
+    except OSError as exc:
+        raise error(f"unreadable file {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise error(f"not a regular file: {path} ({_kind(mode)})")
+
+
+def read_regular(
+    path: str | Path,
+    limit: int = SMALL_FILE_LIMIT,
+    error: type[SentimodalError] = RecordError,
+) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, else ``error`` saying why.
+
+    The file is opened without blocking (a FIFO planted between a check and the open cannot
+    hang the reader) and checked on the open descriptor, so what is read is what was checked.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise error(f"file not found: {path}") from None
+    except OSError as exc:
+        raise error(f"unreadable file {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise error(f"not a regular file: {path} ({_kind(mode)})")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise error(f"{path} is larger than {limit:,} bytes")
+    return data
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def check_output_folder(path: str | Path) -> Path:
+    """Refuse, before any long work, an output folder that cannot be written: an empty name,
+    an existing file, or a folder (or its nearest existing parent) without write access."""
+    if not str(path).strip():
+        raise UserInputError("the output folder name is empty")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"output {path} exists and is not a folder")
+    _check_parent_writable(path)
+    return path
+
+
+def check_writable(path: str | Path) -> Path:
+    """Refuse, before any long work, an output file that cannot be written: a folder, a
+    device or FIFO (``/dev/full``), or a path in a folder without write access."""
+    if not str(path).strip():
+        raise UserInputError("the output file name is empty")
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise UserInputError(
+            f"output {path} is not a regular file ({_kind(os.stat(path).st_mode)})"
+        )
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserInputError(f"output {path} is not writable")
+    _check_parent_writable(path.parent)
+    return path
+
+
+def _check_parent_writable(path: Path) -> None:
+    """The folder itself when it exists, else its nearest existing ancestor, must be writable."""
+    existing = Path(os.path.abspath(path))
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserInputError(f"cannot create {path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserInputError(f"cannot write into {existing}: permission denied")

@@ -41,7 +41,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sentimodal.analysis.baselines import BaselineConfig, BaselineName, run_baseline
 from sentimodal.analysis.plots import model_comparison
 from sentimodal.analysis.report import Report, markdown_table
-from sentimodal.config import Config
+from sentimodal.config import Config, Seed, load_data
 from sentimodal.errors import UserInputError
 from sentimodal.features.store import extract_features
 from sentimodal.models.config import (
@@ -62,6 +62,8 @@ RUNS_DIR = "runs"
 RUN_CONFIG_FILE = "run.yaml"
 METRICS_FILE = "metrics.json"
 SPEC_FILE = "spec.yaml"
+#: the most runs (cells x seeds) one spec may ask for
+MAX_RUNS = 10_000
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
 METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "weighted_f1")
@@ -110,7 +112,7 @@ class ExperimentSpec(Config):
     base: dict[str, Any] = Field(default_factory=dict)
     #: dotted RunConfig keys -> values; a list of grids is the union of their products
     grid: Grid | list[Grid] = Field(default_factory=dict)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     baselines: list[BaselineName] = Field(default_factory=list)
     #: options of the baselines (e.g. the logreg encoders), shared by all of them
     baseline_options: dict[str, Any] = Field(default_factory=dict)
@@ -172,10 +174,7 @@ def load_spec(spec: str | Path) -> ExperimentSpec:
                 f"(shipped: {', '.join(list_specs())})"
             )
         path = spec_path(str(spec))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise UserInputError(f"{path}: not valid YAML ({exc})") from None
+    data = load_data(path, "spec file") or {}
     if not isinstance(data, dict):
         raise UserInputError(f"{path}: a spec is a mapping (name, base, grid, seeds, ...)")
     try:
@@ -251,11 +250,31 @@ def _check_model_options(cell: Cell, run: RunConfig) -> None:
             )
 
 
+def check_grid_size(spec: ExperimentSpec, limit: int = MAX_RUNS) -> None:
+    """Refuse a grid of more than ``limit`` runs before expanding it (10^7 cells would
+    otherwise be built in memory and run for ever without a word)."""
+    runs = len(spec.seeds)
+    cells = 0
+    for grid in spec.grids():
+        size = 1
+        for values in grid.values():
+            size *= len(values) if isinstance(values, list) else 1
+            if size * runs > limit:
+                break
+        cells += size
+        if cells * runs > limit:
+            raise UserInputError(
+                f"the grid has more than {limit:,} runs (cells x seeds): split it into smaller "
+                "specs"
+            )
+
+
 def check_spec(spec: ExperimentSpec) -> list[Cell]:
     """Validate every cell's RunConfig before anything runs; errors name the key to fix."""
     for key in spec.grid_keys():
         if key == "train.seed":
             raise UserInputError("grid key train.seed: list the seeds under `seeds` instead")
+    check_grid_size(spec)
     cells = expand_grid(spec)
     for cell in cells:
         try:

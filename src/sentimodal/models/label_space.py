@@ -18,11 +18,7 @@ import torch.nn.functional as F
 from sentimodal.errors import UserInputError
 from sentimodal.features.text_encoders.glove_mean import glove_vector
 from sentimodal.features.text_encoders.minilm import minilm_vectors
-
-GLOVE_SOURCE = "glove_6b_50d"
-MINILM_SOURCE = "minilm"
-#: vector sources that can place any new label
-SOURCES = (GLOVE_SOURCE, MINILM_SOURCE)
+from sentimodal.models.label_sources import GLOVE_SOURCE, MINILM_SOURCE, SOURCES
 
 
 class LabelSpace:

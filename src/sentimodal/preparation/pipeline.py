@@ -35,7 +35,7 @@ from rich.progress import (
 )
 
 from sentimodal import __version__
-from sentimodal.config import Config
+from sentimodal.config import Config, Seed
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.files import write_json_atomic
 from sentimodal.preparation.balancing import downsample_to_smallest
@@ -111,7 +111,7 @@ class PrepareConfig(Config):
     balance: bool = False
     # train/val/test fractions, or None for one split named "all"
     split: list[float] | None = Field(default_factory=lambda: list(DEFAULT_FRACTIONS))
-    seed: int = 0
+    seed: Seed = 0
     # threads for image checks (decoding, URL requests); results do not depend on it
     workers: int = Field(default=4, ge=1)
 

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from sentimodal.config import Config
 from sentimodal.models.config import HeadKind
-from sentimodal.models.label_space import GLOVE_SOURCE
+from sentimodal.models.label_sources import GLOVE_SOURCE
 from sentimodal.training.config import ConfidentConfig, TrainConfig
 
 ModelKind = Literal["text", "image", "concat", "gated", "late"]

@@ -10,32 +10,26 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from sentimodal.analysis.model_report import (
-    add_comparison,
-    add_modality_section,
-    add_model_details,
-    evaluate_splits,
-)
-from sentimodal.analysis.report import Report, ReportPaths
 from sentimodal.config import Config
 from sentimodal.errors import UserInputError
-from sentimodal.features.store import extract_features
-from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.app import app, console, say, user_errors
 from sentimodal.interfaces.cli.tables import comparison_table
 from sentimodal.interfaces.cli.train import RUN_CONFIG_FILE
 from sentimodal.models.config import HeadKind
-from sentimodal.preparation.pipeline import PrepareConfig, prepare
+from sentimodal.preparation.pipeline import PrepareConfig
 from sentimodal.sample import sample_path
 from sentimodal.training.config import TrainConfig
-from sentimodal.training.estimator import SentimentModel
-from sentimodal.training.model_dir import METRICS_FILE, write_json
 from sentimodal.training.run_config import ModelKind, RunConfig
+
+if TYPE_CHECKING:  # torch-heavy modules load only when the demo runs
+    from sentimodal.analysis.report import ReportPaths
+    from sentimodal.training.estimator import SentimentModel
 
 CONFIG_FILE = "config.yaml"
 DATASET_DIR = "dataset"
@@ -127,12 +121,24 @@ class DemoConfig(Config):
 
 def run_demo(config: DemoConfig, out: Path, progress: bool = True) -> ReportPaths:
     """The demo into ``out``: dataset, models/<name>/, config.yaml, report.md + report.html."""
+    from sentimodal.analysis.model_report import (
+        add_comparison,
+        add_modality_section,
+        add_model_details,
+        evaluate_splits,
+    )
+    from sentimodal.analysis.report import Report
+    from sentimodal.features.store import extract_features
+    from sentimodal.preparation.pipeline import prepare
+    from sentimodal.training.estimator import SentimentModel
+    from sentimodal.training.model_dir import METRICS_FILE, write_json
+
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / CONFIG_FILE)
-    console.print(f"[bold]1/4[/] preparing the embedded MVSA-Single sample into {out}")
+    say(("1/4", "bold"), f" preparing the embedded MVSA-Single sample into {out}")
     dataset = prepare(None, sample_path(), out / DATASET_DIR, config.prepare, progress=progress)
-    console.print(f"[bold]2/4[/] features: {config.image_encoder} + {config.text_encoder}")
+    say(("2/4", "bold"), f" features: {config.image_encoder} + {config.text_encoder}")
     features = extract_features(
         dataset, image=config.image_encoder, text=config.text_encoder, progress=progress
     )
@@ -143,7 +149,7 @@ def run_demo(config: DemoConfig, out: Path, progress: bool = True) -> ReportPath
     models: dict[str, SentimentModel] = {}
     metrics: dict[str, dict[str, Any]] = {}
     for spec in config.models:
-        console.print(f"[bold]3/4[/] training {spec.title}")
+        say(("3/4", "bold"), f" training {spec.title}")
         run = config.run_config(spec)
         model = SentimentModel(run).fit(dataset, progress=progress)
         model.metrics_ = evaluate_splits(model, dataset)
@@ -156,7 +162,7 @@ def run_demo(config: DemoConfig, out: Path, progress: bool = True) -> ReportPath
     rows = [{"model": name, **m} for name, m in compared.items()]
     console.print(comparison_table(rows, f"{config.split} split ({rows[0]['n']} posts)"))
 
-    console.print("[bold]4/4[/] writing the report")
+    say(("4/4", "bold"), " writing the report")
     report = Report("sentimodal demo: how much do images add?")
     counts = ", ".join(f"{split} {sum(c.values())}" for split, c in dataset.info["counts"].items())
     report.add_markdown(
@@ -191,9 +197,10 @@ def run_demo(config: DemoConfig, out: Path, progress: bool = True) -> ReportPath
     report.add_section("Configuration")
     report.add_config(config, caption="Demo configuration (config.yaml)")
     paths = report.write(out)
-    console.print(
-        f"report: [bold]{paths.html}[/] and {paths.markdown.name} "
-        f"({time.perf_counter() - started:.0f} s in all)"
+    say(
+        "report: ",
+        (str(paths.html), "bold"),
+        f" and {paths.markdown.name} ({time.perf_counter() - started:.0f} s in all)",
     )
     return paths
 

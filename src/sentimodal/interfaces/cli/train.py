@@ -7,13 +7,9 @@ from typing import Any
 
 import typer
 
-from sentimodal.analysis.model_report import model_report
 from sentimodal.errors import UserInputError
-from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.app import app, console, say, user_errors
 from sentimodal.interfaces.cli.tables import metrics_table
-from sentimodal.preparation.dataset import PreparedDataset
-from sentimodal.training.estimator import SentimentModel
-from sentimodal.training.model_dir import METRICS_FILE, write_json
 from sentimodal.training.run_config import RunConfig
 
 RUN_CONFIG_FILE = "run.yaml"
@@ -21,6 +17,8 @@ RUN_CONFIG_FILE = "run.yaml"
 
 def run_config_from(config_file: Path | None, **flags: Any) -> RunConfig:
     """A RunConfig file (YAML/JSON) with the command-line flags that were given on top."""
+    from sentimodal.training.estimator import SentimentModel
+
     base: dict[str, Any] = {}
     if config_file is not None:
         if not config_file.is_file():
@@ -78,6 +76,13 @@ def train_command(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train a model on the train split (val picks the best epoch), evaluate, and save it."""
+    from sentimodal.analysis.model_report import model_report
+    from sentimodal.files import check_output_folder
+    from sentimodal.preparation.dataset import PreparedDataset
+    from sentimodal.training.estimator import SentimentModel
+    from sentimodal.training.model_dir import METRICS_FILE, write_json
+
+    check_output_folder(out)
     run = run_config_from(
         config_file,
         model=model,
@@ -94,8 +99,10 @@ def train_command(
     )
     splits = [split.strip() for split in train_splits.split(",") if split.strip()]
     dataset = PreparedDataset.load(dataset_dir)
-    console.print(
-        f"training [bold]{run.model}[/] ({run.head} head) on {dataset.root} ({' + '.join(splits)})"
+    say(
+        "training ",
+        (run.model, "bold"),
+        f" ({run.head} head) on {dataset.root} ({' + '.join(splits)})",
     )
     estimator = SentimentModel(run).fit(dataset, train_splits=splits, progress=not quiet)
     estimator.metrics_ = {
@@ -112,9 +119,11 @@ def train_command(
     if gates:
         for modality, stats in gates.items():
             shown = ", ".join(f"{k} {v:.3f}" for k, v in stats.items() if isinstance(v, float))
-            console.print(f"gates [bold]{modality}[/]: {shown}")
+            say("gates ", (modality, "bold"), f": {shown}")
     report = model_report(estimator, dataset, estimator.metrics_, title=f"Model {out.name}")
     paths = report.write(out)
-    console.print(
-        f"model saved to [bold]{out}[/] (report: {paths.html.name}, {paths.markdown.name})"
+    say(
+        "model saved to ",
+        (str(out), "bold"),
+        f" (report: {paths.html.name}, {paths.markdown.name})",
     )
