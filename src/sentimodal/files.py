@@ -92,11 +92,14 @@ def read_regular(
         raise error(f"file not found: {path}") from None
     except OSError as exc:
         raise error(f"unreadable file {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
+    try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise error(f"not a regular file: {path} ({_kind(mode)})")
-        data = handle.read(limit + 1)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(limit + 1)
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise error(f"{path} is larger than {limit:,} bytes")
     return data

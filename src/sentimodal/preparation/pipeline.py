@@ -37,7 +37,7 @@ from rich.progress import (
 from sentimodal import __version__
 from sentimodal.config import Config, Seed
 from sentimodal.errors import RecordError, UserInputError
-from sentimodal.files import write_json_atomic
+from sentimodal.files import check_output_folder, write_json_atomic
 from sentimodal.preparation.balancing import downsample_to_smallest
 from sentimodal.preparation.dataset import (
     EXAMPLE_SCHEMA,
@@ -176,7 +176,7 @@ def prepare(
     ``prepare("mvso", root, out, anp_scores=csv, preset="study", classes=2)``.
     """
     config = make_config(source, config, **options)
-    path, out = Path(path), Path(out)
+    path, out = Path(path), check_output_folder(out)
     reader = _open_reader(config, path)
     if out.exists() and not out.is_dir():
         raise UserInputError(f"output {out} exists and is not a folder")
@@ -281,6 +281,13 @@ def _one_line(exc: ValidationError) -> str:
     return f"invalid {where}: {message}" if where else f"invalid options: {message}"
 
 
+def printable(value: str, limit: int = 500) -> str:
+    """A value from the input as it goes into rejects.csv: control characters (NUL, escape
+    sequences) replaced, and at most ``limit`` characters."""
+    shown = "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 def reason_group(reason: str) -> str:
     """A reject reason without its details (the part before the first colon)."""
     return reason.split(":", 1)[0].strip()
@@ -331,7 +338,7 @@ class _Run:
             path.unlink(missing_ok=True)
 
     def reject(self, post_id: str, location: str, reason: str) -> None:
-        self._rejects_csv.writerow((post_id, location, reason))
+        self._rejects_csv.writerow((printable(post_id), printable(location), printable(reason)))
         self.n_rejects += 1
         self.reasons[reason_group(reason)] += 1
 
