@@ -8,10 +8,14 @@ target in one rename. Two processes writing the same file cannot clobber each ot
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
 import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +159,58 @@ def _check_parent_writable(path: Path) -> None:
         raise UserInputError(f"cannot create {path}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserInputError(f"cannot write into {existing}: permission denied")
+
+
+#: the lock file a writer holds in an output folder while it works there
+LOCK_FILE = ".sentimodal.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold the output ``folder`` exclusively while a writer works in it (created if needed).
+
+    A second writer fails at once with "in use by pid N". The lock is an advisory POSIX lock
+    (``lockf``) on ``folder/.sentimodal.lock``: the kernel releases it when its process dies,
+    so the lock of a killed run is stale and simply taken over, and unlike ``flock`` it is not
+    inherited by forked workers that may outlive a killed parent. The file is removed on
+    release; a writer that locked a file which was removed meanwhile tries again on the new one.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    while True:
+        try:
+            fd = os.open(path, flags, 0o644)
+        except OSError as exc:
+            raise UserInputError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                os.close(fd)
+                raise UserInputError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise UserInputError(
+                f"{folder} is in use by pid {holder} (another sentimodal run writes there); "
+                "wait for it to finish or choose another folder"
+            ) from None
+        if _same_file(path, fd):
+            break
+        os.close(fd)  # the file was removed by its last holder between our open and lock
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        os.close(fd)
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
