@@ -553,12 +553,17 @@ class SentimentModel:
         self.run_ = run
         self.labels_ = list(config["labels"])
         self.model_config_ = config_from_dict(config["model"])
-        self.model_: SentimentNet = build_model(self.model_config_)
-        labels = model_dir.read_json(directory / model_dir.LABELS_FILE)
-        space = labels.get("space") if isinstance(labels, dict) else None
+        space = model_dir.read_labels(directory, self.labels_)
         self.label_space_ = LabelSpace.from_dict(space) if space else None
-        if self.label_space_ is not None:
-            self.model_.set_label_space(self.label_space_)
+
+        def build() -> SentimentNet:
+            net = build_model(self.model_config_)
+            if self.label_space_ is not None:
+                net.set_label_space(self.label_space_)
+            return net
+
+        # shapes checked against the weights file before anything is allocated
+        self.model_: SentimentNet = model_dir.build_checked(build, directory)
         model_dir.load_weights(self.model_, directory)
         self.model_.eval()
         self.scaler_ = FeatureScaler.load(directory)

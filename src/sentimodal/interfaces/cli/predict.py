@@ -38,6 +38,12 @@ def read_posts(path: Path, text_column: str, image_column: str, id_column: str) 
             raise UserInputError(f"{path}: use a .csv, .jsonl or .parquet file")
     except (ValueError, OSError) as exc:
         raise UserInputError(f"{path}: cannot read the table: {exc}") from None
+    for option, name, default in (
+        ("--text-column", text_column, "text"),
+        ("--image-column", image_column, "image"),
+    ):
+        if name != default and name not in frame.columns:
+            raise UserInputError(f"{path}: no {option} {name!r} (columns: {list(frame.columns)})")
     columns = {text_column: "text", image_column: "image", id_column: "id"}
     frame = frame.rename(columns={k: v for k, v in columns.items() if k in frame.columns})
     if "text" not in frame.columns and "image" not in frame.columns:
