@@ -22,8 +22,11 @@ from sentimodal.files import read_regular
 
 #: the largest config or spec file read (real ones are a few KB)
 MAX_CONFIG_BYTES = 1 << 20
-#: YAML aliases (``*name``, ``<<: *name``) allowed in one document; bombs need many
-MAX_YAML_ALIASES = 50
+#: YAML aliases (``*name``, ``<<: *name``) allowed in one document: with 20, the deepest
+#: nesting of aliases expands to about 1,500 nodes; a bomb needs many more
+MAX_YAML_ALIASES = 20
+#: values (scalars, lists, mappings, counted through aliases) a config may hold
+MAX_VALUES = 100_000
 #: a random seed as numpy, torch and random all accept it
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 #: nesting depth allowed in a config (deeper ones are hostile, and overflow recursion)
@@ -59,7 +62,7 @@ def parse_data(text: str, fmt: str = "yaml", where: str = "config") -> Any:
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserInputError(f"unreadable config file {where}: {first}") from None
-    _check_values(data, where, [], 0)
+    _check_values(data, where, [], 0, [0])
     return data
 
 
@@ -78,8 +81,11 @@ def load_data(path: str | Path, what: str = "config file") -> Any:
     return parse_data(text, "json" if path.suffix.lower() == ".json" else "yaml", str(path))
 
 
-def _check_values(data: Any, where: str, keys: list[str], depth: int) -> None:
-    """Refuse NaN/inf anywhere (they silently poison training) and absurd nesting."""
+def _check_values(data: Any, where: str, keys: list[str], depth: int, seen: list[int]) -> None:
+    """Refuse NaN/inf anywhere (they silently poison training), absurd nesting and size."""
+    seen[0] += 1
+    if seen[0] > MAX_VALUES:
+        raise UserInputError(f"config {where} holds more than {MAX_VALUES:,} values")
     if depth > MAX_DEPTH:
         raise UserInputError(f"config {where} is nested deeper than {MAX_DEPTH} levels")
     if isinstance(data, float) and not math.isfinite(data):
@@ -87,10 +93,10 @@ def _check_values(data: Any, where: str, keys: list[str], depth: int) -> None:
         raise UserInputError(f"config {where}: {at} is {data}, not a finite number")
     if isinstance(data, dict):
         for key, value in data.items():
-            _check_values(value, where, [*keys, str(key)], depth + 1)
+            _check_values(value, where, [*keys, str(key)], depth + 1, seen)
     elif isinstance(data, list):
         for number, value in enumerate(data):
-            _check_values(value, where, [*keys, str(number)], depth + 1)
+            _check_values(value, where, [*keys, str(number)], depth + 1, seen)
 
 
 class Config(BaseModel):

@@ -24,6 +24,8 @@ from sentimodal.errors import RecordError, SentimodalError, UserInputError
 #: the most bytes a small file (a config, a JSON sidecar, a post's text) may hold by default
 SMALL_FILE_LIMIT = 1 << 20
 
+_READ_CHUNK = 1 << 20
+
 #: staging files start with this, so a cleanup can find what a killed writer left behind
 STAGING_PREFIX = ".staging-"
 
@@ -100,13 +102,18 @@ def read_regular(
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise error(f"not a regular file: {path} ({_kind(mode)})")
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            data = handle.read(limit + 1)
+        if os.fstat(fd).st_size > limit:
+            raise error(f"{path} is larger than {limit:,} bytes")
+        chunks, size = [], 0
+        # in pieces: one read(limit) would allocate the whole cap up front, for any file
+        while size <= limit and (chunk := os.read(fd, min(_READ_CHUNK, limit + 1 - size))):
+            chunks.append(chunk)
+            size += len(chunk)
     finally:
         os.close(fd)
-    if len(data) > limit:
+    if size > limit:  # the file grew while it was read
         raise error(f"{path} is larger than {limit:,} bytes")
-    return data
+    return b"".join(chunks)
 
 
 def _kind(mode: int) -> str:
