@@ -150,5 +150,5 @@ def validation_message(exc: ValidationError, prefix: str = "") -> str:
     """The first problem of a pydantic error on one line: where (dotted) and what."""
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
-    message = " ".join(str(first["msg"]).split())
-    return f"{prefix}{where}: {message}" if where else f"{prefix}{message}"
+    message = f"{prefix}{where}: {first['msg']}" if where else f"{prefix}{first['msg']}"
+    return " ".join(message.split())  # one line, whatever the keys hold
