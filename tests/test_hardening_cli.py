@@ -40,6 +40,8 @@ def test_the_cli_app_imports_without_torch() -> None:
 
 @pytest.mark.parametrize("args", [["--help"], ["prepare", "--help"]])
 def test_help_is_fast_and_light(args: list[str]) -> None:
+    """Measured on the 2-core machine: 3.3 s and 1.1 GB before commands imported their heavy
+    modules lazily, 0.6 s and 180 MB after (up to 2.6 s under load)."""
     code = (
         "import sys, time\n"
         "started = time.perf_counter()\n"
@@ -49,12 +51,16 @@ def test_help_is_fast_and_light(args: list[str]) -> None:
         "    app()\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print('TORCH' if 'torch' in sys.modules else 'ok', time.perf_counter() - started)\n"
+        "status = open('/proc/self/status').read().split('VmRSS:')[1].split()[0]\n"
+        "rss = int(status) / 1024  # ru_maxrss would carry the parent's peak across exec\n"
+        "status = 'TORCH' if 'torch' in sys.modules else 'ok'\n"
+        "print(status, time.perf_counter() - started, rss)\n"
     )
     result = run_python(code)
-    status, seconds = result.stdout.strip().splitlines()[-1].split()
+    status, seconds, megabytes = result.stdout.strip().splitlines()[-1].split()
     assert status == "ok"
-    assert float(seconds) < 3.0  # about 0.5 s alone; torch alone takes longer than this
+    assert float(megabytes) < 400  # torch alone takes more
+    assert float(seconds) < 5.0
 
 
 @pytest.fixture(scope="module")
@@ -139,4 +145,4 @@ def test_help_through_the_entry_point_is_fast() -> None:
     started = time.perf_counter()
     result = subprocess.run([entry, "--help"], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0 and "prepare" in result.stdout
-    assert time.perf_counter() - started < 3.0
+    assert time.perf_counter() - started < 5.0
