@@ -23,6 +23,7 @@ from sentimodal.features.images import load_image
 from sentimodal.preparation.filters import check_local_image
 from sentimodal.sample import sample_path
 from sentimodal.sources.mvsa import read_mvsa
+from sentimodal.sources.mvso import read_photo_xml
 from sentimodal.sources.record import Post, Reject
 from sentimodal.sources.table import read_table
 
@@ -227,3 +228,13 @@ def test_prepare_into_read_only_folder(tmp_path: Path) -> None:
     folder.mkdir()
     folder.chmod(0o555)
     assert_user_error(invoke("prepare", "mvsa", SAMPLE, "--quiet", "--out", folder / "d"))
+
+
+def test_mvso_photo_xml_fifo_and_huge_file_are_rejects(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "1.xml")
+    fifo = read_photo_xml(tmp_path / "1.xml")
+    assert isinstance(fifo, Reject) and "FIFO" in fifo.reason
+    huge = tmp_path / "2.xml"
+    huge.write_bytes(b"<rsp stat='ok'><photo id='2'><title>" + b"x" * (2 << 20) + b"</title>")
+    reject = read_photo_xml(huge)
+    assert isinstance(reject, Reject) and "larger than" in reject.reason

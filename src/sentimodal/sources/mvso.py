@@ -29,6 +29,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 FLICKR_IMAGE_URL = "https://farm{farm}.staticflickr.com/{server}/{id}_{secret}.jpg"
 #: the largest ANP score table read (MVSO's English one is about 1 MB)
 MAX_SCORES_BYTES = 256 * 1024 * 1024
+#: the largest photo XML read (a getInfo response is a few KB)
+MAX_XML_BYTES = 1024 * 1024
 _HTML_TAG = re.compile(r"<[^>]+>")
 
 
@@ -143,14 +145,13 @@ def read_photo_xml(
 
 
 def _photo_element(path: str) -> Element:
+    data = read_regular(path, MAX_XML_BYTES)  # RecordError: not a regular file, or too large
     try:
-        response = SafeET.parse(path).getroot()
+        response = SafeET.fromstring(data)
     except ParseError as exc:
         raise RecordError(f"malformed XML: {exc}") from None
     except DefusedXmlException as exc:
         raise RecordError(f"unsafe XML refused: {exc}") from None
-    except OSError as exc:
-        raise RecordError(f"unreadable file: {exc.strerror or exc}") from None
     if response.tag != "rsp":
         raise RecordError(f"not a Flickr response: root element <{response.tag}>")
     status = response.get("stat")
