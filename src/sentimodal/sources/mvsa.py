@@ -2,8 +2,9 @@
 
 The label file holds one annotator's text label and image label per post. The tweets were
 saved in mixed encodings (most UTF-8, about a quarter GB18030), so text is decoded as UTF-8
-first, then with the configured legacy encodings, then by detection; every post that was not
-UTF-8 records the encoding used in ``Post.meta["encoding"]``.
+first, else as the most plausible of the configured legacy encodings and the Latin ones
+(:func:`decode_text`); every post that was not UTF-8 records the encoding used in
+``Post.meta["encoding"]``. Ids must be plain names: they name files inside ``data/``.
 """
 
 from __future__ import annotations
