@@ -72,9 +72,9 @@ def test_table_source_from_the_command_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--split", "0.9,0.2"], "invalid split"),
+        (["--split", "0.9,0.2"], "invalid prepare option split"),
         (["--filter", "french"], "unknown filter"),
-        (["--classes", "5"], "invalid classes"),
+        (["--classes", "5"], "invalid prepare option classes"),
         (["--text-column", "x"], "table source only"),
         (["--anp-scores", "scores.csv"], "mvso source only"),
     ],

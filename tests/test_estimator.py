@@ -77,9 +77,13 @@ def test_predict_posts_reports_bad_rows_and_goes_on(
     assert [p.id for p in out] == ["a", "b", "c", "d"]
     assert out[0].error is None and out[0].label in concat_model.classes_
     assert abs(sum(out[0].scores.values()) - 1) < 1e-5
-    assert out[1].error == "empty text"
-    assert "not found" in out[2].error
-    assert out[3].error is not None and out[3].label is None
+    # the fusion falls back: a post without text is read by its image, a post whose image
+    # is missing or broken by its text (with a warning saying why)
+    assert out[1].error is None and out[1].modalities == "image"
+    assert out[2].modalities == "text" and "not found" in out[2].warning
+    assert out[3].modalities == "text" and out[3].warning.startswith("image not used")
+    nothing = concat_model.predict_posts([{"id": "e", "text": "", "image": str(broken)}])[0]
+    assert nothing.error is not None and nothing.label is None
     # the same post predicted from the dataset and as a raw post gets the same scores
     frame = concat_model.predict_frame(sample_dataset, "test").set_index("id")
     first = frame.loc[str(test["id"].iloc[0]), concat_model.classes_].to_numpy(dtype=float)

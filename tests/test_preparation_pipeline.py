@@ -151,20 +151,20 @@ def test_mvso_with_anp_labels(tmp_path: Path, shared_data: Path) -> None:
     assert dataset.info["n_rejects"] == 5
     assert len(dataset.info["provenance"]["anp_scores_sha256"]) == 64
     # With the study's preset, the URL check runs: these made-up Flickr URLs are unreachable
-    # offline and the one local image is a blank square, so nothing is kept.
-    strict = prepare(
-        "mvso",
-        root,
-        tmp_path / "strict",
-        progress=False,
-        anp_scores=str(scores),
-        preset="study",
-        url_timeout=0.5,
-        split="none",
-    )
-    assert strict.info["n_examples"] == 0
-    assert strict.info["config"]["filters"] == []
-    assert strict.info["counts"] == {"all": {"negative": 0, "neutral": 0, "positive": 0}}
+    # offline and the one local image is a blank square, so nothing is kept: an empty dataset
+    # is an error, and nothing is written.
+    with pytest.raises(UserInputError, match="every one of the 8 records was rejected"):
+        prepare(
+            "mvso",
+            root,
+            tmp_path / "strict",
+            progress=False,
+            anp_scores=str(scores),
+            preset="study",
+            url_timeout=0.5,
+            split="none",
+        )
+    assert list((tmp_path / "strict").iterdir()) == []
 
 
 def test_table_with_vader_and_images(tmp_path: Path) -> None:

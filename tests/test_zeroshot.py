@@ -96,7 +96,7 @@ def test_new_labels_are_ranked_by_cosine_to_their_own_vectors(embedding_model, d
     model.set_labels(NEW_LABELS)
     frame = model.predict_frame(dataset, "test")
     assert model.classes_ == NEW_LABELS
-    assert list(frame.columns) == ["id", "label", *NEW_LABELS, "error"]
+    assert list(frame.columns) == ["id", "label", *NEW_LABELS, "modalities", "error"]
     scores = frame[NEW_LABELS].to_numpy()
     assert np.all(scores >= -1.0 - 1e-6) and np.all(scores <= 1.0 + 1e-6)
     # the scores are the cosines between the model's output and the new labels' GloVe vectors

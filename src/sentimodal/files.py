@@ -8,11 +8,23 @@ target in one rename. Two processes writing the same file cannot clobber each ot
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
 import secrets
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from sentimodal.errors import RecordError, SentimodalError, UserInputError
+
+#: the most bytes a small file (a config, a JSON sidecar, a post's text) may hold by default
+SMALL_FILE_LIMIT = 1 << 20
+
+_READ_CHUNK = 1 << 20
 
 #: staging files start with this, so a cleanup can find what a killed writer left behind
 STAGING_PREFIX = ".staging-"
@@ -56,3 +68,156 @@ def remove_staging(folder: Path) -> None:
     """Delete staging files a killed writer left in ``folder``."""
     for leftover in folder.glob(f"{STAGING_PREFIX}*"):
         leftover.unlink(missing_ok=True)
+
+
+def check_regular(path: str | Path, error: type[SentimodalError] = RecordError) -> None:
+    """Refuse anything but a regular file (a FIFO would block a reader, a device never ends)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise error(f"file not found: {path}") from None
+    except OSError as exc:
+        raise error(f"unreadable file {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise error(f"not a regular file: {path} ({_kind(mode)})")
+
+
+def read_regular(
+    path: str | Path,
+    limit: int = SMALL_FILE_LIMIT,
+    error: type[SentimodalError] = RecordError,
+) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, else ``error`` saying why.
+
+    The file is opened without blocking (a FIFO planted between a check and the open cannot
+    hang the reader) and checked on the open descriptor, so what is read is what was checked.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise error(f"file not found: {path}") from None
+    except OSError as exc:
+        raise error(f"unreadable file {path}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise error(f"not a regular file: {path} ({_kind(mode)})")
+        if os.fstat(fd).st_size > limit:
+            raise error(f"{path} is larger than {limit:,} bytes")
+        chunks, size = [], 0
+        # in pieces: one read(limit) would allocate the whole cap up front, for any file
+        while size <= limit and (chunk := os.read(fd, min(_READ_CHUNK, limit + 1 - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > limit:  # the file grew while it was read
+        raise error(f"{path} is larger than {limit:,} bytes")
+    return b"".join(chunks)
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def check_output_folder(path: str | Path) -> Path:
+    """Refuse, before any long work, an output folder that cannot be written: an empty name,
+    an existing file, or a folder (or its nearest existing parent) without write access."""
+    if not str(path).strip():
+        raise UserInputError("the output folder name is empty")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"output {path} exists and is not a folder")
+    _check_parent_writable(path)
+    return path
+
+
+def check_writable(path: str | Path) -> Path:
+    """Refuse, before any long work, an output file that cannot be written: a folder, a
+    device or FIFO (``/dev/full``), or a path in a folder without write access."""
+    if not str(path).strip():
+        raise UserInputError("the output file name is empty")
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise UserInputError(
+            f"output {path} is not a regular file ({_kind(os.stat(path).st_mode)})"
+        )
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserInputError(f"output {path} is not writable")
+    _check_parent_writable(path.parent)
+    return path
+
+
+def _check_parent_writable(path: Path) -> None:
+    """The folder itself when it exists, else its nearest existing ancestor, must be writable."""
+    existing = Path(os.path.abspath(path))
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserInputError(f"cannot create {path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserInputError(f"cannot write into {existing}: permission denied")
+
+
+#: the lock file a writer holds in an output folder while it works there
+LOCK_FILE = ".sentimodal.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold the output ``folder`` exclusively while a writer works in it (created if needed).
+
+    A second writer fails at once with "in use by pid N". The lock is an advisory POSIX lock
+    (``lockf``) on ``folder/.sentimodal.lock``: the kernel releases it when its process dies,
+    so the lock of a killed run is stale and simply taken over, and unlike ``flock`` it is not
+    inherited by forked workers that may outlive a killed parent. The file is removed on
+    release; a writer that locked a file which was removed meanwhile tries again on the new one.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    while True:
+        try:
+            fd = os.open(path, flags, 0o644)
+        except OSError as exc:
+            raise UserInputError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                os.close(fd)
+                raise UserInputError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise UserInputError(
+                f"{folder} is in use by pid {holder} (another sentimodal run writes there); "
+                "wait for it to finish or choose another folder"
+            ) from None
+        if _same_file(path, fd):
+            break
+        os.close(fd)  # the file was removed by its last holder between our open and lock
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        os.close(fd)
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False

@@ -20,8 +20,14 @@ from rich.progress import (
 )
 from rich.text import Text
 
-#: every progress bar and status line of long work goes here
-stderr = Console(stderr=True)
+#: every progress bar and status line of long work goes here; it never parses markup, so a
+#: path, id or label printed is text whatever brackets it holds (style goes through ``note``)
+stderr = Console(stderr=True, markup=False)
+
+
+def note(*parts: str | tuple[str, str]) -> None:
+    """A status line on stderr from plain strings and ``(text, style)`` pairs."""
+    stderr.print(Text.assemble(*parts), highlight=False, soft_wrap=True)
 
 
 class RateColumn(ProgressColumn):

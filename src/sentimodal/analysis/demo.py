@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
-from rich.markup import escape
 
 from sentimodal.analysis.baselines import BaselineConfig, BaselineName, run_baseline
 from sentimodal.analysis.model_report import (
@@ -31,7 +30,7 @@ from sentimodal.features.store import extract_features
 from sentimodal.models.config import GLOVE_SOURCE, HeadKind, LabelSource
 from sentimodal.models.recipes import get_recipe
 from sentimodal.preparation.pipeline import PrepareConfig, prepare
-from sentimodal.progress import stderr
+from sentimodal.progress import note
 from sentimodal.sample import sample_path
 from sentimodal.training.estimator import SentimentModel
 from sentimodal.training.run_config import RunConfig
@@ -161,26 +160,23 @@ def run_demo(config: DemoConfig, out: Path, progress: bool = True) -> DemoResult
     """The demo into ``out``: dataset, models/<name>/, config.yaml, report.md + report.html.
 
     Status lines and progress bars go to stderr; the caller prints the comparison."""
-    console = stderr
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / CONFIG_FILE)
-    console.print(f"[bold]1/4[/] preparing the embedded MVSA-Single sample into {out}")
+    note(("1/4", "bold"), f" preparing the embedded MVSA-Single sample into {out}")
     dataset = prepare(None, sample_path(), out / DATASET_DIR, config.prepare, progress=progress)
-    console.print(f"[bold]2/4[/] features: {config.image_encoder} + {config.text_encoder}")
+    note(("2/4", "bold"), f" features: {config.image_encoder} + {config.text_encoder}")
     features = extract_features(
         dataset, image=config.image_encoder, text=config.text_encoder, progress=progress
     )
     for result in features.values():
         cached = "cached" if result.cache_hit else f"{result.seconds:.0f} s"
-        console.print(f"  {result.kind}: {result.name} ({cached})")
+        note(f"  {result.kind}: {result.name} ({cached})")
 
     models: dict[str, SentimentModel] = {}
     metrics: dict[str, dict[str, Any]] = {}
     for number, spec in enumerate(config.models, 1):
-        console.print(
-            f"[bold]3/4[/] training model {number}/{len(config.models)}: {escape(spec.title)}"
-        )
+        note(("3/4", "bold"), f" training model {number}/{len(config.models)}: {spec.title}")
         run = config.run_config(spec)
         model = SentimentModel(run).fit(dataset, progress=progress)
         model.metrics_ = model.evaluate_splits(dataset)
@@ -188,12 +184,12 @@ def run_demo(config: DemoConfig, out: Path, progress: bool = True) -> DemoResult
         models[spec.name], metrics[spec.name] = model, model.metrics_
     titles = {spec.name: spec.title for spec in config.models}
     for name in config.baselines:
-        console.print(f"[bold]3/4[/] baseline: {BASELINE_TITLES[name]}")
+        note(("3/4", "bold"), f" baseline: {BASELINE_TITLES[name]}")
         metrics[f"baseline-{name}"] = run_baseline(dataset, BaselineConfig(name=name))
         titles[f"baseline-{name}"] = f"Baseline: {BASELINE_TITLES[name]}"
     compared = {titles[name]: m[config.split] for name, m in metrics.items()}
 
-    console.print("[bold]4/4[/] writing the report")
+    note(("4/4", "bold"), " writing the report")
     report = Report("sentimodal demo: how much do images add?")
     counts = ", ".join(f"{split} {sum(c.values())}" for split, c in dataset.info["counts"].items())
     report.add_markdown(

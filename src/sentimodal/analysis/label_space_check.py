@@ -10,7 +10,6 @@ everywhere still gets the majority sign right).
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from sentimodal.errors import UserInputError
 from sentimodal.features.text_encoders.glove_mean import glove_vector
 from sentimodal.features.text_encoders.minilm import minilm_vectors
 from sentimodal.models.config import GLOVE_SOURCE, MINILM_SOURCE, LabelSource
+from sentimodal.sources.mvso import read_anp_rows
 from sentimodal.training.estimator import SentimentModel
 
 PoleSource = LabelSource
@@ -46,21 +46,10 @@ class AnpCheckConfig(Config):
 
 def read_anp_scores(path: str | Path) -> pd.DataFrame:
     """``anp,score`` rows (no header) as ``anp``, ``phrase`` ("nice smile"), ``score``."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"ANP score file not found: {path}")
-    rows = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        for number, row in enumerate(csv.reader(handle), start=1):
-            if not row:
-                continue
-            try:
-                anp, score = row[0].strip(), float(row[1])
-            except (IndexError, ValueError):
-                raise UserInputError(f"{path}:{number}: expected 'anp,score', got {row}") from None
-            rows.append({"anp": anp, "phrase": anp.replace("_", " "), "score": score})
-    if not rows:
-        raise UserInputError(f"{path}: no ANP rows")
+    rows = [
+        {"anp": anp, "phrase": anp.replace("_", " "), "score": score}
+        for anp, score in read_anp_rows(path)
+    ]
     return pd.DataFrame(rows)
 
 

@@ -138,12 +138,24 @@ class FeatureFolder:
                 f"features in {self.path} are incomplete: run the extraction again"
             )
         meta = self.meta
-        values, lengths = [], []
+        values, lengths, positions = [], [], []
         for index in range(meta["n_shards"]):
             with self._open(index) as shard:
+                if (shard.metadata() or {}).get("shard") != str(index):
+                    raise UserInputError(
+                        f"corrupted feature folder {self.path}: {self.shard_path(index).name} "
+                        "holds another shard; delete the folder and extract again"
+                    )
                 values.append(shard.get_tensor("features"))
+                positions.append(shard.get_tensor("positions"))
                 if "lengths" in set(shard.keys()):
                     lengths.append(shard.get_tensor("lengths"))
+        stored_positions = np.concatenate(positions) if positions else np.zeros(0, np.int64)
+        if len(np.unique(stored_positions)) != len(stored_positions):
+            raise UserInputError(
+                f"corrupted feature folder {self.path}: shards repeat rows; delete the folder "
+                "and extract again"
+            )
         shape = tuple(meta["shape"])
         stored = np.concatenate(values) if values else np.zeros((0, *shape), meta["dtype"])
         if dtype is not None:

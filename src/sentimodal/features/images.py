@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sentimodal.errors import RecordError
+from sentimodal.sources.image_checks import check_jpeg_data
 
 #: Seconds allowed for a URL: connecting, and the whole download (checked between chunks).
 DEFAULT_TIMEOUT = 10.0
@@ -59,9 +60,14 @@ def load_image(
     return _decode(opener, where, draft)
 
 
+def _byte_size(opener: io.BytesIO | Path) -> int:
+    return opener.getbuffer().nbytes if isinstance(opener, io.BytesIO) else opener.stat().st_size
+
+
 def _decode(opener: io.BytesIO | Path, where: str, draft: int | None) -> Image.Image:
     try:
         with Image.open(opener) as img:
+            check_jpeg_data(img, _byte_size(opener), where)
             if draft is not None and img.format == "JPEG":
                 img.draft("RGB", (draft, draft))
             # load() is what actually decodes: open() only reads the header, so a truncated

@@ -38,6 +38,7 @@ from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.keys import STORE_FORMAT, STORE_VERSION, examples_fingerprint, feature_key
 from sentimodal.features.text_encoders import get_text_encoder
 from sentimodal.features.text_encoders.base import TextEncoder
+from sentimodal.files import folder_lock
 from sentimodal.preparation.dataset import PreparedDataset, as_dataset, image_or_none
 from sentimodal.progress import progress_bar
 
@@ -243,6 +244,22 @@ def _extract(
     key = plan.key
     folder = FeatureFolder(Path(data.root) / FEATURES_DIR / plan.kind / f"{plan.name}-{key}")
     if folder.complete:
+        return _result(plan, folder, folder.meta, started, cache_hit=True)
+    with folder_lock(folder.path):  # a second extraction into this folder fails at once
+        return _extract_locked(data, plan, config, runner, progress, folder, started)
+
+
+def _extract_locked(
+    data: PreparedDataset,
+    plan: _Plan,
+    config: FeatureConfig,
+    runner: Engine,
+    progress: bool,
+    folder: FeatureFolder,
+    started: float,
+) -> ExtractionResult:
+    key = plan.key
+    if folder.complete:  # finished by the run that held the lock before us
         return _result(plan, folder, folder.meta, started, cache_hit=True)
     meta = folder.begin(
         {

@@ -1,5 +1,6 @@
 """Torch models: MLP body, softmax and embedding heads, label spaces, text BiLSTM, pixel CNN,
-fusions, and the registry that builds them by name."""
+fusions, and the registry that builds them by name (imported on first use, so that light
+submodules such as ``.config`` and ``.recipes`` load without torch)."""
 
 from sentimodal.lazy import lazy_exports
 

@@ -6,7 +6,6 @@ counts, provenance). See docs/ARCHITECTURE.md for the contract.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sentimodal.errors import UserInputError
-from sentimodal.files import write_json_atomic
+from sentimodal.files import (
+    check_regular,
+    folder_lock,
+    read_regular,
+    write_atomic,
+    write_json_atomic,
+)
 from sentimodal.preparation.splits import (
     ALL_SPLIT,
     SPLIT_NAMES,
@@ -31,6 +36,8 @@ EXAMPLES_FILE = "examples.parquet"
 REJECTS_FILE = "rejects.csv"
 INFO_FILE = "dataset.json"
 REJECT_COLUMNS: tuple[str, ...] = ("id", "location", "reason")
+#: the largest dataset.json read (real ones are a few KB)
+INFO_LIMIT = 16 * 1024 * 1024
 
 EXAMPLE_SCHEMA = pa.schema(
     [
@@ -83,9 +90,33 @@ def count_by_split(
     return counts
 
 
-def staging_path(path: Path) -> Path:
-    """Where a file is written before it atomically replaces ``path``."""
-    return path.with_name(f".{path.name}.partial")
+def manifest(root: Path) -> dict[str, dict[str, int]]:
+    """What ``dataset.json`` records of the data files written with it (their sizes), so that
+    a reader can tell a complete dataset from one whose files come from different runs."""
+    return {name: {"bytes": (root / name).stat().st_size} for name in (EXAMPLES_FILE, REJECTS_FILE)}
+
+
+def check_manifest(root: Path, info: dict[str, Any]) -> None:
+    """Refuse a folder whose files are not the ones its ``dataset.json`` names."""
+    files = info.get("files")
+    if files is None:
+        return  # written before datasets named their files
+    for name, expected in files.items() if isinstance(files, dict) else ():
+        path = root / name
+        size = path.stat().st_size if path.is_file() else None
+        if not isinstance(expected, dict) or size != expected.get("bytes"):
+            raise UserInputError(
+                f"incomplete dataset {root}: {name} is not the file {INFO_FILE} names "
+                "(an interrupted or concurrent prepare?); run prepare again"
+            )
+
+
+_STRING_COLUMNS = ("id", "text", "label", "split")
+_TEXT_TYPES = (pa.string(), pa.large_string(), pa.null())
+
+
+def _label_list(labels: Any) -> bool:
+    return isinstance(labels, list) and all(isinstance(x, str) for x in labels)
 
 
 def image_or_none(value: Any) -> str | None:
@@ -114,13 +145,25 @@ class PreparedDataset:
                 f"not a prepared dataset: {root} (needs {EXAMPLES_FILE} and {INFO_FILE})"
             )
         try:
-            info = json.loads(info_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            info = json.loads(read_regular(info_path, INFO_LIMIT, error=UserInputError))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise UserInputError(f"corrupted {info_path}: {exc}") from None
-        examples = pd.read_parquet(examples_path)
-        missing = [c for c in EXAMPLE_COLUMNS if c not in examples.columns]
-        if missing or "labels" not in info:
-            raise UserInputError(f"not a prepared dataset: {root} (missing {missing or 'labels'})")
+        if not isinstance(info, dict) or not _label_list(info.get("labels")):
+            raise UserInputError(f"corrupted {info_path}: no list of labels")
+        check_manifest(root, info)
+        check_regular(examples_path, error=UserInputError)
+        try:
+            schema = pq.read_schema(examples_path)
+            missing = [c for c in EXAMPLE_COLUMNS if c not in schema.names]
+            if missing:
+                raise UserInputError(f"not a prepared dataset: {root} (missing {missing})")
+            wrong = [c for c in _STRING_COLUMNS if schema.field(c).type not in _TEXT_TYPES]
+            if wrong:
+                raise UserInputError(f"corrupted {examples_path}: column {wrong[0]!r} is not text")
+            examples = pd.read_parquet(examples_path)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            message = " ".join(str(exc).split())
+            raise UserInputError(f"corrupted {examples_path}: {message}") from None
         return cls(examples, info, root)
 
     @property
@@ -135,6 +178,10 @@ class PreparedDataset:
     def split(self, name: str) -> pd.DataFrame:
         """The examples of one split, in file order."""
         if name not in set(self.examples["split"]):
+            if name in self.splits:
+                raise UserInputError(
+                    f"the {name!r} split of {self.root or 'this dataset'} is empty"
+                )
             known = ", ".join(self.splits) or "none"
             raise UserInputError(f"no split {name!r} in this dataset (splits: {known})")
         return self.examples[self.examples["split"] == name].reset_index(drop=True)
@@ -160,15 +207,15 @@ class PreparedDataset:
         table = pa.Table.from_pandas(
             self.examples[list(EXAMPLE_COLUMNS)], schema=EXAMPLE_SCHEMA, preserve_index=False
         )
-        pq.write_table(table, staging_path(examples_path))
-        os.replace(staging_path(examples_path), examples_path)
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table, buffer)
         rejects = (
             self.rejects() if self.root is not None else pd.DataFrame(columns=list(REJECT_COLUMNS))
         )
-        rejects_path = root / REJECTS_FILE
-        rejects.to_csv(staging_path(rejects_path), index=False)
-        os.replace(staging_path(rejects_path), rejects_path)
-        write_json_atomic(root / INFO_FILE, self.info)
+        with folder_lock(root):
+            write_atomic(examples_path, buffer.getvalue().to_pybytes())
+            write_atomic(root / REJECTS_FILE, rejects.to_csv(index=False))
+            write_json_atomic(root / INFO_FILE, {**self.info, "files": manifest(root)})
         return PreparedDataset.load(root)
 
     @classmethod

@@ -9,6 +9,7 @@ their resources (language profiles, dictionary) on first use, so building one is
 from __future__ import annotations
 
 import functools
+import os
 import re
 import urllib.error
 import urllib.request
@@ -19,6 +20,8 @@ from typing import Any, Protocol
 from PIL import Image
 
 from sentimodal.errors import RecordError
+from sentimodal.files import check_regular
+from sentimodal.sources.image_checks import check_jpeg_data
 from sentimodal.sources.record import Post
 
 FILTER_NAMES: tuple[str, ...] = ("english", "spelling", "min-words", "image-reachable")
@@ -195,8 +198,15 @@ def check_local_image(path: str) -> None:
     For JPEGs the decoder runs in draft mode (DCT scaling): it still reads and entropy-decodes
     every byte, so truncation and corruption are caught, at a fraction of the cost.
     """
+    if not os.path.exists(path):
+        raise RecordError(f"image not found: {path}")
+    try:
+        check_regular(path)  # a FIFO would block the decoder, a device would never end
+    except RecordError as exc:
+        raise RecordError(f"image {exc}") from None
     try:
         with Image.open(path) as image:
+            check_jpeg_data(image, os.stat(path).st_size, path)
             image.draft("RGB", (1, 1))
             image.load()
     except FileNotFoundError:

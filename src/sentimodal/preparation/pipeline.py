@@ -26,9 +26,15 @@ import pyarrow.parquet as pq
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sentimodal import __version__
-from sentimodal.config import Config, validation_message
+from sentimodal.config import Config, Seed, validation_message
 from sentimodal.errors import RecordError, UserInputError
-from sentimodal.files import write_json_atomic
+from sentimodal.files import (
+    check_output_folder,
+    folder_lock,
+    open_staging,
+    remove_staging,
+    write_json_atomic,
+)
 from sentimodal.preparation.balancing import downsample_to_smallest
 from sentimodal.preparation.dataset import (
     EXAMPLE_SCHEMA,
@@ -38,8 +44,8 @@ from sentimodal.preparation.dataset import (
     REJECTS_FILE,
     PreparedDataset,
     count_by_split,
+    manifest,
     post_to_row,
-    staging_path,
 )
 from sentimodal.preparation.filters import (
     STUDY_FILTERS,
@@ -70,6 +76,8 @@ PRESETS: dict[str, tuple[str, ...]] = {"study": STUDY_FILTERS}
 #: Where each source's labels come from unless the config says otherwise.
 DEFAULT_LABELS: dict[str, str] = {"mvsa": "source", "mvso": "anp", "table": "source"}
 CHUNK_SIZE = 256
+#: the staging file kept rows stream into before balancing and splitting
+ROWS_FILE = f"{EXAMPLES_FILE}.rows"
 _TABLE_OPTIONS = ("text_columns", "image_column", "label_column", "id_column")
 
 
@@ -103,7 +111,7 @@ class PrepareConfig(Config):
     balance: bool = False
     # train/val/test fractions, or None for one split named "all"
     split: list[float] | None = Field(default_factory=lambda: list(DEFAULT_FRACTIONS))
-    seed: int = 0
+    seed: Seed = 0
     # threads for image checks (decoding, URL requests); results do not depend on it
     workers: int = Field(default=4, ge=1)
 
@@ -168,32 +176,35 @@ def prepare(
     ``prepare("mvso", root, out, anp_scores=csv, preset="study", classes=2)``.
     """
     config = make_config(source, config, **options)
-    path, out = Path(path), Path(out)
+    path, out = Path(path), check_output_folder(out)
     reader = _open_reader(config, path)
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"output {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
     text_filters, image_check = build_filters(
         config.effective_filters(), seed=config.seed, url_timeout=config.url_timeout
     )
-    run = _Run(
-        out=out, labeller=_labeller(config), text_filters=text_filters, image_check=image_check
-    )
-    try:
-        with run:
-            run.read(reader, workers=config.workers, show_progress=progress)
-            counts = run.finish(config)
-    finally:
-        run.discard_staging()
-    info = {
-        "config": config.to_dict(),
-        "labels": label_set(config.classes),
-        "counts": counts,
-        "n_examples": sum(sum(c.values()) for c in counts.values()),
-        "n_rejects": run.n_rejects,
-        "provenance": _provenance(config, path, reader, run),
-    }
-    write_json_atomic(out / INFO_FILE, info)
+    with folder_lock(out):
+        # Holding the folder: what a killed run left behind is nobody's now.
+        remove_staging(out)
+        run = _Run(
+            out=out, labeller=_labeller(config), text_filters=text_filters, image_check=image_check
+        )
+        try:
+            with run:
+                run.read(reader, workers=config.workers, show_progress=progress)
+                counts = run.finish(config)
+        finally:
+            run.discard_staging()
+        info = {
+            "config": config.to_dict(),
+            "labels": label_set(config.classes),
+            "counts": counts,
+            "n_examples": sum(sum(c.values()) for c in counts.values()),
+            "n_rejects": run.n_rejects,
+            "provenance": _provenance(config, path, reader, run),
+            # dataset.json is written last and names the files of this run: a reader that
+            # finds other files beside it (a run killed between renames) refuses the folder
+            "files": manifest(out),
+        }
+        write_json_atomic(out / INFO_FILE, info)
     return PreparedDataset.load(out)
 
 
@@ -264,6 +275,13 @@ def _check_consistency(config: PrepareConfig) -> None:
     mvsa.check_encodings(config.text_encodings)
 
 
+def printable(value: str, limit: int = 500) -> str:
+    """A value from the input as it goes into rejects.csv: control characters (NUL, escape
+    sequences) replaced, and at most ``limit`` characters."""
+    shown = "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 def reason_group(reason: str) -> str:
     """A reject reason without its details (the part before the first colon)."""
     return reason.split(":", 1)[0].strip()
@@ -285,36 +303,44 @@ class _Run:
     _seen: set[str] = field(default_factory=set)
     _rows: list[dict[str, Any]] = field(default_factory=list)
     _writer: pq.ParquetWriter | None = None
+    _rows_file: Any = None
     _rejects_file: Any = None
     _rejects_csv: Any = None
+    #: this run's staging files (unique names, created exclusively, no symlink followed)
+    _staged: dict[str, Path] = field(default_factory=dict)
 
-    @property
-    def rows_path(self) -> Path:
-        return self.out / f".{EXAMPLES_FILE}.rows.partial"
+    def _stage(self, name: str, mode: str) -> Any:
+        path, fd = open_staging(self.out / name)
+        self._staged[name] = path
+        if "b" in mode:
+            return os.fdopen(fd, mode)
+        return os.fdopen(fd, mode, encoding="utf-8", newline="")
 
     def __enter__(self) -> _Run:
-        self._rejects_file = open(
-            staging_path(self.out / REJECTS_FILE), "w", encoding="utf-8", newline=""
-        )
+        self._rejects_file = self._stage(REJECTS_FILE, "w")
         self._rejects_csv = csv.writer(self._rejects_file)
         self._rejects_csv.writerow(REJECT_COLUMNS)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._close_rows()
+        self._rejects_file.close()
+
+    def _close_rows(self) -> None:
         if self._writer is not None:
             self._writer.close()
-        self._rejects_file.close()
+            self._writer = None
+        if self._rows_file is not None:
+            self._rows_file.close()
+            self._rows_file = None
 
     def discard_staging(self) -> None:
         """Remove what a finished or failed run leaves behind; the last good output stays."""
-        for path in (
-            self.rows_path,
-            *(staging_path(self.out / f) for f in (EXAMPLES_FILE, REJECTS_FILE)),
-        ):
+        for path in self._staged.values():
             path.unlink(missing_ok=True)
 
     def reject(self, post_id: str, location: str, reason: str) -> None:
-        self._rejects_csv.writerow((post_id, location, reason))
+        self._rejects_csv.writerow((printable(post_id), printable(location), printable(reason)))
         self.n_rejects += 1
         self.reasons[reason_group(reason)] += 1
 
@@ -373,17 +399,19 @@ class _Run:
 
     def _flush(self) -> None:
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.rows_path, EXAMPLE_SCHEMA)
+            self._rows_file = self._stage(ROWS_FILE, "wb")
+            self._writer = pq.ParquetWriter(self._rows_file, EXAMPLE_SCHEMA)
         if self._rows:
             self._writer.write_table(pa.Table.from_pylist(self._rows, schema=EXAMPLE_SCHEMA))
             self._rows.clear()
 
     def finish(self, config: PrepareConfig) -> dict[str, dict[str, int]]:
         """Balance and split on (id, label) pairs, write the final files, return the counts."""
+        if self.n_kept == 0:
+            raise UserInputError(_nothing_kept(self.n_read, self.reasons))
         self._flush()
-        self._writer.close()
-        self._writer = None
-        pairs = pq.read_table(self.rows_path, columns=["id", "label"])
+        self._close_rows()
+        pairs = pq.read_table(self._staged[ROWS_FILE], columns=["id", "label"])
         ids = np.asarray(pairs.column("id").to_pylist(), dtype=object)
         labels = np.asarray(pairs.column("label").to_pylist(), dtype=object)
         keep = np.ones(len(ids), dtype=bool)
@@ -393,7 +421,7 @@ class _Run:
         splits[keep] = assign_splits(ids[keep], labels[keep], config.split, config.seed)
         self._write_examples(splits, keep)
         self._rejects_file.close()
-        os.replace(staging_path(self.out / REJECTS_FILE), self.out / REJECTS_FILE)
+        os.replace(self._staged.pop(REJECTS_FILE), self.out / REJECTS_FILE)
         names = label_set(config.classes)
         counts = count_by_split(splits[keep].tolist(), labels[keep].tolist(), names)
         return {
@@ -402,12 +430,12 @@ class _Run:
 
     def _write_examples(self, splits: np.ndarray, keep: np.ndarray) -> None:
         """Copy the staged rows with their split, dropping (and rejecting) balanced-out ones."""
-        final = staging_path(self.out / EXAMPLES_FILE)
+        final = self._stage(EXAMPLES_FILE, "wb")
         reason = f"class balancing: downsampled to {int(keep.sum()):,} posts in equal classes"
         split_index = EXAMPLE_SCHEMA.get_field_index("split")
         start = 0
         with pq.ParquetWriter(final, EXAMPLE_SCHEMA) as writer:
-            for batch in pq.ParquetFile(self.rows_path).iter_batches():
+            for batch in pq.ParquetFile(self._staged[ROWS_FILE]).iter_batches():
                 stop = start + batch.num_rows
                 rows = pa.Table.from_batches([batch], schema=EXAMPLE_SCHEMA).set_column(
                     split_index, "split", pa.array(splits[start:stop].tolist(), pa.string())
@@ -417,7 +445,8 @@ class _Run:
                     self.reject(dropped["id"], dropped["location"], reason)
                 writer.write_table(rows.filter(pa.array(mask)))
                 start = stop
-        os.replace(final, self.out / EXAMPLES_FILE)
+        final.close()
+        os.replace(self._staged.pop(EXAMPLES_FILE), self.out / EXAMPLES_FILE)
 
 
 def _provenance(config: PrepareConfig, path: Path, reader: _Reader, run: _Run) -> dict[str, Any]:
@@ -439,6 +468,14 @@ def _provenance(config: PrepareConfig, path: Path, reader: _Reader, run: _Run) -
         digest = hashlib.sha256(Path(config.anp_scores).read_bytes()).hexdigest()
         provenance["anp_scores_sha256"] = digest
     return provenance
+
+
+def _nothing_kept(n_read: int, reasons: Counter[str]) -> str:
+    """Why an empty dataset is not written: every record was rejected (or none was read)."""
+    if not n_read:
+        return "the input holds no records: nothing to prepare"
+    top = ", ".join(f"{reason} ({n:,})" for reason, n in reasons.most_common(3))
+    return f"every one of the {n_read:,} records was rejected ({top}): no dataset written"
 
 
 def _batched(records: Iterator[Record], size: int) -> Iterator[Sequence[Record]]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import html
+import io
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -20,10 +22,15 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from sentimodal.errors import RecordError, UserInputError
+from sentimodal.files import read_regular
 from sentimodal.sources.record import Post, Record, Reject
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 FLICKR_IMAGE_URL = "https://farm{farm}.staticflickr.com/{server}/{id}_{secret}.jpg"
+#: the largest ANP score table read (MVSO's English one is about 1 MB)
+MAX_SCORES_BYTES = 256 * 1024 * 1024
+#: the largest photo XML read (a getInfo response is a few KB)
+MAX_XML_BYTES = 1024 * 1024
 _HTML_TAG = re.compile(r"<[^>]+>")
 
 
@@ -32,29 +39,59 @@ def anp_key(name: str) -> str:
     return "_".join(name.strip().lower().replace("-", " ").replace("_", " ").split())
 
 
-def load_anp_scores(path: str | Path) -> dict[str, float]:
-    """Read an ``anp,score`` CSV (no header, as MVSO ships it; a header row is skipped)."""
+def read_anp_rows(path: str | Path) -> list[tuple[str, float]]:
+    """The ``(anp, score)`` rows of an ``anp,score`` CSV (no header, as MVSO ships it; a header
+    row is skipped), checked: UTF-8 (a BOM dropped), finite scores, and an ANP listed twice
+    only with the same score (otherwise which one wins would be an accident of order)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise UserInputError(f"ANP score table not found: {path}")
-    scores: dict[str, float] = {}
-    with open(path, encoding="utf-8", newline="") as handle:
-        for row_number, row in enumerate(csv.reader(handle), start=1):
+    raw = read_regular(path, MAX_SCORES_BYTES, error=UserInputError)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserInputError(
+            f"ANP score table {path} is not UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
+    rows: list[tuple[str, float]] = []
+    first_row: dict[str, tuple[int, float]] = {}
+    try:
+        for row_number, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
             if not row or not row[0].strip():
                 continue
             try:
                 if len(row) != 2:
                     raise ValueError
-                scores[anp_key(row[0])] = float(row[1])
+                anp, score = row[0].strip(), float(row[1])
             except ValueError:
                 if row_number == 1:
                     continue  # a header row such as "anp,score"
                 raise UserInputError(
-                    f"{path}:{row_number}: expected 'anp,score', got {','.join(row)!r}"
+                    f"{path}:{row_number}: expected 'anp,score', got {','.join(row)[:80]!r}"
                 ) from None
-    if not scores:
+            if not math.isfinite(score):
+                raise UserInputError(f"{path}:{row_number}: score {row[1].strip()!r} is not finite")
+            key = anp_key(anp)
+            if key in first_row:
+                earlier, value = first_row[key]
+                if value != score:
+                    raise UserInputError(
+                        f"{path}:{row_number}: ANP {anp!r} is listed again with another score "
+                        f"({score} here, {value} on row {earlier})"
+                    )
+                continue
+            first_row[key] = (row_number, score)
+            rows.append((anp, score))
+    except csv.Error as exc:
+        raise UserInputError(f"{path}: not a CSV file ({exc})") from None
+    if not rows:
         raise UserInputError(f"ANP score table {path} holds no rows")
-    return scores
+    return rows
+
+
+def load_anp_scores(path: str | Path) -> dict[str, float]:
+    """ANP key -> score, from an ``anp,score`` CSV (see :func:`read_anp_rows`)."""
+    return {anp_key(anp): score for anp, score in read_anp_rows(path)}
 
 
 def read_mvso(root: str | Path, anp_scores: Mapping[str, float] | None = None) -> Iterator[Record]:
@@ -108,14 +145,13 @@ def read_photo_xml(
 
 
 def _photo_element(path: str) -> Element:
+    data = read_regular(path, MAX_XML_BYTES)  # RecordError: not a regular file, or too large
     try:
-        response = SafeET.parse(path).getroot()
+        response = SafeET.fromstring(data)
     except ParseError as exc:
         raise RecordError(f"malformed XML: {exc}") from None
     except DefusedXmlException as exc:
         raise RecordError(f"unsafe XML refused: {exc}") from None
-    except OSError as exc:
-        raise RecordError(f"unreadable file: {exc.strerror or exc}") from None
     if response.tag != "rsp":
         raise RecordError(f"not a Flickr response: root element <{response.tag}>")
     status = response.get("stat")

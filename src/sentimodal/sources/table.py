@@ -7,16 +7,19 @@ image cells are URLs, absolute paths, or paths relative to the table's folder.
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sentimodal.errors import RecordError, UserInputError
+from sentimodal.files import check_regular
 from sentimodal.sources.record import Post, Record, Reject, parse_label
 
 FORMATS = {
@@ -44,7 +47,10 @@ def table_format(path: str | Path) -> str:
 def count_rows(path: str | Path) -> int | None:
     """Row count when the format stores it (Parquet), for a progress bar's total."""
     if table_format(path) == "parquet" and Path(path).is_file():
-        return pq.ParquetFile(path).metadata.num_rows
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowException, OSError):
+            return None  # read_table says what is wrong with it
     return None
 
 
@@ -76,8 +82,12 @@ def read_table(
         for row in rows:
             row_number += 1
             location = f"{path} row {row_number}"
-            post_id = cell_text(row.get(id_column)).strip() if id_column else str(row_number)
+            post_id = str(row_number)
             try:
+                if isinstance(row, _BadRow):
+                    raise RecordError(row.reason)
+                if id_column:
+                    post_id = cell_text(row.get(id_column)).strip()
                 yield _post_from_row(
                     row, post_id, location, base_dir, text_columns, image_column, label_column
                 )
@@ -125,51 +135,120 @@ def resolve_image_reference(value: Any, base_dir: Path) -> str | None:
 
 
 def cell_text(value: Any) -> str:
-    """A table cell as text; missing values (None, NaN) are empty."""
+    """A table cell as text; missing values (None, NaN) are empty. Bytes must be UTF-8; lists,
+    structs and other containers are not text (their Python repr would pass for it)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
+    if isinstance(value, bytes | bytearray):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise RecordError("a binary cell that is not UTF-8 text") from None
+    if isinstance(value, dict | list | tuple | set):
+        raise RecordError(f"a {type(value).__name__} cell where text was expected")
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # ids in JSON lines come back as 12.0 when a column has nulls
     return str(value)
 
 
+class _BadRow(dict):
+    """A row that could not be read (ragged CSV row, JSON line that is not an object): it
+    becomes a reject, never a shifted or half-filled post."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
 def _chunks(path: Path, columns: list[str], chunk_size: int) -> Iterator[list[dict[str, Any]]]:
     """The wanted columns, a chunk of rows at a time, after checking they exist."""
     fmt = table_format(path)
-    if fmt == "parquet":
-        parquet = pq.ParquetFile(path)
-        _check_columns(path, columns, parquet.schema_arrow.names)
-        for batch in parquet.iter_batches(batch_size=chunk_size, columns=columns):
-            yield batch.to_pylist()
-        return
     try:
-        if fmt == "jsonl":
-            frames = pd.read_json(path, lines=True, chunksize=chunk_size, dtype=False)
+        check_regular(path, error=UserInputError)
+        if fmt == "parquet":
+            yield from _parquet_chunks(path, columns, chunk_size)
+        elif fmt == "jsonl":
+            yield from _jsonl_chunks(path, columns, chunk_size)
         else:
-            sep = "\t" if fmt == "tsv" else ","
-            header = pd.read_csv(path, sep=sep, nrows=0, encoding="utf-8")
-            _check_columns(path, columns, list(header.columns))
-            frames = pd.read_csv(
-                path,
-                sep=sep,
-                dtype=str,
-                keep_default_na=False,
-                chunksize=chunk_size,
-                encoding="utf-8",
-            )
-        with frames:
-            for number, frame in enumerate(frames):
-                if fmt == "jsonl" and number == 0:
-                    # JSON lines have no header: check against the keys of the first chunk.
-                    _check_columns(path, columns, list(frame.columns))
-                yield frame.reindex(columns=columns).to_dict("records")
+            yield from _csv_chunks(path, "\t" if fmt == "tsv" else ",", columns, chunk_size)
     except UnicodeDecodeError as exc:
         raise UserInputError(
             f"table {path} is not UTF-8 ({exc.reason} at byte {exc.start})"
         ) from None
-    except (ValueError, pd.errors.ParserError) as exc:
+    except (ValueError, OSError, csv.Error, pa.ArrowException) as exc:
         message = " ".join(str(exc).split())
         raise UserInputError(f"cannot read table {path}: {message}") from None
+
+
+def _parquet_chunks(
+    path: Path, columns: list[str], chunk_size: int
+) -> Iterator[list[dict[str, Any]]]:
+    parquet = pq.ParquetFile(path)
+    _check_columns(path, columns, parquet.schema_arrow.names)
+    for batch in parquet.iter_batches(batch_size=chunk_size, columns=columns):
+        yield batch.to_pylist()
+
+
+def _csv_chunks(
+    path: Path, sep: str, columns: list[str], chunk_size: int
+) -> Iterator[list[dict[str, Any]]]:
+    """CSV/TSV rows as strings; a row with more or fewer fields than the header is a bad row."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=sep)
+        header = next(reader, None)
+        if header is None:
+            raise UserInputError(f"table {path} is empty (no header row)")
+        _check_columns(path, columns, header)
+        positions = [header.index(c) for c in columns]
+        rows: list[dict[str, Any]] = []
+        for fields in reader:
+            if not fields:
+                continue  # a blank line
+            if len(fields) != len(header):
+                rows.append(
+                    _BadRow(f"ragged row: {len(fields)} fields, the header has {len(header)}")
+                )
+            else:
+                rows.append({c: fields[i] for c, i in zip(columns, positions, strict=True)})
+            if len(rows) >= chunk_size:
+                yield rows
+                rows = []
+        if rows:
+            yield rows
+
+
+def _jsonl_chunks(
+    path: Path, columns: list[str], chunk_size: int
+) -> Iterator[list[dict[str, Any]]]:
+    """JSON lines, one object each; other lines (arrays, numbers, broken JSON) are bad rows.
+    A mapped column must be a key of at least one object of the first chunk."""
+    seen: set[str] = set()
+    checked = False
+    rows: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8-sig") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                rows.append(_BadRow("malformed JSON line"))
+            else:
+                if isinstance(value, dict):
+                    seen.update(map(str, value))
+                    rows.append({c: value.get(c) for c in columns})
+                else:
+                    rows.append(_BadRow(f"JSON line is a {type(value).__name__}, not an object"))
+            if len(rows) >= chunk_size:
+                if not checked:
+                    _check_columns(path, columns, sorted(seen))
+                    checked = True
+                yield rows
+                rows = []
+    if not checked:
+        _check_columns(path, columns, sorted(seen))
+    if rows:
+        yield rows
 
 
 def _check_columns(path: Path, wanted: list[str], present: list[str]) -> None:

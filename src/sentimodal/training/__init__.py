@@ -1,5 +1,6 @@
 """Training: losses, optimisers, the seeded training loop with early stopping, batched
-prediction, and fine-tuning on confident examples."""
+prediction, and fine-tuning on confident examples (imported on first use, so that light
+submodules such as ``.run_config`` load without torch)."""
 
 from sentimodal.lazy import lazy_exports
 

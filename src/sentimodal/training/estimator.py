@@ -18,7 +18,6 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 from pydantic import ValidationError
-from rich.markup import escape
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from sentimodal.config import validation_message
@@ -39,7 +38,7 @@ from sentimodal.models.label_space import LabelSpace
 from sentimodal.models.recipes import ModalityInput, get_recipe
 from sentimodal.models.registry import build_model, config_from_dict
 from sentimodal.preparation.dataset import PreparedDataset
-from sentimodal.progress import stderr
+from sentimodal.progress import note
 from sentimodal.training import model_dir
 from sentimodal.training.confident import fine_tune_confident
 from sentimodal.training.inference import extract_embeddings, predict_outputs, predict_scores
@@ -249,7 +248,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         self.warnings_ = self._collapse_warnings(*checked)
         if progress:
             for warning in self.warnings_:
-                stderr.print(f"[bold yellow]warning:[/] {escape(warning)}")
+                note(("warning: ", "bold yellow"), warning)
         return self
 
     def _collapse_warnings(self, data: Mapping[str, np.ndarray], split: str) -> list[str]:
@@ -700,12 +699,17 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         self.run_ = run
         self.labels_ = list(config["labels"])
         self.model_config_ = config_from_dict(config["model"])
-        self.model_: SentimentNet = build_model(self.model_config_)
-        labels = model_dir.read_json(directory / model_dir.LABELS_FILE)
-        space = labels.get("space") if isinstance(labels, dict) else None
+        space = model_dir.read_labels(directory, self.labels_)
         self.label_space_ = LabelSpace.from_dict(space) if space else None
-        if self.label_space_ is not None:
-            self.model_.set_label_space(self.label_space_)
+
+        def build() -> SentimentNet:
+            net = build_model(self.model_config_)
+            if self.label_space_ is not None:
+                net.set_label_space(self.label_space_)
+            return net
+
+        # shapes checked against the weights file before anything is allocated
+        self.model_: SentimentNet = model_dir.build_checked(build, directory)
         model_dir.load_weights(self.model_, directory)
         self.model_.eval()
         self.scaler_ = FeatureScaler.load(directory)

@@ -4,7 +4,7 @@ Softmax head: cross-entropy. Embedding head (targets are label vectors): cosine 
 (1 - cos), mean squared error, or the DeViSE hinge rank loss, which only asks the true label
 to be nearer (by cosine) than every other label by a margin. The hinge loss can also contrast
 each post with a vocabulary of words (and aim at a mix of its label and words), placed by the
-same vector source as the labels: see :class:`~sentimodal.training.config.HingeVocabulary`.
+same vector source as the labels: see :class:`~sentimodal.training.train_config.HingeVocabulary`.
 """
 
 from __future__ import annotations

@@ -6,21 +6,28 @@ embedding heads), ``vocab.json`` when the text encoder learned one, ``history.js
 ``metrics.json`` when training recorded them, and ``scaler.safetensors`` (the
 train-split feature standardisation). Reading refuses anything that is not such a
 directory, or whose weights do not fit its config, with a message naming the file.
+
+A model directory is input like any other: JSON files are read with a size cap (a
+``config.json`` symlinked to /dev/zero is refused, not read until memory runs out), and the
+network its config describes is checked against the shapes in the safetensors header before
+it is built, so a config claiming a hidden size of 10^9 allocates nothing.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors import SafetensorError, safe_open
 
 from sentimodal import __version__
 from sentimodal.errors import UserInputError
-from sentimodal.files import write_atomic, write_json_atomic
+from sentimodal.files import read_regular, write_atomic, write_json_atomic
+
+if TYPE_CHECKING:  # torch loads when a model is saved or loaded, not when this is imported
+    import torch
 
 MODEL_FORMAT = "sentimodal-model"
 MODEL_FORMAT_VERSION = 1
@@ -31,6 +38,8 @@ HISTORY_FILE = "history.json"
 METRICS_FILE = "metrics.json"
 #: the run's full settings, next to its results (also what `sentimodal train --config` reads)
 RUN_FILE = "run.yaml"
+#: the largest JSON file of a model directory read (real ones are KBs; a vocab a few MB)
+MAX_JSON_BYTES = 64 * 1024 * 1024
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -38,24 +47,79 @@ def write_json(path: Path, data: Any) -> None:
     write_json_atomic(path, data)
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path, limit: int = MAX_JSON_BYTES) -> Any:
+    """A JSON file of a model directory, read safely; problems name the file, on one line."""
+    if not path.exists() and not path.is_symlink():
+        raise UserInputError(f"{path.parent} is not a sentimodal model: {path.name} is missing")
+    data = read_regular(path, limit, error=UserInputError)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserInputError(
-            f"{path.parent} is not a sentimodal model: {path.name} is missing"
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"{path} is corrupted: {exc}") from None
+        return json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        message = " ".join(str(exc).split())
+        raise UserInputError(f"{path} is corrupted: {message}") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name}")
 
 
 def save_weights(module: torch.nn.Module, directory: Path) -> None:
+    from safetensors.torch import save
+
     state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
     write_atomic(directory / WEIGHTS_FILE, save(state, metadata={"format": MODEL_FORMAT}))
 
 
+def weight_shapes(directory: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from the safetensors header alone (no tensor is read)."""
+    path = directory / WEIGHTS_FILE
+    if not path.is_file():
+        raise UserInputError(f"{directory} is not a complete sentimodal model: no {WEIGHTS_FILE}")
+    try:
+        with safe_open(str(path), framework="numpy") as weights:
+            names = weights.keys()  # a safe_open handle is not a mapping
+            return {name: tuple(weights.get_slice(name).get_shape()) for name in names}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserInputError(f"{path} is corrupted: {exc}") from None
+
+
+def build_checked(build: Callable[[], torch.nn.Module], directory: Path) -> torch.nn.Module:
+    """Build the network ``build`` describes only once its shapes match the weights file.
+
+    The network is first built on torch's ``meta`` device (shapes, no memory) and compared
+    with the safetensors header; only a network that fits is built for real.
+    """
+    import torch
+
+    stored = weight_shapes(directory)
+    try:
+        with torch.device("meta"):
+            skeleton = build()
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise UserInputError(f"{directory / CONFIG_FILE}: cannot build the model: {exc}") from None
+    expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
+    path = directory / WEIGHTS_FILE
+    for name, shape in expected.items():
+        if name not in stored:
+            raise UserInputError(f"{path} does not fit the model in {CONFIG_FILE}: no {name!r}")
+        if stored[name] != shape:
+            raise UserInputError(
+                f"{path} does not fit the model in {CONFIG_FILE}: {name!r} is "
+                f"{list(stored[name])} in the file, {list(shape)} in the config"
+            )
+    extra = sorted(set(stored) - set(expected))
+    if extra:
+        raise UserInputError(
+            f"{path} does not fit the model in {CONFIG_FILE}: unexpected {extra[0]!r}"
+        )
+    return build()
+
+
 def load_weights(module: torch.nn.Module, directory: Path) -> None:
-    """Load weights strictly: every tensor present, none extra, shapes equal."""
+    """Load weights strictly: every tensor present, none extra, shapes equal, all finite."""
+    import torch
+    from safetensors.torch import load_file
+
     path = directory / WEIGHTS_FILE
     if not path.is_file():
         raise UserInputError(f"{directory} is not a complete sentimodal model: no {WEIGHTS_FILE}")
@@ -63,6 +127,9 @@ def load_weights(module: torch.nn.Module, directory: Path) -> None:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserInputError(f"{path} is corrupted: {exc}") from None
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserInputError(f"{path} holds NaN or infinite weights ({name}): refused")
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -89,7 +156,45 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     for key in ("run", "model", "labels", "encoders"):
         if key not in config:
             raise UserInputError(f"{directory / CONFIG_FILE} lacks the field {key!r}")
+    where = directory / CONFIG_FILE
+    for key in ("run", "model", "encoders"):
+        if not isinstance(config[key], dict):
+            raise UserInputError(f"{where}: {key!r} must be a mapping")
+    check_labels(config["labels"], where)
+    if not config["encoders"]:
+        raise UserInputError(f"{where}: the model names no encoder")
+    for kind, entry in config["encoders"].items():
+        if kind not in ("image", "text") or not isinstance(entry, dict):
+            raise UserInputError(f"{where}: bad encoder entry {kind!r}")
+        if not isinstance(entry.get("name"), str) or not isinstance(entry.get("config"), dict):
+            raise UserInputError(f"{where}: the {kind} encoder needs a name and a config")
     return config
+
+
+def check_labels(labels: Any, where: Path) -> list[str]:
+    """A model's labels: at least two, distinct, non-empty strings."""
+    if not isinstance(labels, list) or not all(isinstance(x, str) and x.strip() for x in labels):
+        raise UserInputError(f"{where}: labels must be a list of non-empty strings")
+    if len(labels) < 2:
+        raise UserInputError(f"{where}: a model needs at least two labels, got {len(labels)}")
+    if len(set(labels)) != len(labels):
+        duplicate = next(x for x in labels if labels.count(x) > 1)
+        raise UserInputError(f"{where}: the label {duplicate!r} is listed twice")
+    return labels
+
+
+def read_labels(directory: Path, labels: list[str]) -> dict[str, Any] | None:
+    """``labels.json``: the same labels as ``config.json``, and the label space (or None)."""
+    path = directory / LABELS_FILE
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise UserInputError(f"{path} is corrupted: expected a mapping")
+    if data.get("labels") is not None and check_labels(data["labels"], path) != labels:
+        raise UserInputError(f"{path}: its labels differ from those in {CONFIG_FILE}")
+    space = data.get("space")
+    if space is not None and not isinstance(space, dict):
+        raise UserInputError(f"{path}: 'space' must be a mapping")
+    return space
 
 
 def config_header() -> dict[str, Any]:

@@ -49,7 +49,13 @@ class FeatureScaler:
         out = dict(data)
         for key, (mean, std) in self.stats_.items():
             if key in out:
-                out[key] = ((out[key].astype(np.float32) - mean) / std).astype(np.float32)
+                values = out[key]
+                if values.ndim != 2 or values.shape[1] != mean.shape[0]:
+                    raise UserInputError(
+                        f"the {key} scaler has {mean.shape[0]} dimensions, the {key} features "
+                        f"{values.shape[1:]}: the model directory does not fit its encoder"
+                    )
+                out[key] = ((values.astype(np.float32) - mean) / std).astype(np.float32)
         return out
 
     def save(self, directory: Path) -> None:
@@ -69,5 +75,14 @@ class FeatureScaler:
             raise UserInputError(f"{path} is corrupted: {exc}") from None
         scaler = cls()
         keys = sorted({name.rsplit(".", 1)[0] for name in tensors})
-        scaler.stats_ = {k: (tensors[f"{k}.mean"], tensors[f"{k}.std"]) for k in keys}
+        scaler.stats_ = {}
+        for key in keys:
+            mean, std = tensors.get(f"{key}.mean"), tensors.get(f"{key}.std")
+            if mean is None or std is None or mean.ndim != 1 or mean.shape != std.shape:
+                raise UserInputError(f"{path} is corrupted: {key} needs a mean and a std vector")
+            if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+                raise UserInputError(
+                    f"{path} holds NaN, infinite or non-positive scales for {key}: refused"
+                )
+            scaler.stats_[key] = (mean.astype(np.float32), std.astype(np.float32))
         return scaler

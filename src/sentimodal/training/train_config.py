@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sentimodal.config import Config
+from sentimodal.config import Config, Seed
 
 LossKind = Literal["cross_entropy", "cosine", "mse", "hinge"]
 
@@ -52,7 +52,7 @@ class TrainConfig(Config):
     monitor: Literal["val_accuracy", "val_loss"] = "val_accuracy"
     #: end with the weights of the best validation epoch, not the last one
     restore_best: bool = True
-    seed: int = 0
+    seed: Seed = 0
     #: "balanced" weighs each class by n / (classes * count), for skewed label distributions
     class_weight: Literal["none", "balanced"] = "none"
     #: None: cross-entropy for softmax heads, cosine proximity for embedding heads

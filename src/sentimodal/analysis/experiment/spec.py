@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, ValidationError
 
 from sentimodal.analysis.baselines import BaselineConfig, BaselineName
-from sentimodal.config import Config, validation_message
+from sentimodal.config import Config, Seed, load_data, validation_message
 from sentimodal.errors import UserInputError
 from sentimodal.models.recipes import encoder_inputs, get_recipe
 from sentimodal.specs import list_specs, spec_path
@@ -55,7 +54,7 @@ class ExperimentSpec(Config):
     base: dict[str, Any] = Field(default_factory=dict)
     #: dotted RunConfig keys -> values; a list of grids is the union of their products
     grid: Grid | list[Grid] = Field(default_factory=dict)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     baselines: list[BaselineName] = Field(default_factory=list)
     #: options of the baselines (e.g. the logreg encoders), shared by all of them
     baseline_options: dict[str, Any] = Field(default_factory=dict)
@@ -95,10 +94,7 @@ def load_spec(spec: str | Path) -> ExperimentSpec:
                 f"(shipped: {', '.join(list_specs())})"
             )
         path = spec_path(str(spec))
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise UserInputError(f"{path}: not valid YAML ({exc})") from None
+    data = load_data(path, "spec file") or {}
     if not isinstance(data, dict):
         raise UserInputError(f"{path}: a spec is a mapping (name, base, grid, seeds, ...)")
     try:

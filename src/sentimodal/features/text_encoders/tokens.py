@@ -23,6 +23,7 @@ import numpy as np
 from sentimodal.errors import UserInputError
 from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.features.text_encoders.registry import register_text_encoder
+from sentimodal.files import read_regular
 
 PAD, UNK = "<pad>", "<unk>"
 HREF, REL, USER = "<href>", "<rel>", "<user>"
@@ -31,6 +32,8 @@ RESERVED: tuple[str, ...] = (PAD, UNK, HREF, REL, USER)
 PAD_ID, UNK_ID = 0, 1
 
 VOCAB_FILE = "vocab.json"
+#: the largest vocab.json read
+MAX_VOCAB_BYTES = 64 * 1024 * 1024
 VOCAB_FORMAT = "sentimodal-vocab"
 VOCAB_VERSION = 1
 
@@ -190,11 +193,12 @@ class TokensEncoder(TextEncoder):
         """Read ``vocab.json``; refuse one written with different tokenisation settings, since
         its ids would not match what this encoder produces."""
         path = Path(directory) / VOCAB_FILE
+        if not path.exists():
+            raise UserInputError(f"no vocabulary at {path}")
         try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserInputError(f"no vocabulary at {path}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            # a vocabulary is a few MB: a cap keeps a /dev/zero link from eating memory
+            payload = json.loads(read_regular(path, MAX_VOCAB_BYTES, error=UserInputError))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise UserInputError(f"unreadable vocabulary {path}: {exc}") from None
         if not isinstance(payload, dict) or payload.get("format") != VOCAB_FORMAT:
             raise UserInputError(f"{path} is not a sentimodal vocabulary")

@@ -1,4 +1,13 @@
-"""The Typer application every command module registers on, and the shared error policy."""
+"""The Typer application every command module registers on, and the shared output and error
+policy.
+
+Output: the consoles never parse markup (``markup=False``), so an id, a path or a label the user
+gave is printed as it is (``[/bold]`` as an id is text, not a rich tag); styling goes through
+:func:`say` (or rich ``Text``/``Table`` styles), never through markup in a string.
+Errors: a :class:`UserInputError` or a pydantic ``ValidationError`` (settings built from flags)
+becomes one line on stderr and exit code 2, never a traceback. This module stays cheap to import:
+commands import their heavy modules (torch, models) inside the function that runs.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +16,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
+from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
 
 app = typer.Typer(
@@ -18,23 +29,35 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def say(*parts: str | tuple[str, str], err: bool = False) -> None:
+    """Print plain strings and ``(text, style)`` pairs on one line; no string is markup."""
+    target = err_console if err else console
+    target.print(Text.assemble(*parts), highlight=False, soft_wrap=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr; returns the exit (code 2) to raise."""
+    say(("error: ", "bold red"), " ".join(message.split()), err=True)
+    return typer.Exit(code=2)
+
+
 def user_errors(func: F) -> F:
-    """Turn a UserInputError into a one-line message and exit code 2, never a traceback."""
+    """Turn a user error into a one-line message and exit code 2, never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except UserInputError as exc:
-            message = Text.assemble(("error: ", "bold red"), str(exc))
-            err_console.print(message, highlight=False, soft_wrap=True)
-            raise typer.Exit(code=2) from None
+            raise fail(str(exc)) from None
+        except ValidationError as exc:
+            raise fail(validation_message(exc, "invalid setting ")) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.app import app, console, say, user_errors
 
 
 @app.command("demo")
@@ -21,16 +21,19 @@ def demo_command(
     """Run everything on the embedded sample, offline; print the comparison; write a report."""
     from sentimodal.analysis.demo import DemoConfig, run_demo
     from sentimodal.config import load_config
+    from sentimodal.files import check_output_folder
     from sentimodal.interfaces.cli.tables import comparison_table
 
     config = load_config(DemoConfig, config_file, "demo config") if config_file else DemoConfig()
+    check_output_folder(out)
     result = run_demo(config, out, progress=not quiet)
     rows = [
         {"model": result.titles[name], **metrics[result.split]}
         for name, metrics in result.metrics.items()
     ]
     console.print(comparison_table(rows, f"{result.split} split ({rows[0]['n']} posts)"))
-    console.print(
-        f"report: [bold]{result.report.html}[/] and {result.report.markdown.name} "
-        f"({result.seconds:.0f} s in all)"
+    say(
+        "report: ",
+        (str(result.report.html), "bold"),
+        f" and {result.report.markdown.name} ({result.seconds:.0f} s in all)",
     )

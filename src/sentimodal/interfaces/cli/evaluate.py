@@ -6,10 +6,8 @@ from pathlib import Path
 
 import typer
 
-from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.app import app, console, say, user_errors
 from sentimodal.interfaces.cli.tables import metrics_table
-from sentimodal.training.estimator import SentimentModel
-from sentimodal.training.model_dir import write_json
 
 
 @app.command("evaluate")
@@ -21,11 +19,17 @@ def evaluate_command(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write metrics JSON here."),
 ) -> None:
     """Evaluate a saved model on one split of a prepared dataset (e.g. another MVSA copy)."""
+    from sentimodal.files import check_writable
+    from sentimodal.training.estimator import SentimentModel
+    from sentimodal.training.model_dir import write_json
+
+    if output is not None:
+        check_writable(output)
     model = SentimentModel.load(model_dir)
     metrics = model.evaluate(dataset_dir, split)
     console.print(metrics_table(metrics, f"{model_dir} on {dataset_dir} ({split})"))
     if metrics["n_missing"]:
-        console.print(f"[yellow]{metrics['n_missing']} examples lacked an input and were skipped")
+        say((f"{metrics['n_missing']} examples lacked an input and were skipped", "yellow"))
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         write_json(output, metrics)

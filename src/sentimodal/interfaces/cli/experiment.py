@@ -6,11 +6,9 @@ import shlex
 import sys
 from pathlib import Path
 
-import pandas as pd
 import typer
 
-from sentimodal.analysis.experiment import load_spec, run_experiment
-from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.app import app, console, say, user_errors
 from sentimodal.interfaces.cli.tables import comparison_table
 from sentimodal.specs import list_specs
 
@@ -29,6 +27,10 @@ def experiment_command(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train every cell of a grid with every seed; finished runs are kept, not recomputed."""
+    import pandas as pd
+
+    from sentimodal.analysis.experiment import load_spec, run_experiment
+
     parsed = load_spec(spec)
     command = shlex.join(["sentimodal", *sys.argv[1:]])
     result = run_experiment(parsed, data, out, jobs=jobs, command=command, progress=not quiet)
@@ -41,7 +43,9 @@ def experiment_command(
             shown[f"{metric}_std"] = None if pd.isna(std) else std  # one run: no spread
         rows.append(shown)
     console.print(comparison_table(rows, f"{parsed.name}: test split, mean ± std over seeds"))
-    console.print(
+    say(
         f"{result.computed} run(s) computed, {result.skipped} already done, "
-        f"{result.seconds:.0f} s; results in [bold]{result.out}[/] (results.md, report.html)"
+        f"{result.seconds:.0f} s; results in ",
+        (str(result.out), "bold"),
+        " (results.md, report.html)",
     )

@@ -10,6 +10,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 from rich.table import Table
+from rich.text import Text
 
 from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
@@ -111,12 +112,12 @@ def summary_table(results: dict[str, ExtractionResult]) -> Table:
         {split for result in results.values() for split in result.rows},
         key=lambda split: (SPLIT_ORDER.index(split) if split in SPLIT_ORDER else 99, split),
     )
-    cells: dict[str, list[str]] = {"encoder": [], "cache": []}
+    cells: dict[str, list[str | Text]] = {"encoder": [], "cache": []}
     cells.update({f"rows {split}": [] for split in splits})
     cells.update({"rejects": [], "time": [], "items/s": []})
     for result in results.values():
         cells["encoder"].append(result.name)
-        cells["cache"].append("[green]hit[/]" if result.cache_hit else "computed")
+        cells["cache"].append(Text("hit", "green") if result.cache_hit else "computed")
         for split in splits:
             cells[f"rows {split}"].append(str(result.rows.get(split, 0)))
         cells["rejects"].append(str(result.n_rejects))

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli.app import app, console, user_errors
-from sentimodal.training.estimator import Prediction, SentimentModel
+
+if TYPE_CHECKING:  # pandas and the estimator (torch) load only when the command runs
+    import pandas as pd
+
+    from sentimodal.training.estimator import Prediction
 
 
 def read_posts(path: Path, text_column: str, image_column: str, id_column: str) -> pd.DataFrame:
     """Posts from CSV / JSONL / Parquet, renamed to ``id``/``text``/``image``; image paths are
     taken relative to the file's folder."""
+    import pandas as pd
+
     if not path.is_file():
         raise UserInputError(f"input file not found: {path}")
     suffix = path.suffix.lower()
@@ -31,6 +38,12 @@ def read_posts(path: Path, text_column: str, image_column: str, id_column: str) 
             raise UserInputError(f"{path}: use a .csv, .jsonl or .parquet file")
     except (ValueError, OSError) as exc:
         raise UserInputError(f"{path}: cannot read the table: {exc}") from None
+    for option, name, default in (
+        ("--text-column", text_column, "text"),
+        ("--image-column", image_column, "image"),
+    ):
+        if name != default and name not in frame.columns:
+            raise UserInputError(f"{path}: no {option} {name!r} (columns: {list(frame.columns)})")
     columns = {text_column: "text", image_column: "image", id_column: "id"}
     frame = frame.rename(columns={k: v for k, v in columns.items() if k in frame.columns})
     if "text" not in frame.columns and "image" not in frame.columns:
@@ -76,6 +89,13 @@ def predict_command(
         raise UserInputError("give --text and/or --image for one post, or --input FILE")
     if input_file is not None and (text is not None or image is not None):
         raise UserInputError("give either --input FILE or --text/--image, not both")
+    import pandas as pd
+
+    from sentimodal.files import check_writable
+    from sentimodal.training.estimator import SentimentModel
+
+    if output is not None:
+        check_writable(output)
     model = SentimentModel.load(model_dir)
     if labels is not None:
         model.set_labels([label for label in labels.split(",") if label.strip()])
@@ -93,6 +113,8 @@ def predict_command(
         console.print(f"{len(predictions)} posts -> {output} ({failed} with errors)")
     else:
         console.print(_table(predictions, model.classes_))
+    if predictions and all(p.error is not None for p in predictions):
+        raise typer.Exit(code=1)  # nothing was predicted: a script must not read success
 
 
 def _table(predictions: list[Prediction], classes: list[str]) -> Table:
@@ -103,7 +125,7 @@ def _table(predictions: list[Prediction], classes: list[str]) -> Table:
         table.add_column(label, justify="right")
     for p in predictions:
         if p.error is not None:
-            table.add_row(p.id, f"[red]error: {p.error}", *[""] * len(classes))
+            table.add_row(p.id, Text(f"error: {p.error}", "red"), *[""] * len(classes))
         else:
             table.add_row(p.id, p.label, *[f"{p.scores[c]:.3f}" for c in classes])
     return table

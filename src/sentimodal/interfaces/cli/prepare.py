@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from sentimodal.errors import UserInputError
+from sentimodal.files import check_output_folder
 from sentimodal.interfaces.cli.app import app, console, user_errors
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.pipeline import PrepareConfig, prepare
@@ -28,7 +29,7 @@ class SourceKind(StrEnum):
 def prepare_command(
     source: SourceKind = typer.Argument(..., help="Input layout: mvsa, mvso or table."),
     path: Path = typer.Argument(..., help="MVSA/MVSO root folder, or the table file."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output dataset folder."),
+    out: str = typer.Option(..., "--out", "-o", help="Output dataset folder."),
     config_file: Path | None = typer.Option(
         None, "--config", help="A PrepareConfig YAML/JSON; options given here override it."
     ),
@@ -119,6 +120,7 @@ def prepare_command(
         "workers": workers,
     }
     options = {name: value for name, value in given.items() if value is not None}
+    check_output_folder(out)  # before reading anything: "" would mean the working directory
     base = _load_config(config_file) if config_file is not None else None
     dataset = prepare(source.value, path, out, base, progress=not quiet, **options)
     print_summary(dataset)

@@ -22,8 +22,8 @@ def metrics_table(metrics: Mapping[str, Any], title: str) -> Table:
         table.add_row(
             label,
             str(metrics["support"][label]),
-            f"{metrics['per_class'][label]:.3f}",
-            f"{metrics['per_class_f1'][label]:.3f}",
+            _number(metrics["per_class"][label]),
+            _number(metrics["per_class_f1"][label]),
             *[str(n) for n in metrics["confusion"][row]],
         )
     table.add_section()
@@ -35,6 +35,12 @@ def metrics_table(metrics: Mapping[str, Any], title: str) -> Table:
         f"weighted F1 {metrics['weighted_f1']:.3f}",
     )
     return table
+
+
+def _number(value: float | None) -> str:
+    """A per-class figure; None for a class with no example in the data (a 3-class model
+    evaluated on a 2-class dataset)."""
+    return "-" if value is None else f"{value:.3f}"
 
 
 def comparison_table(rows: list[Mapping[str, Any]], title: str) -> Table:

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.app import app, console, say, user_errors
 
 #: flags that set a training setting rather than a run setting
 _TRAIN_FLAGS = ("epochs", "seed", "lr", "backbone_lr", "batch_size", "optimizer")
@@ -82,13 +82,13 @@ def train_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train a model on the train split (val picks the best epoch), evaluate, and save it."""
-    from rich.markup import escape
-
     from sentimodal.analysis.model_report import model_report
+    from sentimodal.files import check_output_folder
     from sentimodal.interfaces.cli.tables import metrics_table
     from sentimodal.preparation.dataset import PreparedDataset
     from sentimodal.training.estimator import SentimentModel
 
+    check_output_folder(out)
     run = run_config_from(
         config_file,
         model=model,
@@ -106,9 +106,10 @@ def train_command(
     splits = [split.strip() for split in train_splits.split(",") if split.strip()]
     dataset = PreparedDataset.load(dataset_dir)
     what = "fine-tuning MiniLM" if run.fine_tunes else "frozen features"
-    console.print(
-        f"training [bold]{run.model}[/] ({run.head} head, {what}) on "
-        f"{escape(str(dataset.root))} ({' + '.join(splits)})"
+    say(
+        "training ",
+        (run.model, "bold"),
+        f" ({run.head} head, {what}) on {dataset.root} ({' + '.join(splits)})",
     )
     estimator = SentimentModel(run).fit(dataset, train_splits=splits, progress=not quiet)
     estimator.metrics_ = estimator.evaluate_splits(dataset)
@@ -119,10 +120,11 @@ def train_command(
     if gates:
         for modality, stats in gates.items():
             shown = ", ".join(f"{k} {v:.3f}" for k, v in stats.items() if isinstance(v, float))
-            console.print(f"gates [bold]{modality}[/]: {shown}")
+            say("gates ", (modality, "bold"), f": {shown}")
     report = model_report(estimator, dataset, estimator.metrics_, title=f"Model {out.name}")
     paths = report.write(out)
-    console.print(
-        f"model saved to [bold]{escape(str(out))}[/] "
-        f"(report: {paths.html.name}, {paths.markdown.name})"
+    say(
+        "model saved to ",
+        (str(out), "bold"),
+        f" (report: {paths.html.name}, {paths.markdown.name})",
     )

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import typer
 from pydantic import Field
 
-from sentimodal.config import Config
+from sentimodal.config import Config, Seed
 from sentimodal.errors import UserInputError
-from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.app import app, say, user_errors
 
 if TYPE_CHECKING:  # torch-heavy modules load only when the command runs
     import numpy as np
@@ -40,7 +40,7 @@ class VisualizeConfig(Config):
     #: column whose groups are named on the map (None: no names)
     name_by: str | None = None
     perplexity: float | None = Field(None, gt=0)
-    seed: int = 0
+    seed: Seed = 0
     max_names: int = Field(30, ge=1)
     max_thumbnails: int = Field(200, ge=0)
     #: t-SNE threads: few, as it slows badly when threads outnumber free cores
@@ -96,7 +96,7 @@ def visualize_command(
     )
     written = visualize(config, out)
     for path in written:
-        console.print(f"wrote [bold]{path}[/]", soft_wrap=True)
+        say("wrote ", (str(path), "bold"))
 
 
 def visualize(config: VisualizeConfig, out: Path) -> list[Path]:

@@ -12,19 +12,20 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from pydantic import ValidationError
 
 from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
-from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.app import app, console, say, user_errors
 
 zeroshot_app = typer.Typer(
     help="Zero-shot protocols: unseen sentiment classes, ANP label-space check.",
     no_args_is_help=True,
 )
 if TYPE_CHECKING:  # torch-heavy modules load only when a command runs
+    import pandas as pd
+
     from sentimodal.analysis.report import Report
     from sentimodal.analysis.zeroshot import UnseenClassResult
 
@@ -133,7 +134,7 @@ def unseen_command(
     (out / RESULTS_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     paths = unseen_report(result, dataset_dir, _command_line(context)).write(out)
     console.print(_rounded(result.table).to_string(index=False), soft_wrap=True)
-    console.print(f"report: [bold]{paths.markdown}[/]")
+    say("report: ", (str(paths.markdown), "bold"))
 
 
 def unseen_report(result: UnseenClassResult, dataset_dir: Path, command: str) -> Report:
@@ -205,4 +206,4 @@ def anp_command(
     report.add_config(config)
     paths = report.write(out)
     console.print(_rounded(table).to_string(index=False), soft_wrap=True)
-    console.print(f"report: [bold]{paths.markdown}[/]")
+    say("report: ", (str(paths.markdown), "bold"))

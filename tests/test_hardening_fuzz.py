@@ -1,0 +1,183 @@
+"""Fuzzing the readers and the config loaders: arbitrary bytes and structures give posts,
+rejects or the tool's one-line user errors, never another exception, in bounded time and
+memory."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sentimodal.config import load_data
+from sentimodal.errors import UserInputError
+from sentimodal.features.store import FeatureConfig
+from sentimodal.preparation.pipeline import PrepareConfig
+from sentimodal.sources.mvsa import read_mvsa
+from sentimodal.sources.mvso import load_anp_scores, read_photo_xml
+from sentimodal.sources.record import Post, Reject
+from sentimodal.sources.table import read_table
+from sentimodal.training.run_config import RunConfig
+
+FUZZ = settings(
+    max_examples=100,
+    deadline=2000,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,  # the same inputs on every run: a failure reproduces
+)
+#: what one example may allocate in Python objects (a YAML bomb would take gigabytes)
+MEMORY_LIMIT = 64 * 1024 * 1024
+
+#: bytes near the formats' syntax, so that the fuzzer reaches past the first parse error
+SYNTAX = st.sampled_from(
+    [b"\t", b",", b"\n", b"\r\n", b'"', b"{", b"}", b"[", b"]", b":", b"&a ", b"*a", b"<<: ",
+     b"\xef\xbb\xbf", b"\x00", b"\xff", b"\xe9", b"positive", b"neg", b"id", b"text", b"label",
+     b"../", b"/etc/passwd", b".inf", b"NaN", b"1e999", b"<rsp stat='ok'>", b"<photo id='1'>",
+     b"</photo></rsp>", b"<!DOCTYPE x [<!ENTITY a 'b'>]>", b"&a;"]
+)  # fmt: skip
+NOISY_BYTES = st.lists(st.one_of(SYNTAX, st.binary(max_size=8)), max_size=40).map(b"".join)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@contextmanager
+def bounded_memory() -> Iterator[None]:
+    tracemalloc.start()
+    try:
+        yield
+        _, peak = tracemalloc.get_traced_memory()
+        assert peak < MEMORY_LIMIT, f"peak {peak / 2**20:.0f} MB"
+    finally:
+        tracemalloc.stop()
+
+
+def only_records(records: Iterator[object]) -> None:
+    """Consume a reader: every item is a Post or a Reject, or the reader stops with a
+    UserInputError (a problem with the whole input)."""
+    try:
+        for record in records:
+            assert isinstance(record, Post | Reject), record
+    except UserInputError as exc:
+        assert "\n" not in str(exc).strip()
+
+
+@FUZZ
+@given(label_file=NOISY_BYTES, text=NOISY_BYTES)
+def test_mvsa_reader(label_file: bytes, text: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder, bounded_memory():
+        root = Path(folder)
+        (root / "data").mkdir()
+        (root / "labelResultAll.txt").write_bytes(b"ID\ttext,image\n" + label_file)
+        (root / "data" / "1.txt").write_bytes(text)
+        (root / "data" / "1.jpg").write_bytes(text)
+        (root / "labelResultAll.txt").open("ab").write(b"\n1\tpositive,neutral\n")
+        only_records(read_mvsa(root))
+
+
+@FUZZ
+@given(content=NOISY_BYTES, suffix=st.sampled_from([".csv", ".tsv", ".jsonl"]))
+def test_table_reader_on_text_formats(content: bytes, suffix: str) -> None:
+    with tempfile.TemporaryDirectory() as folder, bounded_memory():
+        path = Path(folder) / f"t{suffix}"
+        path.write_bytes(b"id,text,label\n" + content if suffix == ".csv" else content)
+        only_records(read_table(path, text_columns=["text"], id_column="id", label_column="label"))
+
+
+@FUZZ
+@given(
+    cells=st.lists(st.one_of(st.none(), st.text(max_size=20), st.binary(max_size=20)), max_size=8),
+    cut=st.integers(min_value=0, max_value=400),
+)
+def test_table_reader_on_parquet(cells: list[object], cut: int) -> None:
+    """Binary and text cells, and the file cut anywhere (a truncated download)."""
+    texts = [c if not isinstance(c, bytes) else c.decode("latin-1") for c in cells]
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"text": pa.array(texts, pa.string())}), buffer)
+    with tempfile.TemporaryDirectory() as folder, bounded_memory():
+        path = Path(folder) / "t.parquet"
+        data = buffer.getvalue()
+        path.write_bytes(data[: len(data) - cut] if cut else data)
+        only_records(read_table(path, text_columns=["text"]))
+
+
+@FUZZ
+@given(xml=NOISY_BYTES)
+def test_mvso_photo_reader(xml: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder, bounded_memory():
+        path = Path(folder) / "1.xml"
+        path.write_bytes(xml)
+        assert isinstance(read_photo_xml(path, anp="a", anp_score=0.1), Post | Reject)
+
+
+@FUZZ
+@given(content=NOISY_BYTES)
+def test_anp_score_reader(content: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder, bounded_memory():
+        path = Path(folder) / "anp.csv"
+        path.write_bytes(content)
+        try:
+            scores = load_anp_scores(path)
+        except UserInputError:
+            return
+        assert all(isinstance(v, float) for v in scores.values())
+
+
+CONFIGS = st.sampled_from([RunConfig, PrepareConfig, FeatureConfig])
+
+
+@FUZZ
+@given(content=NOISY_BYTES, suffix=st.sampled_from([".yaml", ".json"]), config=CONFIGS)
+def test_config_loaders_on_bytes(content: bytes, suffix: str, config: type) -> None:
+    with tempfile.TemporaryDirectory() as folder, bounded_memory():
+        path = Path(folder) / f"c{suffix}"
+        path.write_bytes(content)
+        try:
+            config.load(path)
+        except UserInputError as exc:
+            assert "\n" not in str(exc).strip()
+
+
+@FUZZ
+@given(data=JSON_VALUES, config=CONFIGS, as_json=st.booleans())
+def test_config_loaders_on_structures(data: object, config: type, as_json: bool) -> None:
+    with tempfile.TemporaryDirectory() as folder, bounded_memory():
+        if as_json:
+            import json
+
+            path = Path(folder) / "c.json"
+            path.write_text(json.dumps(data))
+        else:
+            path = Path(folder) / "c.yaml"
+            path.write_text(yaml.safe_dump(data))
+        try:
+            config.load(path)
+        except UserInputError as exc:
+            assert "\n" not in str(exc).strip()
+
+
+@FUZZ
+@given(depth=st.integers(min_value=1, max_value=8), width=st.integers(min_value=2, max_value=12))
+def test_yaml_alias_bombs_of_any_shape(depth: int, width: int) -> None:
+    lines = ["l0: &l0 [" + ", ".join(["x"] * width) + "]"]
+    for level in range(1, depth + 1):
+        lines.append(f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * width) + "]")
+    with tempfile.TemporaryDirectory() as folder, bounded_memory():
+        path = Path(folder) / "bomb.yaml"
+        path.write_text("\n".join(lines) + "\n")
+        try:
+            load_data(path)
+        except UserInputError as exc:
+            assert "aliases" in str(exc)
