@@ -314,11 +314,13 @@ def _import_ray() -> Any:
     return ray
 
 
-def get_engine(name: str, workers: int = 2) -> Engine:
-    """The engine called ``name`` (``local`` or ``ray``)."""
+def get_engine(name: str, workers: int = 2, address: str | None = None) -> Engine:
+    """The engine called ``name`` (``local`` or ``ray``; ``address``: a running Ray cluster)."""
+    if address is not None and name != "ray":
+        raise UserInputError("a Ray address needs the ray engine (--engine ray)")
     if name == "local":
         return LocalEngine(workers=workers)
     if name == "ray":
         _import_ray()
-        return RayEngine(workers=workers)
+        return RayEngine(workers=workers, address=address)
     raise UserInputError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")

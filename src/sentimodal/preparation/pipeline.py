@@ -100,6 +100,8 @@ class PrepareConfig(Config):
     filters: list[str] = Field(default_factory=list)
     preset: Literal["study"] | None = None
     url_timeout: float = Field(default=5.0, gt=0)
+    # let URL checks reach loopback / private / link-local addresses (refused by default)
+    allow_private_addresses: bool = False
     # labelling (None: the source's own labels, or ANP scores for mvso)
     labels: Literal["source", "anp", "vader"] | None = None
     classes: Literal[2, 3] = 3
@@ -182,7 +184,10 @@ def prepare(
         raise UserInputError(f"output {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     text_filters, image_check = build_filters(
-        config.effective_filters(), seed=config.seed, url_timeout=config.url_timeout
+        config.effective_filters(),
+        seed=config.seed,
+        url_timeout=config.url_timeout,
+        allow_private_addresses=config.allow_private_addresses,
     )
     run = _Run(
         out=out, labeller=_labeller(config), text_filters=text_filters, image_check=image_check

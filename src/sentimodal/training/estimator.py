@@ -37,6 +37,7 @@ from sentimodal.models.label_space import LabelSpace
 from sentimodal.models.registry import build_model, config_from_dict, model_config
 from sentimodal.models.text_lstm import TextBiLSTM, glove_embedding_matrix
 from sentimodal.models.text_transformer import TextTransformer, backbone_architecture
+from sentimodal.net import FetchPolicy
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.training import model_dir
 from sentimodal.training.confident import fine_tune_confident
@@ -429,21 +430,29 @@ class SentimentModel:
         return frame
 
     def predict_posts(
-        self, posts: pd.DataFrame | Iterable[Mapping[str, Any]], *, batch_size: int = 32
+        self,
+        posts: pd.DataFrame | Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = 32,
+        allow_private_addresses: bool = False,
     ) -> list[Prediction]:
         """Predict raw posts (``text`` and/or ``image`` path or URL per post, optional ``id``).
 
         A post that cannot be predicted (missing text, unreadable image) gets an ``error`` and
-        the others go on.
+        the others go on. Image URLs may reach non-public addresses only with
+        ``allow_private_addresses`` (see :mod:`sentimodal.net`).
         """
         self._check_fitted()
         records = posts.to_dict("records") if isinstance(posts, pd.DataFrame) else list(posts)
+        network = FetchPolicy(allow_private=allow_private_addresses)
         out: list[Prediction] = []
         for start in range(0, len(records), batch_size):
-            out += self._predict_batch(records[start : start + batch_size], start)
+            out += self._predict_batch(records[start : start + batch_size], start, network)
         return out
 
-    def _predict_batch(self, records: list[Mapping[str, Any]], offset: int) -> list[Prediction]:
+    def _predict_batch(
+        self, records: list[Mapping[str, Any]], offset: int, network: FetchPolicy
+    ) -> list[Prediction]:
         rows: list[Row] = []
         errors: dict[int, str] = {}
         for position, record in enumerate(records):
@@ -459,7 +468,7 @@ class SentimentModel:
         lengths: dict[int, int] = {}
         todo = [r for r in rows if r["position"] not in errors]
         if self.run_.uses_image and todo:
-            result = ImageBatchWork(self.image_encoder_)(todo)
+            result = ImageBatchWork(self.image_encoder_, network)(todo)
             errors.update({int(r["position"]): r["reason"] for r in result.rejects})
             parts["image"] = dict(zip(result.positions.tolist(), result.values, strict=True))
         if self.run_.uses_text and todo:

@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from sentimodal.features.image_encoders.weights import WeightSource, resolve_weights
-from sentimodal.features.images import DEFAULT_TIMEOUT, load_image
+from sentimodal.features.images import load_image
+from sentimodal.net import FetchPolicy
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,10 +55,10 @@ class ImageEncoder(ABC):
     def module(self) -> torch.nn.Module:
         """The torch module: preprocessed batch -> (N, *shape) features (for fine-tuning)."""
 
-    def read(self, source: str | Path, *, timeout: float = DEFAULT_TIMEOUT) -> torch.Tensor:
+    def read(self, source: str | Path, *, policy: FetchPolicy | None = None) -> torch.Tensor:
         """Load, decode and transform one image path or URL (raises ``RecordError``): the whole
-        per-image work of a data-loading worker."""
-        return self.transform(load_image(source, draft=self.load_size, timeout=timeout))
+        per-image work of a data-loading worker. URLs are fetched under ``policy``."""
+        return self.transform(load_image(source, draft=self.load_size, policy=policy))
 
     @torch.inference_mode()
     def encode(self, batch: torch.Tensor) -> np.ndarray:
