@@ -7,6 +7,7 @@ import ipaddress
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -302,3 +303,29 @@ def test_reachability_check_uses_the_fetcher(server: FaultServer) -> None:
     ImageCheck(check_urls=True, allow_private=True).check(Post(id="2", image=server.url("/a.jpg")))
     with pytest.raises(RecordError, match="refused: loopback address"):
         ImageCheck(check_urls=True).check(Post(id="3", image=server.url("/a.jpg")))
+
+
+# --- Flickr attributes choose no host ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("attributes", "reason"),
+    [
+        ('farm="1.evil.example/x" server="7" secret="ab12"', "invalid Flickr farm"),
+        ('farm="1/../../evil" server="7" secret="ab12"', "invalid Flickr farm"),
+        ('farm="8" server="7@169.254.169.254" secret="ab12"', "invalid Flickr server"),
+        ('farm="8" server="7" secret="ab12?x=/../"', "invalid Flickr secret"),
+        ('farm="8" server="7" secret="xyz"', "invalid Flickr secret"),
+    ],
+)
+def test_flickr_attributes_are_validated(tmp_path: Path, attributes: str, reason: str) -> None:
+    from sentimodal.sources.mvso import read_photo_xml
+    from sentimodal.sources.record import Reject
+
+    path = tmp_path / "123.xml"
+    path.write_text(f'<rsp stat="ok"><photo id="123" {attributes}><title>t</title></photo></rsp>')
+    record = read_photo_xml(str(path), "nice_smile", None)
+    assert isinstance(record, Reject) and reason in record.reason
+    path.write_text('<rsp stat="ok"><photo id="123" farm="8" server="7" secret="ab12"/></rsp>')
+    good = read_photo_xml(str(path), "nice_smile", None)
+    assert good.image == "https://farm8.staticflickr.com/7/123_ab12.jpg"
