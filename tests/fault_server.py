@@ -96,6 +96,9 @@ class FaultServer(http.server.ThreadingHTTPServer):
         self.latency = 0.0
         self._lock = threading.Lock()
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients that give up early (as they should) are not errors here
+
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
