@@ -329,3 +329,15 @@ def test_flickr_attributes_are_validated(tmp_path: Path, attributes: str, reason
     path.write_text('<rsp stat="ok"><photo id="123" farm="8" server="7" secret="ab12"/></rsp>')
     good = read_photo_xml(str(path), "nice_smile", None)
     assert good.image == "https://farm8.staticflickr.com/7/123_ab12.jpg"
+
+
+def test_a_hanging_resolver_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    def slow_resolver(host: str, port: int) -> list[tuple]:
+        time.sleep(2)
+        return []
+
+    monkeypatch.setattr(addresses, "getaddrinfo", slow_resolver)
+    start = time.monotonic()
+    with pytest.raises(FetchError, match="timed out after 0.3 s resolving 'slow.example'"):
+        fetch("http://slow.example/a.jpg", FetchPolicy(timeout=0.3, deadline=0.5, retries=0))
+    assert time.monotonic() - start < 1.0

@@ -9,7 +9,10 @@ checked (never to a second lookup that could answer differently).
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import ipaddress
+import os
 import socket
 from dataclasses import dataclass
 from urllib.parse import SplitResult, quote, urlsplit
@@ -115,18 +118,39 @@ def check_address(address: str | IPAddress, allow_private: bool = False) -> IPAd
     return ip
 
 
+def _resolver() -> concurrent.futures.ThreadPoolExecutor:
+    """This process's resolver threads (per pid: a forked worker has none of its parent's)."""
+    return _resolver_of(os.getpid())
+
+
+@functools.cache
+def _resolver_of(pid: int) -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix=f"resolve-{pid}")
+
+
 def getaddrinfo(host: str, port: int) -> list[tuple]:
     """The system resolver (a seam: tests replace it to make names resolve anywhere)."""
     return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
 
 
-def resolve(host: str, port: int, allow_private: bool = False) -> list[IPAddress]:
+def resolve(
+    host: str, port: int, allow_private: bool = False, timeout: float | None = None
+) -> list[IPAddress]:
     """Every address ``host`` resolves to, all checked: one refused address refuses the host,
-    so that a name cannot hide a private answer among public ones."""
+    so that a name cannot hide a private answer among public ones. The system resolver
+    cannot be interrupted, so with ``timeout`` it runs in a helper thread that is waited for
+    at most that long."""
     if _is_literal(host):
         return [check_address(host, allow_private)]
     try:
-        infos = getaddrinfo(host, port)
+        if timeout is None:
+            infos = getaddrinfo(host, port)
+        else:
+            infos = _resolver().submit(getaddrinfo, host, port).result(timeout=timeout)
+    except concurrent.futures.TimeoutError:
+        raise FetchError(
+            f"timed out after {timeout:g} s resolving {host!r}", "timeout", retryable=True
+        ) from None
     except (socket.gaierror, UnicodeError, OSError) as exc:
         raise FetchError(f"cannot resolve host {host!r} ({exc})", "DNS failure") from None
     addresses: list[IPAddress] = []

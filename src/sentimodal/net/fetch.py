@@ -98,7 +98,8 @@ def _attempt(
     redirects: list[str] = []
     while True:
         target = parse_url(current)
-        addresses = resolve(target.host, target.port, policy.allow_private)
+        remaining = max(0.001, min(policy.timeout, deadline - time.monotonic()))
+        addresses = resolve(target.host, target.port, policy.allow_private, timeout=remaining)
         status, answer, body = _request(target, addresses, policy, method, headers, deadline)
         location = answer.get("location")
         if status not in _REDIRECTS or not location:
