@@ -261,8 +261,11 @@ class LocalEngine:
 class _RayBatchActor:
     """Ray Data callable class: keeps the work (and its model) resident in one actor."""
 
-    def __init__(self, work: BatchWork) -> None:
+    def __init__(self, work: BatchWork, threads: int) -> None:
         self.work = work
+        # one actor per core, like the local engine's workers: more threads per actor only
+        # make the actors' parallel regions fight over the same cores
+        torch.set_num_threads(threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = list(batch)
@@ -293,7 +296,7 @@ class RayEngine:
         rows = [row for batch in batches for row in batch]
         dataset = ray.data.from_items(rows).map_batches(
             _RayBatchActor,
-            fn_constructor_args=(work,),
+            fn_constructor_args=(work, 1),
             batch_size=max(len(batch) for batch in batches),
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=self.workers),
