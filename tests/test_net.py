@@ -341,3 +341,51 @@ def test_a_hanging_resolver_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(FetchError, match="timed out after 0.3 s resolving 'slow.example'"):
         fetch("http://slow.example/a.jpg", FetchPolicy(timeout=0.3, deadline=0.5, retries=0))
     assert time.monotonic() - start < 1.0
+
+
+# --- the opt-in on the command line -------------------------------------------------------------
+
+
+def test_cli_prepare_and_features_refuse_loopback_unless_allowed(
+    server: FaultServer, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from sentimodal.features.reading import load_features
+    from sentimodal.interfaces.cli import app
+    from sentimodal.preparation.dataset import PreparedDataset
+
+    server.routes["/a.jpg"] = ok(PHOTO)
+    table = tmp_path / "posts.csv"
+    table.write_text(f"id,text,image,label\n1,hello there,{server.url('/a.jpg')},positive\n")
+    runner = CliRunner()
+    prepare = [
+        *("prepare", "table", str(table), "--text-column", "text", "--image-column", "image"),
+        *("--label-column", "label", "--filter", "image-reachable", "--split", "none", "-q"),
+    ]
+    refused = runner.invoke(app, [*prepare, "--out", str(tmp_path / "refused")])
+    assert refused.exit_code == 0, refused.output
+    reasons = PreparedDataset.load(tmp_path / "refused").rejects()["reason"].tolist()
+    assert len(reasons) == 1 and "refused: loopback address 127.0.0.1" in reasons[0]
+    assert not server.log
+    allowed = tmp_path / "allowed"
+    result = runner.invoke(app, [*prepare, "--out", str(allowed), "--allow-private-addresses"])
+    assert result.exit_code == 0, result.output
+    assert PreparedDataset.load(allowed).examples["id"].tolist() == ["1"]
+    assert server.log == [("HEAD", "/a.jpg")]
+
+    features = ["features", str(allowed), "--image", "pixels32", "--text", "none"]
+    denied = runner.invoke(app, [*features, "--workers", "0"])
+    assert denied.exit_code == 0, denied.output
+    (rejects,) = (allowed / "features" / "image").glob("*/rejects.csv")
+    assert "refused: loopback address" in rejects.read_text()
+    fresh = tmp_path / "fresh"
+    PreparedDataset.load(allowed).save(fresh)
+    ok_run = runner.invoke(
+        app,
+        ["features", str(fresh), "--image", "pixels32", "--text", "none", "--workers", "0"]
+        + ["--allow-private-addresses"],
+    )
+    assert ok_run.exit_code == 0, ok_run.output
+    assert load_features(fresh, "image", "pixels32").ids == ["1"]
+    assert server.counts()["/a.jpg"] == 2  # the HEAD check, then one GET for the features
