@@ -389,3 +389,57 @@ def test_cli_prepare_and_features_refuse_loopback_unless_allowed(
     assert ok_run.exit_code == 0, ok_run.output
     assert load_features(fresh, "image", "pixels32").ids == ["1"]
     assert server.counts()["/a.jpg"] == 2  # the HEAD check, then one GET for the features
+
+
+# --- TLS: the pinned connection still verifies the certificate against the host name ---------
+
+
+@pytest.fixture()
+def tls_server(server: FaultServer, tmp_path: Path) -> Iterator[tuple[FaultServer, Path]]:
+    """The fault server behind TLS with a self-signed certificate for photos.example."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not available to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=photos.example"),
+            *("-addext", "subjectAltName=DNS:photos.example"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    yield server, cert
+
+
+def test_https_to_a_pinned_address_verifies_the_host_name(
+    tls_server: tuple[FaultServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+    import ssl
+
+    fetch_module = importlib.import_module("sentimodal.net.fetch")
+    server, cert = tls_server
+    server.routes["/a.jpg"] = ok(PHOTO)
+    port = server.server_address[1]
+    monkeypatch.setattr(
+        addresses,
+        "getaddrinfo",
+        lambda host, p: [(socket.AF_INET, 1, 6, "", ("127.0.0.1", p))],
+    )
+    # the system's trust store does not know the test certificate
+    with pytest.raises(FetchError, match="TLS certificate rejected"):
+        fetch(f"https://photos.example:{port}/a.jpg", LOCAL.model_copy(update={"retries": 0}))
+    trusting = ssl.create_default_context(cafile=str(cert))
+    monkeypatch.setattr(fetch_module, "_tls_context", lambda: trusting)
+    assert fetch(f"https://photos.example:{port}/a.jpg", LOCAL).body == PHOTO
+    # the certificate names photos.example: another name on the same address is refused
+    with pytest.raises(FetchError, match="TLS certificate rejected"):
+        fetch(f"https://other.example:{port}/a.jpg", LOCAL.model_copy(update={"retries": 0}))
