@@ -134,3 +134,42 @@ def test_train_on_train_and_val_evaluates_only_test(
     assert saved["train_splits"] == ["train", "val"] and saved["best_epoch"] is None
     assert saved["run"]["train"]["backbone_lr"] == 3e-5
     assert "2 epochs on train + val, no validation" in (out / "report.md").read_text()
+
+
+def test_predict_image_urls_go_through_the_fetcher(
+    model_dir: Path, dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    from fault_server import ok, running_server
+
+    row = dataset.split("test").iloc[0]
+    with running_server() as server:
+        server.routes["/photo.jpg"] = ok(Path(row["image"]).read_bytes())
+        posts = pd.DataFrame(
+            {
+                "id": ["loopback", "metadata", "space"],
+                "text": [row["text"]] * 3,
+                "image": [
+                    server.url("/photo.jpg"),
+                    "http://169.254.169.254/latest/meta-data/",
+                    "http://example.com/a photo.jpg",
+                ],
+            }
+        )
+        posts.to_csv(tmp_path / "posts.csv", index=False)
+        out = tmp_path / "preds.jsonl"
+        args = ["predict", str(model_dir), "--input", str(tmp_path / "posts.csv"), "-o", str(out)]
+        refused = runner.invoke(app, args)
+        assert refused.exit_code == 0, refused.output
+        # the fusion reads these posts by their text, and says why their images were not used
+        lines = [json.loads(line) for line in out.read_text().splitlines()]
+        assert {line["modalities"] for line in lines} == {"text"}
+        errors = [line["warning"] for line in lines]
+        assert "refused: loopback address 127.0.0.1" in errors[0]
+        assert "refused: cloud metadata address 169.254.169.254" in errors[1]
+        assert "invalid URL (contains a space)" in errors[2]
+        assert not server.log
+        allowed = runner.invoke(app, [*args, "--allow-private-addresses"])
+        assert allowed.exit_code == 0, allowed.output
+        first = json.loads(out.read_text().splitlines()[0])
+        assert first["label"] in dataset.labels and server.counts() == {"/photo.jpg": 1}
+        assert first["modalities"] == "text+image"

@@ -331,7 +331,7 @@ def test_shards_do_not_depend_on_result_order(
     write_dataset(ordered_root)
     write_dataset(scrambled_root)
     extract(ordered_root, batch_size=4, shard_size=5)
-    monkeypatch.setattr(store, "get_engine", lambda name, workers: ScramblingEngine())
+    monkeypatch.setattr(store, "get_engine", lambda name, workers, address=None: ScramblingEngine())
     extract(scrambled_root, batch_size=4, shard_size=5)
     for kind, name in (("image", "mean_colour"), ("text", "char_counts")):
         got = load_features(scrambled_root, kind, name)

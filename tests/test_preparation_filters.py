@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sentimodal.errors import RecordError
+from sentimodal.net import FetchPolicy
 from sentimodal.preparation.filters import (
     STUDY_FILTERS,
     EnglishFilter,
@@ -159,14 +160,17 @@ def image_server(tmp_path: Path, mvsa_root: Path) -> Iterator[str]:
 
 
 def test_url_check(image_server: str) -> None:
-    check_image_url(f"{image_server}/photo.jpg", timeout=2)
+    local = FetchPolicy(allow_private=True, timeout=2, deadline=4, retries=0)
+    check_image_url(f"{image_server}/photo.jpg", policy=local)
     with pytest.raises(RecordError, match=r"image URL unreachable: .*\(HTTP 404\)"):
-        check_image_url(f"{image_server}/missing.jpg", timeout=2)
+        check_image_url(f"{image_server}/missing.jpg", policy=local)
     with pytest.raises(RecordError, match="content type text/html"):
-        check_image_url(f"{image_server}/page.html", timeout=2)
-    ImageCheck(check_urls=True, timeout=2).check(Post(id="1", image=f"{image_server}/photo.jpg"))
+        check_image_url(f"{image_server}/page.html", policy=local)
+    check = ImageCheck(check_urls=True, timeout=2, allow_private=True)
+    check.check(Post(id="1", image=f"{image_server}/photo.jpg"))
 
 
 def test_url_check_fails_fast_on_a_closed_port() -> None:
     with pytest.raises(RecordError, match="image URL unreachable"):
-        check_image_url("http://127.0.0.1:9/photo.jpg", timeout=1)
+        local = FetchPolicy(allow_private=True, timeout=1, deadline=2, retries=0)
+        check_image_url("http://127.0.0.1:9/photo.jpg", policy=local)

@@ -17,6 +17,7 @@ from sentimodal.features.engine import BatchResult, Row
 from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.text_encoders import lengths_from_ids
 from sentimodal.features.text_encoders.base import TextEncoder
+from sentimodal.net import FetchPolicy
 
 
 @dataclass
@@ -37,8 +38,10 @@ class ImageBatchWork:
 
     parallel = True
 
-    def __init__(self, encoder: ImageEncoder) -> None:
+    def __init__(self, encoder: ImageEncoder, network: FetchPolicy | None = None) -> None:
         self.encoder = encoder
+        #: how image URLs are fetched (plain data: it travels with the work to the workers)
+        self.network = network or FetchPolicy()
 
     @property
     def compute_in_workers(self) -> bool:
@@ -52,7 +55,7 @@ class ImageBatchWork:
         rejects: list[Row] = []
         for row in rows:
             try:
-                tensors.append(self.encoder.read(row["image"]))
+                tensors.append(self.encoder.read(row["image"], policy=self.network))
             except RecordError as exc:
                 rejects.append(_reject(row, str(exc)))
                 continue

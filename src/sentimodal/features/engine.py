@@ -270,8 +270,11 @@ class LocalEngine:
 class _RayBatchActor:
     """Ray Data callable class: keeps the work (and its model) resident in one actor."""
 
-    def __init__(self, work: BatchWork) -> None:
+    def __init__(self, work: BatchWork, threads: int) -> None:
         self.work = work
+        # one actor per core, like the local engine's workers: more threads per actor only
+        # make the actors' parallel regions fight over the same cores
+        torch.set_num_threads(threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = list(batch)
@@ -302,7 +305,7 @@ class RayEngine:
         rows = [row for batch in batches for row in batch]
         dataset = ray.data.from_items(rows).map_batches(
             _RayBatchActor,
-            fn_constructor_args=(work,),
+            fn_constructor_args=(work, 1),
             batch_size=max(len(batch) for batch in batches),
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=self.workers),
@@ -323,11 +326,13 @@ def _import_ray() -> Any:
     return ray
 
 
-def get_engine(name: str, workers: int = 2) -> Engine:
-    """The engine called ``name`` (``local`` or ``ray``)."""
+def get_engine(name: str, workers: int = 2, address: str | None = None) -> Engine:
+    """The engine called ``name`` (``local`` or ``ray``; ``address``: a running Ray cluster)."""
+    if address is not None and name != "ray":
+        raise UserInputError("a Ray address needs the ray engine (--engine ray)")
     if name == "local":
         return LocalEngine(workers=workers)
     if name == "ray":
         _import_ray()
-        return RayEngine(workers=workers)
+        return RayEngine(workers=workers, address=address)
     raise UserInputError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")

@@ -9,46 +9,38 @@ rejects list), never a crash of the batch.
 from __future__ import annotations
 
 import io
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sentimodal.errors import RecordError
+from sentimodal.net import FetchError, FetchPolicy, fetch
+from sentimodal.net import is_url as _is_url
 from sentimodal.sources.image_checks import check_jpeg_data
 
-#: Seconds allowed for a URL: connecting, and the whole download (checked between chunks).
-DEFAULT_TIMEOUT = 10.0
-#: Larger downloads are refused: social-media photos are far smaller, and a bound keeps a
-#: worker's memory predictable.
-MAX_DOWNLOAD_BYTES = 32 * 1024 * 1024
-_CHUNK = 256 * 1024
-_USER_AGENT = "sentimodal/0.1 (image fetch)"
 #: Transparent pixels are shown over white, as a browser would display the post.
 _BACKGROUND = (255, 255, 255)
 
 
 def is_url(source: str | Path) -> bool:
-    return isinstance(source, str) and source.lower().startswith(("http://", "https://"))
+    return _is_url(source)
 
 
 def load_image(
-    source: str | Path, *, draft: int | None = None, timeout: float = DEFAULT_TIMEOUT
+    source: str | Path, *, draft: int | None = None, policy: FetchPolicy | None = None
 ) -> Image.Image:
     """Decode ``source`` fully into an RGB image, upright according to its EXIF orientation.
 
     ``draft`` (pixels) lets JPEG decoding skip detail an encoder would throw away: the decoder
     scales by 1/2, 1/4 or 1/8 while keeping both sides >= ``draft``. This is the cheapest
-    resize there is, so encoders pass the smallest side their transform needs.
+    resize there is, so encoders pass the smallest side their transform needs. URLs are
+    fetched under ``policy`` (default: public addresses only, see :mod:`sentimodal.net`).
     Raises :class:`RecordError` for anything that prevents getting the pixels.
     """
     if is_url(source):
-        data = _download(str(source), timeout)
         where = str(source)
-        opener: io.BytesIO | Path = io.BytesIO(data)
+        opener: io.BytesIO | Path = io.BytesIO(download_image(where, policy))
     else:
         path = Path(source)
         where = str(path)
@@ -62,6 +54,11 @@ def load_image(
 
 def _byte_size(opener: io.BytesIO | Path) -> int:
     return opener.getbuffer().nbytes if isinstance(opener, io.BytesIO) else opener.stat().st_size
+
+
+def decode_image(data: bytes, where: str, draft: int | None = None) -> Image.Image:
+    """Decode downloaded bytes under the same rules as a file (the downloader's check)."""
+    return _decode(io.BytesIO(data), where, draft)
 
 
 def _decode(opener: io.BytesIO | Path, where: str, draft: int | None) -> Image.Image:
@@ -115,35 +112,12 @@ def _high_depth_to_l(img: Image.Image) -> Image.Image:
     return Image.fromarray(scaled, mode="L")
 
 
-def _download(url: str, timeout: float) -> bytes:
-    """Fetch ``url`` within ``timeout`` seconds overall and :data:`MAX_DOWNLOAD_BYTES`."""
-    deadline = time.monotonic() + timeout
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+def download_image(url: str, policy: FetchPolicy | None = None) -> bytes:
+    """The bytes at ``url``, fetched under ``policy`` (address rules, deadline, byte cap)."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            chunks: list[bytes] = []
-            size = 0
-            while chunk := response.read(_CHUNK):
-                size += len(chunk)
-                if size > MAX_DOWNLOAD_BYTES:
-                    raise RecordError(
-                        f"image download larger than {MAX_DOWNLOAD_BYTES} bytes: {url}"
-                    )
-                if time.monotonic() > deadline:
-                    raise RecordError(f"image download timed out after {timeout:g} s: {url}")
-                chunks.append(chunk)
-    except urllib.error.HTTPError as exc:
-        raise RecordError(f"image download failed: HTTP {exc.code} for {url}") from None
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, TimeoutError):
-            raise RecordError(f"image download timed out after {timeout:g} s: {url}") from None
-        raise RecordError(f"image download failed: {reason} for {url}") from None
-    except TimeoutError:
-        raise RecordError(f"image download timed out after {timeout:g} s: {url}") from None
-    except OSError as exc:
-        raise RecordError(f"image download failed: {exc} for {url}") from None
-    data = b"".join(chunks)
-    if not data:
+        response = fetch(url, policy or FetchPolicy())
+    except FetchError as exc:
+        raise RecordError(f"image download failed: {exc}: {url}") from None
+    if not response.body:
         raise RecordError(f"image download returned no data: {url}")
-    return data
+    return response.body

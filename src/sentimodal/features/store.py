@@ -39,6 +39,7 @@ from sentimodal.features.keys import STORE_FORMAT, STORE_VERSION, examples_finge
 from sentimodal.features.text_encoders import get_text_encoder
 from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.files import folder_lock
+from sentimodal.net import FetchPolicy
 from sentimodal.preparation.dataset import PreparedDataset, as_dataset, image_or_none
 from sentimodal.progress import progress_bar
 
@@ -58,6 +59,10 @@ class FeatureConfig(Config):
     workers: int = Field(FEATURE_WORKERS, ge=0)
     dtype: Literal["float32", "float16"] = "float32"
     engine: Literal["local", "ray"] = "local"
+    #: a running Ray cluster to use (``ray start --head`` prints it); None starts a local one
+    ray_address: str | None = None
+    #: let image URLs reach loopback / private / link-local addresses (see sentimodal.net)
+    allow_private_addresses: bool = False
     #: rows per shard: what a killed run can lose at most
     shard_size: int = Field(512, ge=1)
 
@@ -120,13 +125,16 @@ def extract_features(
     engine: str = "local",
     shard_size: int = 512,
     progress: bool = True,
+    ray_address: str | None = None,
+    allow_private_addresses: bool = False,
 ) -> dict[str, ExtractionResult]:
     """Compute (or find cached) features of every example, per modality; ``None`` skips one.
 
     Encoders are registry names (built with ``image_config`` / ``text_config``) or ready
     instances (a custom or fine-tuned encoder). Rows without an image (or with an empty text)
     are simply not featurised for that modality; images that fail to decode go to the
-    folder's rejects.csv. Returns ``{kind: result}``.
+    folder's rejects.csv. Image URLs are fetched by :func:`sentimodal.net.fetch`, refusing
+    non-public addresses unless ``allow_private_addresses``. Returns ``{kind: result}``.
     """
     image_encoder = image if isinstance(image, ImageEncoder) else None
     text_encoder = text if isinstance(text, TextEncoder) else None
@@ -143,18 +151,21 @@ def extract_features(
             dtype=dtype,
             engine=engine,
             shard_size=shard_size,
+            ray_address=ray_address,
+            allow_private_addresses=allow_private_addresses,
         )
     except ValidationError as exc:
         raise UserInputError(validation_message(exc, "invalid feature setting ")) from None
     data = as_dataset(dataset)
     if data.root is None:
         raise UserInputError("the dataset has no directory: save it before extracting features")
-    runner = get_engine(config.engine, workers=config.workers)
+    runner = get_engine(config.engine, workers=config.workers, address=config.ray_address)
     results: dict[str, ExtractionResult] = {}
     if config.image:
         encoder = image_encoder or get_image_encoder(config.image, **config.image_config)
+        network = FetchPolicy(allow_private=config.allow_private_addresses)
         results["image"] = _extract(
-            data, _image_plan(data, encoder, config.dtype), config, runner, progress
+            data, _image_plan(data, encoder, config.dtype, network), config, runner, progress
         )
     if config.text:
         encoder = text_encoder or get_text_encoder(config.text, **config.text_config)
@@ -164,7 +175,9 @@ def extract_features(
     return results
 
 
-def _image_plan(data: PreparedDataset, encoder: ImageEncoder, dtype: str) -> _Plan:
+def _image_plan(
+    data: PreparedDataset, encoder: ImageEncoder, dtype: str, network: FetchPolicy
+) -> _Plan:
     examples = data.examples
     images = [image_or_none(v) for v in examples["image"].tolist()]
     ids = examples["id"].astype(str).tolist()
@@ -178,7 +191,7 @@ def _image_plan(data: PreparedDataset, encoder: ImageEncoder, dtype: str) -> _Pl
         stored_dtype=dtype,
         fingerprint=examples_fingerprint(ids, images),
         rows=rows,
-        work=ImageBatchWork(encoder),
+        work=ImageBatchWork(encoder, network),
     )
 
 

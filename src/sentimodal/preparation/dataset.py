@@ -199,8 +199,10 @@ class PreparedDataset:
             return pd.DataFrame(columns=list(REJECT_COLUMNS))
         return pd.read_csv(path, dtype=str, keep_default_na=False)
 
-    def save(self, root: str | Path) -> PreparedDataset:
-        """Write the dataset directory (each file replaced atomically) and return it from there."""
+    def save(self, root: str | Path, rejects: pd.DataFrame | None = None) -> PreparedDataset:
+        """Write the dataset directory (each file replaced atomically) and return it from there.
+
+        ``rejects`` replaces the rejected records (by default: the ones this dataset has)."""
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         examples_path = root / EXAMPLES_FILE
@@ -209,9 +211,9 @@ class PreparedDataset:
         )
         buffer = pa.BufferOutputStream()
         pq.write_table(table, buffer)
-        rejects = (
-            self.rejects() if self.root is not None else pd.DataFrame(columns=list(REJECT_COLUMNS))
-        )
+        if rejects is None:
+            rejects = self.rejects() if self.root is not None else pd.DataFrame()
+        rejects = rejects.reindex(columns=list(REJECT_COLUMNS))
         with folder_lock(root):
             write_atomic(examples_path, buffer.getvalue().to_pybytes())
             write_atomic(root / REJECTS_FILE, rejects.to_csv(index=False))

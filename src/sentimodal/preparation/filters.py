@@ -11,8 +11,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,6 +19,7 @@ from PIL import Image
 
 from sentimodal.errors import RecordError
 from sentimodal.files import check_regular
+from sentimodal.net import FetchError, FetchPolicy, fetch
 from sentimodal.sources.image_checks import check_jpeg_data
 from sentimodal.sources.record import Post
 
@@ -78,7 +77,11 @@ def normalise_filters(specs: Iterable[str]) -> list[str]:
 
 
 def build_filters(
-    specs: Sequence[str], *, seed: int = 0, url_timeout: float = 5.0
+    specs: Sequence[str],
+    *,
+    seed: int = 0,
+    url_timeout: float = 5.0,
+    allow_private_addresses: bool = False,
 ) -> tuple[list[PostFilter], ImageCheck]:
     """Text filters (cheapest first) and the image check, from canonical filter specs."""
     text_filters: dict[str, PostFilter] = {}
@@ -95,7 +98,8 @@ def build_filters(
             check_urls = True
     order = ("min-words", "english", "spelling")
     ordered = [text_filters[name] for name in order if name in text_filters]
-    return ordered, ImageCheck(check_urls=check_urls, timeout=url_timeout)
+    check = ImageCheck(check_urls, url_timeout, allow_private_addresses)
+    return ordered, check
 
 
 def _strip_social(text: str) -> str:
@@ -189,7 +193,7 @@ class SpellingFilter:
 
 
 def is_url(reference: str) -> bool:
-    return reference.lower().startswith(("http://", "https://"))
+    return reference.strip().lower().startswith(("http://", "https://"))
 
 
 def check_local_image(path: str) -> None:
@@ -217,32 +221,24 @@ def check_local_image(path: str) -> None:
         raise RecordError(f"image does not decode: {path} ({exc})") from None
 
 
-def check_image_url(url: str, timeout: float = 5.0) -> None:
-    """A bounded reachability check: HEAD (or a one-byte GET where HEAD is refused), one
-    timeout per request, an image content type, and not Flickr's "photo unavailable" stand-in."""
-    headers = {"User-Agent": "sentimodal-prepare"}
+def check_image_url(url: str, timeout: float = 5.0, *, policy: FetchPolicy | None = None) -> None:
+    """A bounded reachability check through the one fetcher (address rules, deadline): HEAD
+    (or a one-byte ranged GET where HEAD is refused), an image content type, and not Flickr's
+    "photo unavailable" stand-in. ``policy`` defaults to public addresses only, ``timeout``
+    seconds per request and no retries."""
+    policy = policy or FetchPolicy(timeout=timeout, deadline=2 * timeout, retries=0)
     try:
         try:
-            response = urllib.request.urlopen(
-                urllib.request.Request(url, method="HEAD", headers=headers), timeout=timeout
-            )
-        except urllib.error.HTTPError as exc:
-            if exc.code not in (403, 405, 501):
+            response = fetch(url, policy, method="HEAD")
+        except FetchError as exc:
+            if exc.status not in (403, 405, 501):
                 raise
-            ranged = {**headers, "Range": "bytes=0-0"}
-            response = urllib.request.urlopen(
-                urllib.request.Request(url, headers=ranged), timeout=timeout
-            )
-        with response:
-            content_type = response.headers.get("Content-Type", "")
-            final_url = response.geturl()
-    except urllib.error.HTTPError as exc:
-        raise RecordError(f"image URL unreachable: {url} (HTTP {exc.code})") from None
-    except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
-        detail = getattr(exc, "reason", None) or exc
-        raise RecordError(f"image URL unreachable: {url} ({detail})") from None
-    if "photo_unavailable" in final_url:
+            response = fetch(url, policy, headers={"Range": "bytes=0-0"})
+    except FetchError as exc:
+        raise RecordError(f"image URL unreachable: {url} ({exc})") from None
+    if "photo_unavailable" in response.final_url:
         raise RecordError(f"image URL unreachable: {url} (photo unavailable)")
+    content_type = response.content_type
     if content_type and not content_type.lower().startswith("image/"):
         raise RecordError(f"image URL unreachable: {url} (content type {content_type})")
 
@@ -254,12 +250,20 @@ class ImageCheck:
 
     check_urls: bool = False
     timeout: float = 5.0
+    #: let URL checks reach loopback / private / link-local addresses
+    allow_private: bool = False
 
     def check(self, post: Post) -> None:
         if post.image is None:
             return
         if is_url(post.image):
             if self.check_urls:
-                check_image_url(post.image, self.timeout)
+                policy = FetchPolicy(
+                    timeout=self.timeout,
+                    deadline=2 * self.timeout,
+                    retries=0,
+                    allow_private=self.allow_private,
+                )
+                check_image_url(post.image, policy=policy)
             return
         check_local_image(post.image)

@@ -100,6 +100,8 @@ class PrepareConfig(Config):
     filters: list[str] = Field(default_factory=list)
     preset: Literal["study"] | None = None
     url_timeout: float = Field(default=5.0, gt=0)
+    # let URL checks reach loopback / private / link-local addresses (refused by default)
+    allow_private_addresses: bool = False
     # labelling (None: the source's own labels, or ANP scores for mvso)
     labels: Literal["source", "anp", "vader"] | None = None
     classes: Literal[2, 3] = 3
@@ -179,7 +181,10 @@ def prepare(
     path, out = Path(path), check_output_folder(out)
     reader = _open_reader(config, path)
     text_filters, image_check = build_filters(
-        config.effective_filters(), seed=config.seed, url_timeout=config.url_timeout
+        config.effective_filters(),
+        seed=config.seed,
+        url_timeout=config.url_timeout,
+        allow_private_addresses=config.allow_private_addresses,
     )
     with folder_lock(out):
         # Holding the folder: what a killed run left behind is nobody's now.

@@ -174,7 +174,21 @@ def _image_reference(xml_path: str, photo: Element) -> str:
     missing = [key for key, value in parts.items() if not value]
     if missing:
         raise RecordError(f"no image: no local file and the photo lacks {', '.join(missing)}")
+    # The attributes are pasted into a URL: anything but the documented shapes could pick
+    # another host or path (farm="1.evil.example/x"), so they must be what Flickr sends.
+    for key, pattern in _FLICKR_PARTS.items():
+        if not pattern.fullmatch(parts[key]):
+            raise RecordError(f"invalid Flickr {key} {parts[key][:40]!r}: no image URL built")
     return FLICKR_IMAGE_URL.format(**parts)
+
+
+#: photo id, farm and server are decimal numbers; the secret is hexadecimal
+_FLICKR_PARTS = {
+    "id": re.compile(r"[0-9]{1,20}"),
+    "farm": re.compile(r"[0-9]{1,4}"),
+    "server": re.compile(r"[0-9]{1,6}"),
+    "secret": re.compile(r"[0-9a-fA-F]{1,32}"),
+}
 
 
 def _element_text(element: Element | None) -> str:

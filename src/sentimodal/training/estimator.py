@@ -37,6 +37,7 @@ from sentimodal.models.fusion import LateFusion
 from sentimodal.models.label_space import LabelSpace
 from sentimodal.models.recipes import ModalityInput, get_recipe
 from sentimodal.models.registry import build_model, config_from_dict
+from sentimodal.net import FetchPolicy
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.progress import note
 from sentimodal.training import model_dir
@@ -524,21 +525,29 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         return frame
 
     def predict_posts(
-        self, posts: pd.DataFrame | Iterable[Mapping[str, Any]], *, batch_size: int = 32
+        self,
+        posts: pd.DataFrame | Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = 32,
+        allow_private_addresses: bool = False,
     ) -> list[Prediction]:
         """Predict raw posts (``text`` and/or ``image`` path or URL per post, optional ``id``).
 
         A post that cannot be predicted (missing text, unreadable image) gets an ``error`` and
-        the others go on.
+        the others go on. Image URLs may reach non-public addresses only with
+        ``allow_private_addresses`` (see :mod:`sentimodal.net`).
         """
         self._check_fitted()
         records = posts.to_dict("records") if isinstance(posts, pd.DataFrame) else list(posts)
+        network = FetchPolicy(allow_private=allow_private_addresses)
         out: list[Prediction] = []
         for start in range(0, len(records), batch_size):
-            out += self._predict_batch(records[start : start + batch_size], start)
+            out += self._predict_batch(records[start : start + batch_size], start, network)
         return out
 
-    def _predict_batch(self, records: list[Mapping[str, Any]], offset: int) -> list[Prediction]:
+    def _predict_batch(
+        self, records: list[Mapping[str, Any]], offset: int, network: FetchPolicy
+    ) -> list[Prediction]:
         needed = self._modalities()
         fusion = len(needed) > 1
         rows: list[Row] = []
@@ -554,7 +563,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         parts: dict[str, tuple[list[str], np.ndarray, np.ndarray | None]] = {}
         warnings: dict[int, str] = {}
         if "image" in needed:
-            result = ImageBatchWork(self.image_encoder_)([r for r in todo if r["image"]])
+            result = ImageBatchWork(self.image_encoder_, network)([r for r in todo if r["image"]])
             for reject in result.rejects:
                 position = int(reject["position"])
                 if fusion and rows[position]["text"]:

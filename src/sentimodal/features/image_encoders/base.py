@@ -17,7 +17,8 @@ from sentimodal.features.image_encoders.weights import (
     WeightSource,
     resolve_weights,
 )
-from sentimodal.features.images import DEFAULT_TIMEOUT, load_image
+from sentimodal.features.images import load_image
+from sentimodal.net import FetchPolicy
 
 
 class ImageEncoder(ABC):
@@ -56,10 +57,10 @@ class ImageEncoder(ABC):
     def module(self) -> torch.nn.Module:
         """The torch module: preprocessed batch -> (N, *shape) features (for fine-tuning)."""
 
-    def read(self, source: str | Path, *, timeout: float = DEFAULT_TIMEOUT) -> torch.Tensor:
+    def read(self, source: str | Path, *, policy: FetchPolicy | None = None) -> torch.Tensor:
         """Load, decode and transform one image path or URL (raises ``RecordError``): the whole
-        per-image work of a data-loading worker."""
-        return self.transform(load_image(source, draft=self.load_size, timeout=timeout))
+        per-image work of a data-loading worker. URLs are fetched under ``policy``."""
+        return self.transform(load_image(source, draft=self.load_size, policy=policy))
 
     @torch.inference_mode()
     def encode(self, batch: torch.Tensor) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from sentimodal.interfaces.cli import (  # noqa: F401  (each import registers its command)
     demo,
+    download,
     evaluate,
     experiment,
     features,

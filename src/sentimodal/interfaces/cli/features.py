@@ -49,6 +49,14 @@ def features_command(
         help="Image encoder weights: imagenet, a local .pth/.safetensors file, or none (random).",
     ),
     engine: str | None = typer.Option(None, "--engine", help="local (default) or ray."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="A running Ray cluster (HOST:PORT) for --engine ray."
+    ),
+    allow_private_addresses: bool | None = typer.Option(
+        None,
+        "--allow-private-addresses",
+        help="Let image URLs reach loopback, private and link-local addresses (off: refused).",
+    ),
     shard_size: int | None = typer.Option(
         None, "--shard-size", help="Rows per shard: the most an interrupted run recomputes (512)."
     ),
@@ -69,6 +77,8 @@ def features_command(
             "dtype": None if float16 is None else ("float16" if float16 else "float32"),
             "engine": engine,
             "shard_size": shard_size,
+            "ray_address": ray_address,
+            "allow_private_addresses": allow_private_addresses,
         },
     )
     if image_weights is not None:

@@ -83,6 +83,11 @@ def predict_command(
     text_column: str = typer.Option("text", "--text-column", help="Input text column."),
     image_column: str = typer.Option("image", "--image-column", help="Input image column."),
     id_column: str = typer.Option("id", "--id-column", help="Input id column."),
+    allow_private_addresses: bool = typer.Option(
+        False,
+        "--allow-private-addresses",
+        help="Let image URLs reach loopback, private and link-local addresses (off: refused).",
+    ),
 ) -> None:
     """Predict the sentiment of posts; bad rows get an error and the rest go on."""
     if input_file is None and text is None and image is None:
@@ -103,7 +108,7 @@ def predict_command(
         posts = read_posts(input_file, text_column, image_column, id_column)
     else:
         posts = pd.DataFrame([{"id": "0", "text": text or "", "image": image or ""}])
-    predictions = model.predict_posts(posts)
+    predictions = model.predict_posts(posts, allow_private_addresses=allow_private_addresses)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         with output.open("w", encoding="utf-8") as handle:

@@ -84,6 +84,11 @@ def prepare_command(
     url_timeout: float | None = typer.Option(
         None, "--url-timeout", help="Seconds per image URL check (5)."
     ),
+    allow_private_addresses: bool | None = typer.Option(
+        None,
+        "--allow-private-addresses",
+        help="Let URL checks reach loopback, private and link-local addresses (off: refused).",
+    ),
     balance: bool | None = typer.Option(
         None, "--balance/--no-balance", help="Downsample every class to the smallest (seeded)."
     ),
@@ -114,6 +119,7 @@ def prepare_command(
         "filters": filters or None,
         "preset": preset,
         "url_timeout": url_timeout,
+        "allow_private_addresses": allow_private_addresses,
         "balance": balance,
         "split": split,
         "seed": seed,
