@@ -81,10 +81,10 @@ def test_predict_one_post_and_a_file_with_bad_rows(
     )
     posts.to_csv(tmp_path / "posts.csv", index=False)
     out = tmp_path / "preds.jsonl"
-    many = runner.invoke(
-        app, ["predict", str(model_dir), "--input", str(tmp_path / "posts.csv"), "-o", str(out)]
-    )
-    assert many.exit_code == 0, many.output
+    args = ["predict", str(model_dir), "--input", str(tmp_path / "posts.csv"), "-o", str(out)]
+    many = runner.invoke(app, args)
+    assert many.exit_code == 1, many.output  # two rows failed
+    assert "2 of 3 posts could not be predicted" in many.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [x["id"] for x in lines] == ["ok", "no-text", "no-image-file"]
     assert lines[0]["label"] in dataset.labels and set(lines[0]["scores"]) == set(dataset.labels)

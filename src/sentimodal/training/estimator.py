@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -21,8 +21,7 @@ from pydantic import ValidationError
 
 from sentimodal.errors import UserInputError
 from sentimodal.evaluation.metrics import classification_report
-from sentimodal.features.batch_work import ImageBatchWork, TextBatchWork
-from sentimodal.features.engine import Row
+from sentimodal.features.engine import LocalEngine
 from sentimodal.features.folder import FeatureFolder, FeatureSet
 from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
@@ -30,6 +29,7 @@ from sentimodal.features.store import ExtractionResult, extract_features
 from sentimodal.features.text_encoders import get_text_encoder
 from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.features.text_encoders.minilm_tokens import MiniLMTokensEncoder
+from sentimodal.inference.posts import PostBatchWork, Prediction, post_rows, predict_rows
 from sentimodal.models.base import SentimentNet
 from sentimodal.models.config import ModelConfig, TextTransformerConfig
 from sentimodal.models.fusion import LateFusion
@@ -46,24 +46,6 @@ from sentimodal.training.scaler import FeatureScaler
 from sentimodal.training.trainer import fit as train_model
 
 DatasetLike = PreparedDataset | str | Path | pd.DataFrame
-
-
-@dataclass
-class Prediction:
-    """One raw post's prediction, or the reason it could not be made."""
-
-    id: str
-    label: str | None = None
-    scores: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id}
-        if self.error is None:
-            out.update(label=self.label, scores=self.scores)
-        else:
-            out["error"] = self.error
-        return out
 
 
 @dataclass
@@ -429,60 +411,23 @@ class SentimentModel:
         return frame
 
     def predict_posts(
-        self, posts: pd.DataFrame | Iterable[Mapping[str, Any]], *, batch_size: int = 32
+        self,
+        posts: pd.DataFrame | Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = 32,
+        workers: int | None = None,
     ) -> list[Prediction]:
         """Predict raw posts (``text`` and/or ``image`` path or URL per post, optional ``id``).
 
         A post that cannot be predicted (missing text, unreadable image) gets an ``error`` and
-        the others go on.
+        the others go on. Batches run in ``workers`` processes like feature extraction
+        (default: the run's ``feature_workers``); see :mod:`sentimodal.inference`.
         """
         self._check_fitted()
-        records = posts.to_dict("records") if isinstance(posts, pd.DataFrame) else list(posts)
-        out: list[Prediction] = []
-        for start in range(0, len(records), batch_size):
-            out += self._predict_batch(records[start : start + batch_size], start)
-        return out
-
-    def _predict_batch(self, records: list[Mapping[str, Any]], offset: int) -> list[Prediction]:
-        rows: list[Row] = []
-        errors: dict[int, str] = {}
-        for position, record in enumerate(records):
-            row_id = _cell(record.get("id")) or str(offset + position)
-            text = _cell(record.get("text"))
-            image = _cell(record.get("image"))
-            if self.run_.uses_text and not text:
-                errors[position] = "empty text"
-            elif self.run_.uses_image and not image:
-                errors[position] = "no image"
-            rows.append({"position": position, "id": row_id, "text": text, "image": image})
-        parts: dict[str, dict[int, np.ndarray]] = {}
-        lengths: dict[int, int] = {}
-        todo = [r for r in rows if r["position"] not in errors]
-        if self.run_.uses_image and todo:
-            result = ImageBatchWork(self.image_encoder_)(todo)
-            errors.update({int(r["position"]): r["reason"] for r in result.rejects})
-            parts["image"] = dict(zip(result.positions.tolist(), result.values, strict=True))
-        if self.run_.uses_text and todo:
-            result = TextBatchWork(self.text_encoder_)(todo)
-            parts["text"] = dict(zip(result.positions.tolist(), result.values, strict=True))
-            if result.lengths is not None:
-                lengths = dict(zip(result.positions.tolist(), result.lengths.tolist(), strict=True))
-        ok = [r["position"] for r in rows if r["position"] not in errors]
-        predictions = {p: Prediction(id=rows[p]["id"], error=f"{errors[p]}") for p in errors}
-        if ok:
-            data = {kind: np.stack([values[p] for p in ok]) for kind, values in parts.items()}
-            if lengths:
-                data["text_lengths"] = np.array([lengths[p] for p in ok], dtype=np.int64)
-            data = self.scaler_.transform(data)
-            scores = predict_scores(self.model_, data, self.run_.train.eval_batch_size)
-            classes = self.classes_
-            for p, row_scores in zip(ok, scores, strict=True):
-                predictions[p] = Prediction(
-                    id=rows[p]["id"],
-                    label=classes[int(row_scores.argmax())],
-                    scores={c: float(s) for c, s in zip(classes, row_scores, strict=True)},
-                )
-        return [predictions[r["position"]] for r in rows]
+        records = posts.to_dict("records") if isinstance(posts, pd.DataFrame) else posts
+        work = PostBatchWork.for_model(self)
+        engine = LocalEngine(self.run_.feature_workers if workers is None else workers)
+        return predict_rows(work, post_rows(records), batch_size=batch_size, engine=engine)
 
     # ----------------------------------------------------------------------------- evaluating
 
@@ -615,13 +560,6 @@ def _as_kind(branch: dict[str, Any]) -> dict[str, Any]:
 
 def _flat_dim(values: np.ndarray) -> int:
     return int(np.prod(values.shape[1:]))
-
-
-def _cell(value: Any) -> str:
-    """A table cell as stripped text; missing values (None, NaN) are empty."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    return str(value).strip()
 
 
 def _encoder_entry(encoder: ImageEncoder | TextEncoder) -> dict[str, Any]:
