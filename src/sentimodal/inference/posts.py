@@ -9,6 +9,7 @@ same engines run it: ``LocalEngine`` with DataLoader workers, or ``RayEngine``. 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -107,6 +108,13 @@ class PostBatchWork:
             score=lambda data: predict_scores(network, data, batch),
             classes=model.classes_,
         )
+
+    def with_classes(self, classes: Sequence[str]) -> PostBatchWork:
+        """The same work scoring another label list (an embedding head's free labels; the
+        caller puts the matching label space on the network)."""
+        other = copy.copy(self)
+        other.classes = list(classes)
+        return other
 
     @property
     def parallel(self) -> bool:

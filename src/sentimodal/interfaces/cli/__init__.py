@@ -7,6 +7,7 @@ from sentimodal.interfaces.cli import (  # noqa: F401  (each import registers it
     features,
     predict,
     prepare,
+    serve,
     train,
     visualize,
     zeroshot,
