@@ -40,6 +40,8 @@ from sentimodal.interfaces.server.model import ImageRejected, ServedModel, decod
 from sentimodal.interfaces.server.settings import ServerSettings
 
 access_log = logging.getLogger("sentimodal.server.access")
+#: an oversized body is read and dropped up to this many times the bound (see Guard)
+_DRAIN_FACTOR = 4
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -194,24 +196,29 @@ class Guard:
             )
 
     async def _read_body(self, headers: dict[bytes, bytes], receive: Callable) -> bytes | None:
+        """The body, or None when it is over the bound. An oversized body is still read (and
+        dropped) up to a few times the bound, so that the client, still sending, receives the
+        413 rather than a reset connection; beyond that the connection is just closed."""
         declared = headers.get(b"content-length")
-        if declared is not None:
-            with contextlib.suppress(ValueError):
-                if int(declared) > self.max_bytes:
-                    return None
-        chunks, size = [], 0
+        drain_limit = _DRAIN_FACTOR * self.max_bytes
+        with contextlib.suppress(ValueError):
+            if declared is not None and int(declared) > drain_limit:
+                return None
+        chunks: list[bytes] = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
+            if size <= self.max_bytes:
+                chunks.append(chunk)
+            elif size > drain_limit:
                 return None
-            chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        return b"".join(chunks)
+        return b"".join(chunks) if size <= self.max_bytes else None
 
 
 # ----------------------------------------------------------------------------- the app
