@@ -119,8 +119,22 @@ _MULTIPART_SCHEMA = {
 }
 
 
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    """The schema with its local ``#/$defs/X`` references replaced by their definitions (an
+    operation's inline schema cannot point into a ``$defs`` of its own)."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline(item, defs) for item in schema]
+    return schema
+
+
 def _body_schema(model: type[BaseModel], multipart: bool) -> dict[str, Any]:
-    content: dict[str, Any] = {"application/json": {"schema": model.model_json_schema()}}
+    raw = model.model_json_schema()
+    content: dict[str, Any] = {"application/json": {"schema": _inline(raw, raw.get("$defs", {}))}}
     if multipart:
         content["multipart/form-data"] = {"schema": _MULTIPART_SCHEMA}
     return {"requestBody": {"required": True, "content": content}}
