@@ -82,8 +82,8 @@ def wait_ready(base: str, timeout: float = 60.0) -> float:
 class ThreadServer:
     """uvicorn in a thread of the test process, on a free port of 127.0.0.1."""
 
-    def __init__(self, model_dir: Path, settings: ServerSettings) -> None:
-        app = create_app(lambda: ServedModel.load(model_dir), settings)
+    def __init__(self, model_dir: Path, settings: ServerSettings, runtime: str = "torch") -> None:
+        app = create_app(lambda: ServedModel.load(model_dir, runtime), settings)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(

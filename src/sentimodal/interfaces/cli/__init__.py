@@ -4,6 +4,7 @@ from sentimodal.interfaces.cli import (  # noqa: F401  (each import registers it
     demo,
     evaluate,
     experiment,
+    export,
     features,
     predict,
     prepare,

@@ -13,7 +13,6 @@ from sentimodal.features.engine import get_engine
 from sentimodal.inference.posts import PostBatchWork, Prediction, post_rows, predict_rows
 from sentimodal.inference.stream import Columns, predict_table
 from sentimodal.interfaces.cli.app import app, console, err_console, user_errors
-from sentimodal.training.estimator import SentimentModel
 
 
 @app.command("predict")
@@ -49,6 +48,9 @@ def predict_command(
         False, "--allow-errors", help="Exit 0 even when some rows could not be predicted."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    runtime: str = typer.Option(
+        "torch", "--runtime", help="torch (a model directory) or onnx (a `sentimodal export`)."
+    ),
 ) -> None:
     """Predict the sentiment of posts; bad rows get an error and the rest go on.
 
@@ -63,10 +65,7 @@ def predict_command(
     if input_file is not None and output is None:
         raise UserInputError("--input needs --output (.jsonl or .parquet)")
     run_engine = get_engine(engine, workers)
-    model = SentimentModel.load(model_dir)
-    if labels is not None:
-        model.set_labels([label for label in labels.split(",") if label.strip()])
-    work = PostBatchWork.for_model(model)
+    work = _work(model_dir, runtime, labels)
     if input_file is None:
         rows = post_rows([{"id": "0", "text": text or "", "image": image or ""}])
         predictions = predict_rows(work, rows)
@@ -74,7 +73,7 @@ def predict_command(
             output.parent.mkdir(parents=True, exist_ok=True)
             lines = [json.dumps(p.to_row(), ensure_ascii=False) for p in predictions]
             output.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        console.print(_table(predictions, model.classes_))
+        console.print(_table(predictions, work.classes))
         failed = sum(p.error is not None for p in predictions)
         if failed and not allow_errors:
             raise typer.Exit(code=1)
@@ -84,7 +83,7 @@ def predict_command(
         work,
         input_file,
         output,
-        model_name=f"{model_dir.resolve()}|labels={','.join(work.classes)}",
+        model_name=f"{model_dir.resolve()}|{runtime}|labels={','.join(work.classes)}",
         columns=columns,
         batch_size=batch_size,
         chunk_rows=chunk_rows,
@@ -110,6 +109,24 @@ def predict_command(
             soft_wrap=True,
         )
         raise typer.Exit(code=1)
+
+
+def _work(model_dir: Path, runtime: str, labels: str | None) -> PostBatchWork:
+    """The per-batch work of the model, on the chosen runtime (onnx: no training code)."""
+    if runtime == "onnx":
+        from sentimodal.inference.onnx_runtime import OnnxModel
+
+        if labels is not None:
+            raise UserInputError("--labels needs the torch runtime (an embedding head)")
+        return OnnxModel.load(model_dir).work
+    if runtime != "torch":
+        raise UserInputError(f"unknown runtime {runtime!r}: choose torch or onnx")
+    from sentimodal.training.estimator import SentimentModel
+
+    model = SentimentModel.load(model_dir)
+    if labels is not None:
+        model.set_labels([label for label in labels.split(",") if label.strip()])
+    return PostBatchWork.for_model(model)
 
 
 def _table(predictions: list[Prediction], classes: list[str]) -> Table:

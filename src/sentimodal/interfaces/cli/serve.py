@@ -16,7 +16,9 @@ from sentimodal.interfaces.cli.app import app, err_console, user_errors
 @app.command("serve")
 @user_errors
 def serve_command(
-    model_dir: Path = typer.Argument(..., help="A model directory written by `train`."),
+    model_dir: Path = typer.Argument(
+        ..., help="A model directory written by `train` (or an ONNX export, --runtime onnx)."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on."),
     config: Path | None = typer.Option(
@@ -24,6 +26,9 @@ def serve_command(
     ),
     allow_image_urls: bool = typer.Option(
         False, "--allow-image-urls", help="Fetch image_url posts (public addresses only)."
+    ),
+    runtime: str = typer.Option(
+        "torch", "--runtime", help="torch (a model directory) or onnx (a `sentimodal export`)."
     ),
     max_batch_posts: int | None = typer.Option(None, "--max-batch-posts", min=1),
     request_timeout: float | None = typer.Option(None, "--request-timeout", min=0.001),
@@ -35,8 +40,11 @@ def serve_command(
     from sentimodal.interfaces.server import ServerSettings, create_app
     from sentimodal.interfaces.server.model import ServedModel
 
-    if not (model_dir / "config.json").is_file():
-        raise UserInputError(f"model directory not found or incomplete: {model_dir}")
+    if runtime not in ("torch", "onnx"):
+        raise UserInputError(f"unknown runtime {runtime!r}: choose torch or onnx")
+    needed = "onnx.json" if runtime == "onnx" else "config.json"
+    if not (model_dir / needed).is_file():
+        raise UserInputError(f"{model_dir}: no {needed} (not a {runtime} model directory)")
     settings = _settings(config, ServerSettings)
     overrides = {
         "allow_image_urls": allow_image_urls or settings.allow_image_urls,
@@ -50,7 +58,7 @@ def serve_command(
     access.addHandler(handler)
     access.setLevel(logging.INFO)
     access.propagate = False
-    application = create_app(lambda: ServedModel.load(model_dir), settings)
+    application = create_app(lambda: ServedModel.load(model_dir, runtime), settings)
     err_console.print(f"serving {model_dir} on http://{host}:{port} (docs at /docs)")
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the
     # handlers found before it started: these make that finished shutdown exit 0

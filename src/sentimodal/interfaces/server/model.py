@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,9 +21,10 @@ from sentimodal.errors import UserInputError
 from sentimodal.features.batch_work import LoadedImages
 from sentimodal.features.images import to_rgb
 from sentimodal.inference.posts import LoadedPosts, PostBatchWork, Prediction
-from sentimodal.models.label_space import LabelSpace
-from sentimodal.training import model_dir
-from sentimodal.training.estimator import SentimentModel
+
+if TYPE_CHECKING:  # the torch runtime's types; the onnx runtime imports no training code
+    from sentimodal.models.label_space import LabelSpace
+    from sentimodal.training.estimator import SentimentModel
 
 
 class ImageRejected(Exception):
@@ -61,21 +62,47 @@ def decode_upload(data: bytes, max_pixels: int, draft: int | None = None) -> Ima
 
 
 class ServedModel:
-    """A model directory ready to serve: ``load`` posts anywhere, ``run`` batches in one thread."""
+    """A model ready to serve: ``load_posts`` anywhere, ``run`` batches in one thread.
 
-    def __init__(self, model: SentimentModel, directory: Path) -> None:
-        self.model = model
-        self.directory = directory
-        self.work = PostBatchWork.for_model(model)
-        self.classes = list(model.classes_)
-        self.space: LabelSpace | None = model.label_space_
+    ``runtime`` ``torch`` serves a model directory; ``onnx`` serves an ONNX export (see
+    ``sentimodal export``) with onnxruntime, without the training code.
+    """
+
+    def __init__(
+        self,
+        work: PostBatchWork,
+        info: dict[str, Any],
+        *,
+        network: Any = None,
+        space: LabelSpace | None = None,
+    ) -> None:
+        self.work = work
+        self.classes = list(work.classes)
+        self._info = info
+        self.network = network
+        self.space = space
         self._spaces: dict[tuple[str, ...], LabelSpace] = {}
 
     @classmethod
-    def load(cls, directory: str | Path) -> ServedModel:
+    def load(cls, directory: str | Path, runtime: str = "torch") -> ServedModel:
         directory = Path(directory)
-        model = SentimentModel.load(directory)
-        served = cls(model, directory)
+        if runtime == "onnx":
+            from sentimodal.inference.onnx_runtime import OnnxModel
+
+            exported = OnnxModel.load(directory)
+            served = cls(exported.work, exported.info())
+        elif runtime == "torch":
+            from sentimodal.training.estimator import SentimentModel
+
+            model = SentimentModel.load(directory)
+            served = cls(
+                PostBatchWork.for_model(model),
+                _torch_info(model, directory),
+                network=model.model_,
+                space=model.label_space_,
+            )
+        else:
+            raise UserInputError(f"unknown runtime {runtime!r}: choose torch or onnx")
         served.warm_up()
         return served
 
@@ -99,29 +126,17 @@ class ServedModel:
         self.run(None, [self.work.load(rows)])
 
     def info(self) -> dict[str, Any]:
-        """What /v1/model tells: labels, encoders, metrics, versions."""
-        config = model_dir.read_json(self.directory / model_dir.CONFIG_FILE)
-        run = self.model.run_
-        return {
-            "labels": self.classes,
-            "head": run.head,
-            "model": run.model,
-            "open_labels": self.space is not None,
-            "inputs": {"text": self.uses_text, "image": self.uses_image},
-            "encoders": config.get("encoders", {}),
-            "metrics": self.model.metrics_,
-            "version": {
-                "sentimodal": __version__,
-                "trained_with": config.get("sentimodal_version"),
-                "format": config.get("format_version"),
-            },
-            "runtime": "torch",
-        }
+        """What /v1/model tells: labels, encoders, metrics, versions, runtime."""
+        return dict(self._info)
 
     def label_space(self, labels: Sequence[str]) -> tuple[str, ...]:
         """Check a free label list (embedding heads only); returns its key for ``run``."""
         if self.space is None:
-            raise UserInputError("this model has a softmax head: it cannot take free labels")
+            info = self._info
+            raise UserInputError(
+                f"free labels need an embedding head served with torch (this model: "
+                f"{info.get('head')} head, {info.get('runtime')} runtime)"
+            )
         key = tuple(str(label).strip() for label in labels)
         if key not in self._spaces:
             if len(self._spaces) > 64:
@@ -138,20 +153,42 @@ class ServedModel:
         work = self.work
         if key is not None:
             space = self._spaces[key]  # type: ignore[index]
-            self.model.model_.set_label_space(space)
+            self.network.set_label_space(space)
             work = self.work.with_classes(space.labels)
         try:
             with torch.inference_mode():
                 result = work.compute(merged)
         finally:
             if key is not None and self.space is not None:
-                self.model.model_.set_label_space(self.space)
+                self.network.set_label_space(self.space)
         predictions = work.predictions(merged.rows, [result])
         out, start = [], 0
         for loaded in batch:
             out.append(predictions[start : start + len(loaded.rows)])
             start += len(loaded.rows)
         return out
+
+
+def _torch_info(model: SentimentModel, directory: Path) -> dict[str, Any]:
+    from sentimodal.training import model_dir
+
+    config = model_dir.read_json(directory / model_dir.CONFIG_FILE)
+    run = model.run_
+    return {
+        "labels": list(model.classes_),
+        "head": run.head,
+        "model": run.model,
+        "open_labels": model.label_space_ is not None,
+        "inputs": {"text": run.uses_text, "image": run.uses_image},
+        "encoders": config.get("encoders", {}),
+        "metrics": model.metrics_,
+        "version": {
+            "sentimodal": __version__,
+            "trained_with": config.get("sentimodal_version"),
+            "format": config.get("format_version"),
+        },
+        "runtime": "torch",
+    }
 
 
 def _merge(batch: list[LoadedPosts]) -> LoadedPosts:
