@@ -30,8 +30,12 @@ def serve_command(
     runtime: str = typer.Option(
         "torch", "--runtime", help="torch (a model directory) or onnx (a `sentimodal export`)."
     ),
-    max_batch_posts: int | None = typer.Option(None, "--max-batch-posts", min=1),
-    request_timeout: float | None = typer.Option(None, "--request-timeout", min=0.001),
+    max_batch_posts: int | None = typer.Option(
+        None, "--max-batch-posts", min=1, help="Most posts in one /v1/predict/batch request."
+    ),
+    request_timeout: float | None = typer.Option(
+        None, "--request-timeout", min=0.001, help="Seconds before a request is answered 504."
+    ),
 ) -> None:
     """Serve the model: POST /v1/predict, /v1/predict/batch; GET /v1/model, /health, /ready,
     /docs and a page to try it at /. One JSON access-log line per request on stderr."""
