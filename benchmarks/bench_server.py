@@ -6,8 +6,8 @@ measures, with real MVSA-Single posts (text + JPEG bytes, base64 JSON):
 - cold start: process start until ``/ready`` answers 200;
 - one client, warm: ``--single`` requests one after the other, latency p50 / p99;
 - ``--clients`` concurrent clients: ``--requests`` requests in all, posts/s and errors;
-- the batch rate of the same model on the same decoded posts in this process (batches of
-  32, every core), which the served throughput is compared with (target >= 0.7x).
+- the batch rate of the same server: ``/v1/predict/batch`` with 32 posts a request from one
+  client, before and after the load leg (the served throughput's target is >= 0.7x of it).
 
 With ``--onnx EXPORT`` every leg also runs on the onnxruntime export and the ratios
 onnx / torch are printed. A bounded number of requests, 127.0.0.1 only.
@@ -30,7 +30,6 @@ from pathlib import Path
 
 import httpx
 
-from sentimodal.interfaces.server.model import ServedModel, decode_upload
 from sentimodal.sources.mvsa import read_mvsa
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mvsa_single"
@@ -108,10 +107,23 @@ def serve_and_measure(model: Path, runtime: str, posts: list[dict], args) -> dic
                         errors += 1
             return errors
 
+        def batch_leg() -> float:
+            """Posts/s of /v1/predict/batch, 32 posts a request, one client: the model's
+            batch rate in the same process, with the same decoding and HTTP costs."""
+            with httpx.Client(timeout=60) as client:
+                sent = time.perf_counter()
+                for start in range(0, len(posts), 32):
+                    answer = client.post(f"{base}/v1/predict/batch",
+                                         json={"posts": posts[start : start + 32]})  # fmt: skip
+                    answer.raise_for_status()
+                return len(posts) / (time.perf_counter() - sent)
+
+        batch_before = batch_leg()
         sent = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
             errors = sum(pool.map(client_run, range(args.clients)))
         throughput = args.requests / (time.perf_counter() - sent)
+        batch = (batch_before + batch_leg()) / 2  # around the load leg, as load drifts
     finally:
         server.terminate()
         server.wait(30)
@@ -121,26 +133,8 @@ def serve_and_measure(model: Path, runtime: str, posts: list[dict], args) -> dic
         "p99": percentile(latencies, 0.99),
         "throughput": throughput,
         "errors": errors,
+        "batch": batch,
     }
-
-
-def batch_rate(model: Path, runtime: str, posts: list[dict], rounds: int = 3) -> float:
-    """Posts/s of the same model on the same posts, decoded from the same bytes, in batches of
-    32 in this process: what micro-batching under load can at best approach."""
-    served = ServedModel.load(model, runtime)
-    draft = served.image_draft
-    rows = []
-    for i, post in enumerate(posts):
-        image = decode_upload(base64.b64decode(post["image_base64"]), 10**8, draft)
-        rows.append({"position": i, "id": post["id"], "text": post["text"], "image": image})
-    rates = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for start in range(0, len(rows), 32):
-            batch = rows[start : start + 32]
-            served.run(None, [served.load_posts(batch)])
-        rates.append(len(rows) / (time.perf_counter() - started))
-    return statistics.median(rates)
 
 
 def main() -> None:
@@ -152,7 +146,6 @@ def main() -> None:
     results = {}
     for runtime, model in legs:
         served = serve_and_measure(model, runtime, posts, args)
-        served["batch"] = batch_rate(model, runtime, posts)
         results[runtime] = served
         ratio = served["throughput"] / served["batch"]
         print(

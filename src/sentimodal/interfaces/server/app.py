@@ -34,6 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from sentimodal.errors import UserInputError
+from sentimodal.features.engine import reuse_freed_memory
 from sentimodal.inference.posts import Prediction
 from sentimodal.interfaces.server.batcher import MicroBatcher, QueueFull
 from sentimodal.interfaces.server.model import ImageRejected, ServedModel, decode_upload
@@ -284,12 +285,15 @@ def create_app(
         state.batcher.start()
         loading = asyncio.get_running_loop().run_in_executor(None, state.load)
         state.accepting = True
-        try:
-            yield
-        finally:
-            state.accepting = False
-            await loading
-            await state.batcher.stop()
+        # large activations (EfficientNet at batch 32) reuse freed heap memory instead of
+        # fresh zeroed pages per batch: measured 8x on the torch batch rate (see engine.py)
+        with reuse_freed_memory():
+            try:
+                yield
+            finally:
+                state.accepting = False
+                await loading
+                await state.batcher.stop()
 
     app = FastAPI(
         title="sentimodal",
