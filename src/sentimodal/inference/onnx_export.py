@@ -70,8 +70,15 @@ class _ScoreGraph(nn.Module):
         return self.net.scores(batch)
 
 
-def export_onnx(directory: str | Path, out: str | Path, *, opset: int = 17) -> Path:
-    """Write the ONNX export of the model directory ``directory`` into ``out``."""
+def export_onnx(
+    directory: str | Path, out: str | Path, *, opset: int = 17, int8: bool = False
+) -> Path:
+    """Write the ONNX export of the model directory ``directory`` into ``out``.
+
+    ``int8``: quantise the matrix products (the text transformer's linear layers; the image
+    CNN's convolutions and the small heads stay float) to int8 weights with dynamic int8
+    activations, onnxruntime's dynamic quantisation.
+    """
     directory, out = Path(directory), Path(out)
     model = SentimentModel.load(directory)
     run = model.run_
@@ -125,6 +132,8 @@ def export_onnx(directory: str | Path, out: str | Path, *, opset: int = 17) -> P
             opset_version=opset,
             dynamo=False,
         )
+    if int8:
+        _quantize(out / GRAPH_FILE)
     if text_entry is not None and text_entry["name"] == "minilm_tokens":
         tokenizer = out / TOKENIZER_DIR
         tokenizer.mkdir(exist_ok=True)
@@ -149,9 +158,19 @@ def export_onnx(directory: str | Path, out: str | Path, *, opset: int = 17) -> P
             "metrics": model.metrics_,
             "trained_with": config.get("sentimodal_version"),
             "example_scores": reference.tolist(),
+            "quantization": "int8 dynamic (MatMul)" if int8 else None,
         },
     )
     return out
+
+
+def _quantize(graph: Path) -> None:
+    """Replace the float graph by its dynamically quantised twin (MatMul weights in int8)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    staged = graph.with_name(f".int8-{graph.name}")
+    quantize_dynamic(graph, staged, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    staged.replace(graph)
 
 
 def _ids(tensor: torch.Tensor) -> bool:

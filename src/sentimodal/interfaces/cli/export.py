@@ -16,6 +16,9 @@ def export_command(
     model_dir: Path = typer.Argument(..., help="A model directory written by `train`."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the export into."),
     format: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
+    int8: bool = typer.Option(
+        False, "--int8", help="Quantise the text transformer's matrix products to int8."
+    ),
 ) -> None:
     """Export the model as one ONNX graph (image network, feature scaling, model, head) with
     its tokenizer files, for `predict`/`serve --runtime onnx` without the training stack."""
@@ -23,6 +26,6 @@ def export_command(
         raise UserInputError(f"unknown export format {format!r}: the one format is onnx")
     from sentimodal.inference.onnx_export import export_onnx
 
-    written = export_onnx(model_dir, out)
+    written = export_onnx(model_dir, out, int8=int8)
     files = ", ".join(sorted(p.name for p in written.iterdir()))
     console.print(f"exported {model_dir} -> {written} ({files})", soft_wrap=True)
