@@ -370,15 +370,19 @@ def create_app(
         if any(post.labels is not None for post in batch.posts):
             raise ApiError(422, "invalid_request", "give labels once for the batch, not per post")
         key = await _labels_key(model, batch.labels, settings)
+        # the posts decode side by side in the thread pool; one bad post fails alone
+        decoded = await asyncio.gather(
+            *(_row(model, state, post, settings) for post in batch.posts), return_exceptions=True
+        )
         rows, failed = [], {}
-        for i, post in enumerate(batch.posts):
-            try:
-                rows.append(await _row(model, state, post, settings))
-            except ApiError as exc:
-                if exc.code in ("text_too_long",):
-                    raise
-                failed[i] = exc.message
+        for i, row in enumerate(decoded):
+            if isinstance(row, ApiError) and row.code != "text_too_long":
+                failed[i] = row.message
                 rows.append(None)
+            elif isinstance(row, BaseException):
+                raise row
+            else:
+                rows.append(row)
         todo = [row for row in rows if row is not None]
         done = iter(await _submit(request, state, todo, key) if todo else [])
         out = []
