@@ -184,3 +184,25 @@ def test_memory_is_flat_from_10k_to_100k_rows(text_model: Path, tmp_path: Path) 
         assert len((tmp_path / f"{n}.jsonl").read_text().splitlines()) == n
     # 10x the rows: the peak may not grow by more than a few MB of allocator noise
     assert peaks[100_000] - peaks[10_000] < 24 * 1024, peaks
+
+
+@pytest.mark.slow
+def test_ray_engine_predicts_the_same_rows(text_model: Path, tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    posts = _texts(120)
+    posts.loc[7, "text"] = ""
+    posts.to_csv(tmp_path / "posts.csv", index=False)
+    out = tmp_path / "out.jsonl"
+    args = ["predict", str(text_model), "-i", str(tmp_path / "posts.csv"), "-o", str(out)]
+    try:
+        result = runner.invoke(
+            app, [*args, "--engine", "ray", "--workers", "1", "--chunk-rows", "50", "-q"]
+        )
+    finally:
+        ray.shutdown()
+    assert result.exit_code == 1, result.output  # the one empty text
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    local = SentimentModel.load(text_model).predict_posts(posts, workers=0)
+    assert [x["id"] for x in lines] == [p.id for p in local]
+    assert [x["label"] for x in lines] == [p.label for p in local]
+    assert lines[7]["error"] == "empty text" and lines[7]["scores"] is None
