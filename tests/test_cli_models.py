@@ -81,10 +81,9 @@ def test_predict_one_post_and_a_file_with_bad_rows(
     )
     posts.to_csv(tmp_path / "posts.csv", index=False)
     out = tmp_path / "preds.jsonl"
-    many = runner.invoke(
-        app, ["predict", str(model_dir), "--input", str(tmp_path / "posts.csv"), "-o", str(out)]
-    )
-    assert many.exit_code == 0, many.output
+    args = ["predict", str(model_dir), "--input", str(tmp_path / "posts.csv"), "-o", str(out)]
+    many = runner.invoke(app, args)
+    assert many.exit_code == 0, many.output  # every post was read by one modality or both
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [x["id"] for x in lines] == ["ok", "no-text", "no-image-file"]
     assert lines[0]["label"] in dataset.labels and set(lines[0]["scores"]) == set(dataset.labels)
@@ -168,6 +167,10 @@ def test_predict_image_urls_go_through_the_fetcher(
         assert "refused: cloud metadata address 169.254.169.254" in errors[1]
         assert "invalid URL (contains a space)" in errors[2]
         assert not server.log
+        # the same output under other settings is refused, not mixed; a new one is written
+        mixed = runner.invoke(app, [*args, "--allow-private-addresses"])
+        assert mixed.exit_code == 2, mixed.output
+        args[-1] = str(out := tmp_path / "allowed.jsonl")
         allowed = runner.invoke(app, [*args, "--allow-private-addresses"])
         assert allowed.exit_code == 0, allowed.output
         first = json.loads(out.read_text().splitlines()[0])

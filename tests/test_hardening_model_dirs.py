@@ -171,9 +171,12 @@ def test_predict_labels_with_no_label(trained: Path) -> None:
 def test_predict_markup_in_ids_is_printed_as_text(trained: Path, tmp_path: Path) -> None:
     posts = tmp_path / "posts.csv"
     posts.write_text("id,text\n[/bold],a lovely day\n[red]x,sad\n")
-    result = invoke("predict", trained, "--input", posts)
+    out = tmp_path / "[red]out.jsonl"
+    result = invoke("predict", trained, "--input", posts, "--output", out)
     assert result.exit_code == 0, result.output
-    assert "[/bold]" in result.output and "[red]x" in result.output
+    assert "[red]out.jsonl" in " ".join(result.output.split())  # printed as text
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert ids == ["[/bold]", "[red]x"]
 
 
 def test_predict_exits_nonzero_when_its_only_post_fails(trained: Path, tmp_path: Path) -> None:
@@ -184,4 +187,7 @@ def test_predict_exits_nonzero_when_its_only_post_fails(trained: Path, tmp_path:
 def test_predict_misspelled_text_column(trained: Path, tmp_path: Path) -> None:
     posts = tmp_path / "posts.csv"
     posts.write_text("id,text\n1,a lovely day\n")
-    assert_user_error(invoke("predict", trained, "--input", posts, "--text-column", "txet"))
+    out = tmp_path / "out.jsonl"
+    result = invoke("predict", trained, "--input", posts, "-o", out, "--text-column", "txet")
+    assert_user_error(result)
+    assert "txet" in result.output

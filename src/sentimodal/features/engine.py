@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import platform
 from collections.abc import Iterator, Sequence
@@ -43,6 +44,9 @@ class BatchResult:
     values: np.ndarray
     lengths: np.ndarray | None = None
     rejects: list[Row] = field(default_factory=list)
+    #: remarks on rows that worked (``position`` and plain fields, e.g. which modalities a
+    #: prediction read), carried like the rows themselves
+    notes: list[Row] = field(default_factory=list)
 
     @property
     def n_items(self) -> int:
@@ -73,6 +77,11 @@ class BatchResult:
         }
         if self.lengths is not None:
             columns["lengths"] = lengths
+        if self.notes:
+            notes = {int(n["position"]): json.dumps(n) for n in self.notes}
+            columns["note"] = np.array(
+                [notes.get(int(r["position"]), "") for r in rows], dtype=object
+            )
         return columns
 
     @classmethod
@@ -88,11 +97,13 @@ class BatchResult:
             if r
         ]
         lengths = columns.get("lengths")
+        notes = [json.loads(str(n)) for n in columns.get("note", []) if n]
         return cls(
             positions=np.asarray(columns["position"], dtype=np.int64)[ok],
             values=np.asarray(columns["values"])[ok],
             lengths=None if lengths is None else np.asarray(lengths, dtype=np.int64)[ok],
             rejects=rejects,
+            notes=notes,
         )
 
 

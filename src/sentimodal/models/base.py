@@ -14,14 +14,12 @@ import torch
 from torch import nn
 
 from sentimodal.errors import UserInputError
+from sentimodal.features.model_inputs import PRESENT
 from sentimodal.models.config import ModelConfig
 from sentimodal.models.heads import EmbeddingHead, Head
 from sentimodal.models.label_space import LabelSpace
 
 Batch = dict[str, torch.Tensor]
-#: ``<modality>_present`` (bool, one per row) marks rows that have that modality; absent means
-#: every row has it. Fusions fall back to what a post has.
-PRESENT = "_present"
 
 
 def present(batch: Batch, modality: str) -> torch.Tensor | None:

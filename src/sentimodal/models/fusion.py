@@ -7,6 +7,8 @@ fusion averages two complete unimodal models, so its branches may read tokens or
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -208,13 +210,13 @@ class LateFusion(SentimentNet):
             parts = torch.stack([text.log_softmax(dim=1), image.log_softmax(dim=1)])
         has = [present(batch, "text"), present(batch, "image")]
         if has[0] is None and has[1] is None:
-            weights = torch.full((2, len(text), 1), 0.5, dtype=parts.dtype)
-        else:
-            # a post without one modality is judged by the branch it has
-            rows = torch.stack(
-                [torch.ones(len(text), dtype=torch.bool) if h is None else h for h in has]
-            )
-            weights = (rows.to(parts.dtype) / rows.sum(dim=0).clamp(min=1))[:, :, None]
+            if self.config.head == "embedding":
+                return parts.mean(dim=0)
+            return torch.logsumexp(parts, dim=0) - math.log(2)
+        # a post without one modality is judged by the branch it has
+        everyone = torch.ones_like(text[:, 0], dtype=torch.bool)
+        rows = torch.stack([everyone if h is None else h for h in has])
+        weights = (rows.to(parts.dtype) / rows.sum(dim=0).clamp(min=1))[:, :, None]
         if self.config.head == "embedding":
             return (parts * weights).sum(dim=0)
         return torch.logsumexp(parts + weights.log(), dim=0)

@@ -23,15 +23,16 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
 from sentimodal.evaluation.metrics import classification_report
-from sentimodal.features.batch_work import ImageBatchWork, TextBatchWork
-from sentimodal.features.engine import Row
+from sentimodal.features.engine import LocalEngine
 from sentimodal.features.folder import FeatureFolder, FeatureSet
 from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
+from sentimodal.features.model_inputs import model_inputs
+from sentimodal.features.post_work import PostBatchWork, Prediction, post_rows, predict_rows
 from sentimodal.features.store import ExtractionResult, extract_features
 from sentimodal.features.text_encoders import get_text_encoder
 from sentimodal.features.text_encoders.base import TextEncoder
-from sentimodal.models.base import PRESENT, PretrainedStart, SentimentNet
+from sentimodal.models.base import PretrainedStart, SentimentNet
 from sentimodal.models.config import ModelConfig
 from sentimodal.models.fusion import LateFusion
 from sentimodal.models.label_space import LabelSpace
@@ -55,33 +56,6 @@ PostsLike = Sequence[str] | np.ndarray | pd.Series
 ALL = "all"
 #: why a raw post lacks a modality
 _NOTHING = {"text": "empty text", "image": "no image"}
-
-
-@dataclass
-class Prediction:
-    """One raw post's prediction, or the reason it could not be made.
-
-    ``modalities`` says what the prediction read ("text+image", or the one modality a fusion
-    fell back to); ``warning`` why an input the post gave was not used (an unreadable image).
-    """
-
-    id: str
-    label: str | None = None
-    scores: dict[str, float] | None = None
-    error: str | None = None
-    modalities: str | None = None
-    warning: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Every key on every row (None where it does not apply), so tables line up."""
-        return {
-            "id": self.id,
-            "label": self.label,
-            "scores": self.scores,
-            "modalities": self.modalities,
-            "error": self.error,
-            "warning": self.warning,
-        }
 
 
 @dataclass
@@ -530,66 +504,22 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         *,
         batch_size: int = 32,
         allow_private_addresses: bool = False,
+        workers: int | None = None,
     ) -> list[Prediction]:
         """Predict raw posts (``text`` and/or ``image`` path or URL per post, optional ``id``).
 
         A post that cannot be predicted (missing text, unreadable image) gets an ``error`` and
-        the others go on. Image URLs may reach non-public addresses only with
-        ``allow_private_addresses`` (see :mod:`sentimodal.net`).
+        the others go on; a fusion reads a post that lacks one modality by the other, and
+        every prediction says which it read. Batches run in ``workers`` processes like
+        feature extraction (default: the run's ``feature_workers``). Image URLs may reach
+        non-public addresses only with ``allow_private_addresses`` (see :mod:`sentimodal.net`).
         """
         self._check_fitted()
-        records = posts.to_dict("records") if isinstance(posts, pd.DataFrame) else list(posts)
+        records = posts.to_dict("records") if isinstance(posts, pd.DataFrame) else posts
         network = FetchPolicy(allow_private=allow_private_addresses)
-        out: list[Prediction] = []
-        for start in range(0, len(records), batch_size):
-            out += self._predict_batch(records[start : start + batch_size], start, network)
-        return out
-
-    def _predict_batch(
-        self, records: list[Mapping[str, Any]], offset: int, network: FetchPolicy
-    ) -> list[Prediction]:
-        needed = self._modalities()
-        fusion = len(needed) > 1
-        rows: list[Row] = []
-        errors: dict[int, str] = {}
-        for position, record in enumerate(records):
-            row = {"position": position, "id": _cell(record.get("id")) or str(offset + position)}
-            row.update(text=_cell(record.get("text")), image=_cell(record.get("image")))
-            lacking = [m for m in needed if not row[m]]
-            if lacking and (not fusion or len(lacking) == len(needed)):
-                errors[position] = " and ".join(_NOTHING[m] for m in lacking)
-            rows.append(row)
-        todo = [r for r in rows if r["position"] not in errors]
-        parts: dict[str, tuple[list[str], np.ndarray, np.ndarray | None]] = {}
-        warnings: dict[int, str] = {}
-        if "image" in needed:
-            result = ImageBatchWork(self.image_encoder_, network)([r for r in todo if r["image"]])
-            for reject in result.rejects:
-                position = int(reject["position"])
-                if fusion and rows[position]["text"]:
-                    warnings[position] = f"image not used: {reject['reason']}"
-                else:
-                    errors[position] = reject["reason"]
-            parts["image"] = ([str(p) for p in result.positions], result.values, None)
-        if "text" in needed:
-            result = TextBatchWork(self.text_encoder_)([r for r in todo if r["text"]])
-            parts["text"] = ([str(p) for p in result.positions], result.values, result.lengths)
-        predictions = {p: Prediction(id=rows[p]["id"], error=errors[p]) for p in errors}
-        ok = [str(r["position"]) for r in rows if r["position"] not in errors]
-        if ok:
-            data = model_inputs(parts, ok, self.scaler_)
-            scores = predict_scores(self.model_, data, self.run_.train.eval_batch_size)
-            classes = self.classes_
-            for key, row_scores in zip(ok, scores, strict=True):
-                p = int(key)
-                predictions[p] = Prediction(
-                    id=rows[p]["id"],
-                    label=classes[int(row_scores.argmax())],
-                    scores={c: float(s) for c, s in zip(classes, row_scores, strict=True)},
-                    modalities="+".join(m for m in needed if key in parts[m][0]),
-                    warning=warnings.get(p),
-                )
-        return [predictions[r["position"]] for r in rows]
+        work = PostBatchWork.for_model(self, network)
+        engine = LocalEngine(self.run_.feature_workers if workers is None else workers)
+        return predict_rows(work, post_rows(records), batch_size=batch_size, engine=engine)
 
     # ----------------------------------------------------------------------------- evaluating
 
@@ -760,50 +690,6 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
 
 def _read(results: Mapping[str, ExtractionResult]) -> dict[str, FeatureSet]:
     return {kind: FeatureFolder(r.directory).read() for kind, r in results.items()}
-
-
-def model_inputs(
-    parts: Mapping[str, tuple[Sequence[str], np.ndarray, np.ndarray | None]],
-    ids: Sequence[str],
-    scaler: FeatureScaler | None,
-) -> dict[str, np.ndarray]:
-    """The model's input arrays for ``ids`` from each modality's (ids, values, lengths).
-
-    A row missing a modality gets zeros there (after scaling: the train mean; for token ids:
-    padding) and ``<modality>_present`` says which rows have it, so a fusion falls back to
-    the modality the post has.
-    """
-    data: dict[str, np.ndarray] = {}
-    masks: dict[str, np.ndarray] = {}
-    for kind, (have_ids, values, lengths) in parts.items():
-        index = {id_: row for row, id_ in enumerate(have_ids)}
-        rows = np.fromiter((index.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
-        have = rows >= 0
-        if have.all():
-            data[kind] = values[rows]
-            if lengths is not None:
-                data[f"{kind}_lengths"] = lengths[rows]
-            continue
-        filled = np.zeros((len(ids), *values.shape[1:]), dtype=values.dtype)
-        filled[have] = values[rows[have]]
-        data[kind] = filled
-        if lengths is not None:
-            data[f"{kind}_lengths"] = np.where(have, lengths[np.where(have, rows, 0)], 0)
-        masks[kind] = have
-    if scaler is not None and len(ids):
-        data = scaler.transform(data)
-    for kind, have in masks.items():
-        if data[kind].dtype.kind == "f":
-            data[kind][~have] = 0.0
-        data[kind + PRESENT] = have
-    return data
-
-
-def _cell(value: Any) -> str:
-    """A table cell as stripped text; missing values (None, NaN) are empty."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    return str(value).strip()
 
 
 def _encoder_entry(encoder: ImageEncoder | TextEncoder) -> dict[str, Any]:

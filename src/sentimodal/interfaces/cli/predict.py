@@ -4,63 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from sentimodal.errors import UserInputError
-from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.app import app, console, err_console, user_errors
 
-if TYPE_CHECKING:  # pandas and the estimator (torch) load only when the command runs
-    import pandas as pd
-
-    from sentimodal.training.estimator import Prediction
-
-
-def read_posts(path: Path, text_column: str, image_column: str, id_column: str) -> pd.DataFrame:
-    """Posts from CSV / JSONL / Parquet, renamed to ``id``/``text``/``image``; image paths are
-    taken relative to the file's folder."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise UserInputError(f"input file not found: {path}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        elif suffix in (".jsonl", ".ndjson"):
-            frame = pd.read_json(path, lines=True, dtype=False)
-        elif suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
-            raise UserInputError(f"{path}: use a .csv, .jsonl or .parquet file")
-    except (ValueError, OSError) as exc:
-        raise UserInputError(f"{path}: cannot read the table: {exc}") from None
-    for option, name, default in (
-        ("--text-column", text_column, "text"),
-        ("--image-column", image_column, "image"),
-    ):
-        if name != default and name not in frame.columns:
-            raise UserInputError(f"{path}: no {option} {name!r} (columns: {list(frame.columns)})")
-    columns = {text_column: "text", image_column: "image", id_column: "id"}
-    frame = frame.rename(columns={k: v for k, v in columns.items() if k in frame.columns})
-    if "text" not in frame.columns and "image" not in frame.columns:
-        raise UserInputError(
-            f"{path}: neither a text column {text_column!r} nor an image column "
-            f"{image_column!r} (columns: {', '.join(map(str, frame.columns))})"
-        )
-    if "image" in frame.columns:
-        frame["image"] = [_resolve(v, path.parent) for v in frame["image"]]
-    return frame
-
-
-def _resolve(value: object, base: Path) -> str:
-    text = "" if value is None or (isinstance(value, float) and value != value) else str(value)
-    if not text or "://" in text or Path(text).is_absolute():
-        return text
-    return str(base / text)
+if TYPE_CHECKING:  # torch-heavy modules load only when the command runs
+    from sentimodal.features.post_work import PostBatchWork, Prediction
 
 
 @app.command("predict")
@@ -73,7 +27,10 @@ def predict_command(
         None, "--input", "-i", help="Many posts: .csv, .jsonl or .parquet."
     ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Write predictions as JSONL here (one line per post)."
+        None,
+        "--output",
+        "-o",
+        help="Write predictions here: .parquet, else JSONL (one line per post).",
     ),
     labels: str | None = typer.Option(
         None,
@@ -83,43 +40,113 @@ def predict_command(
     text_column: str = typer.Option("text", "--text-column", help="Input text column."),
     image_column: str = typer.Option("image", "--image-column", help="Input image column."),
     id_column: str = typer.Option("id", "--id-column", help="Input id column."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Posts per forward pass."),
+    chunk_rows: int = typer.Option(
+        2048, "--chunk-rows", min=1, help="Rows read, predicted and committed at a time."
+    ),
+    workers: int = typer.Option(2, "--workers", min=0, help="Worker processes (local engine)."),
+    engine: str = typer.Option("local", "--engine", help="local (DataLoader workers) or ray."),
+    allow_errors: bool = typer.Option(
+        False, "--allow-errors", help="Exit 0 even when some rows could not be predicted."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    runtime: str = typer.Option(
+        "torch", "--runtime", help="torch (a model directory) or onnx (a `sentimodal export`)."
+    ),
     allow_private_addresses: bool = typer.Option(
         False,
         "--allow-private-addresses",
         help="Let image URLs reach loopback, private and link-local addresses (off: refused).",
     ),
 ) -> None:
-    """Predict the sentiment of posts; bad rows get an error and the rest go on."""
+    """Predict the sentiment of posts; bad rows get an error and the rest go on.
+
+    With --input and --output the table is streamed (any size, constant memory), written as it
+    goes, and a rerun with the same --output resumes where an interrupted run stopped. The exit
+    code is 1 when some rows failed, unless --allow-errors.
+    """
     if input_file is None and text is None and image is None:
         raise UserInputError("give --text and/or --image for one post, or --input FILE")
     if input_file is not None and (text is not None or image is not None):
         raise UserInputError("give either --input FILE or --text/--image, not both")
-    import pandas as pd
-
+    if input_file is not None and output is None:
+        raise UserInputError("--input needs --output (.jsonl or .parquet)")
+    from sentimodal.features.engine import get_engine
+    from sentimodal.features.post_work import post_rows, predict_rows
     from sentimodal.files import check_writable
-    from sentimodal.training.estimator import SentimentModel
+    from sentimodal.inference.stream import Columns, predict_table
+    from sentimodal.net import FetchPolicy
 
     if output is not None:
         check_writable(output)
+    run_engine = get_engine(engine, workers)
+    work = _work(model_dir, runtime, labels, FetchPolicy(allow_private=allow_private_addresses))
+    if input_file is None:
+        rows = post_rows([{"id": "0", "text": text or "", "image": image or ""}])
+        predictions = predict_rows(work, rows)
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            lines = [json.dumps(p.to_row(), ensure_ascii=False) for p in predictions]
+            output.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        console.print(_table(predictions, work.classes))
+        failed = sum(p.error is not None for p in predictions)
+        if failed and not allow_errors:
+            raise typer.Exit(code=1)
+        return
+    columns = Columns(text=text_column, image=image_column, id=id_column)
+    summary = predict_table(
+        work,
+        input_file,
+        output,
+        model_name=(
+            f"{model_dir.resolve()}|{runtime}|labels={','.join(work.classes)}"
+            f"|private-addresses={allow_private_addresses}"
+        ),
+        columns=columns,
+        batch_size=batch_size,
+        chunk_rows=chunk_rows,
+        engine=run_engine,
+        progress=not quiet,
+    )
+    if summary.already_complete:
+        console.print(
+            f"{output}: already complete ({summary.rows} posts), nothing to do", soft_wrap=True
+        )
+    else:
+        rate = (summary.rows - summary.resumed) / max(summary.seconds, 1e-9)
+        resumed = f", {summary.resumed} from an earlier run" if summary.resumed else ""
+        console.print(
+            f"{summary.rows} posts -> {output} ({summary.errors} with errors{resumed}; "
+            f"{rate:,.1f} posts/s)",
+            soft_wrap=True,
+        )
+    if summary.errors and not allow_errors:
+        err_console.print(
+            f"{summary.errors} of {summary.rows} posts could not be predicted (see their "
+            f"'error'); pass --allow-errors to accept that",
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=1)
+
+
+def _work(model_dir: Path, runtime: str, labels: str | None, network: Any) -> PostBatchWork:
+    """The per-batch work of the model, on the chosen runtime (onnx: no training code)."""
+    from sentimodal.features.post_work import PostBatchWork
+
+    if runtime == "onnx":
+        from sentimodal.inference.onnx_runtime import OnnxModel
+
+        if labels is not None:
+            raise UserInputError("--labels needs the torch runtime (an embedding head)")
+        return OnnxModel.load(model_dir).work
+    if runtime != "torch":
+        raise UserInputError(f"unknown runtime {runtime!r}: choose torch or onnx")
+    from sentimodal.training.estimator import SentimentModel
+
     model = SentimentModel.load(model_dir)
     if labels is not None:
         model.set_labels([label for label in labels.split(",") if label.strip()])
-    if input_file is not None:
-        posts = read_posts(input_file, text_column, image_column, id_column)
-    else:
-        posts = pd.DataFrame([{"id": "0", "text": text or "", "image": image or ""}])
-    predictions = model.predict_posts(posts, allow_private_addresses=allow_private_addresses)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with output.open("w", encoding="utf-8") as handle:
-            for prediction in predictions:
-                handle.write(json.dumps(prediction.to_dict(), ensure_ascii=False) + "\n")
-        failed = sum(p.error is not None for p in predictions)
-        console.print(f"{len(predictions)} posts -> {output} ({failed} with errors)")
-    else:
-        console.print(_table(predictions, model.classes_))
-    if predictions and all(p.error is not None for p in predictions):
-        raise typer.Exit(code=1)  # nothing was predicted: a script must not read success
+    return PostBatchWork.for_model(model, network)
 
 
 def _table(predictions: list[Prediction], classes: list[str]) -> Table:

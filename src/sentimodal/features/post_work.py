@@ -1,0 +1,301 @@
+"""The per-batch work of predicting raw posts: decode, encode, scale, score.
+
+One batch of posts goes through the feature store's own per-batch work (``ImageBatchWork``'s
+forward pass, ``TextBatchWork``'s encoding), then the model's scores. Shaped like the store's
+work (``load`` in a worker, ``compute`` wherever the model is, ``work(rows)`` for both), so the
+same engines run it: ``LocalEngine`` with DataLoader workers, or ``RayEngine``. Used by
+``SentimentModel.predict_posts``, streaming table prediction and the HTTP server.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sentimodal.errors import RecordError
+from sentimodal.features.batch_work import ImageBatchWork, LoadedImages, TextBatchWork
+from sentimodal.features.engine import BatchResult, Engine, LocalEngine, Row
+from sentimodal.features.image_encoders.base import ImageEncoder
+from sentimodal.features.model_inputs import Scaler, model_inputs
+from sentimodal.features.text_encoders.base import TextEncoder
+from sentimodal.net import FetchPolicy
+
+#: why a raw post lacks a modality
+_NOTHING = {"text": "empty text", "image": "no image"}
+#: scores of a batch of model inputs (modality-keyed arrays) -> (N, labels)
+ScoreFn = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+@dataclass
+class Prediction:
+    """One raw post's prediction, or the reason it could not be made.
+
+    ``modalities`` says what the prediction read ("text+image", or the one modality a fusion
+    fell back to); ``warning`` why an input the post gave was not used (an unreadable image).
+    """
+
+    id: str
+    label: str | None = None
+    scores: dict[str, float] | None = None
+    error: str | None = None
+    modalities: str | None = None
+    warning: str | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        """The same keys for every post (None where they do not apply): a table row."""
+        return {
+            "id": self.id,
+            "label": self.label,
+            "scores": self.scores,
+            "modalities": self.modalities,
+            "error": self.error,
+            "warning": self.warning,
+        }
+
+    to_dict = to_row
+
+
+@dataclass
+class LoadedPosts:
+    """A batch on its way from a loading worker to the forward passes."""
+
+    rows: list[Row]
+    images: LoadedImages | None
+    #: position -> reason, for posts that failed before any model ran
+    errors: dict[int, str]
+    #: position -> why an input of a post that still goes on was not used
+    warnings: dict[int, str] = field(default_factory=dict)
+
+
+class PostBatchWork:
+    """Raw posts -> class scores, one batch at a time (see the module docstring).
+
+    A row is ``{"position", "id", "text", "image"}``; ``image`` is a path or URL (read with
+    the encoder, so through :func:`sentimodal.features.images.load_image`) or an already
+    decoded PIL image (the server decodes uploads itself, under its pixel limit). ``values``
+    of the result are the scores of the rows that worked, in ``classes`` order.
+    """
+
+    def __init__(
+        self,
+        *,
+        image_encoder: ImageEncoder | None,
+        text_encoder: TextEncoder | None,
+        scaler: Scaler,
+        score: ScoreFn,
+        classes: Sequence[str],
+        network: FetchPolicy | None = None,
+        fallback: bool = True,
+    ) -> None:
+        self.image_work = (
+            ImageBatchWork(image_encoder, network) if image_encoder is not None else None
+        )
+        self.text_work = TextBatchWork(text_encoder) if text_encoder is not None else None
+        self.scaler = scaler
+        self.score = score
+        #: a fusion reads a post that lacks one modality by the other (False: such a post is
+        #: an error, for scorers that cannot be told what is missing, e.g. an ONNX graph)
+        self.fallback = fallback
+        self.classes = list(classes)
+
+    @classmethod
+    def for_model(cls, model: Any, network: FetchPolicy | None = None) -> PostBatchWork:
+        """The work of a fitted ``SentimentModel`` (its encoders, scaler, network, labels);
+        image URLs are fetched under ``network``."""
+        from sentimodal.training.inference import predict_scores
+
+        run = model.run_
+        net, batch = model.model_, run.train.eval_batch_size
+        return cls(
+            image_encoder=model.image_encoder_ if run.uses_image else None,
+            text_encoder=model.text_encoder_ if run.uses_text else None,
+            scaler=model.scaler_,
+            score=lambda data: predict_scores(net, data, batch),
+            classes=model.classes_,
+            network=network,
+        )
+
+    def with_classes(self, classes: Sequence[str]) -> PostBatchWork:
+        """The same work scoring another label list (an embedding head's free labels; the
+        caller puts the matching label space on the network)."""
+        other = copy.copy(self)
+        other.classes = list(classes)
+        return other
+
+    @property
+    def parallel(self) -> bool:
+        """Worker processes pay off when there are images to decode."""
+        return self.image_work is not None
+
+    @property
+    def compute_in_workers(self) -> bool:
+        return self.image_work.compute_in_workers if self.image_work is not None else True
+
+    @property
+    def uses_text(self) -> bool:
+        return self.text_work is not None
+
+    @property
+    def uses_image(self) -> bool:
+        return self.image_work is not None
+
+    @property
+    def modalities(self) -> list[str]:
+        return [m for m, on in (("text", self.uses_text), ("image", self.uses_image)) if on]
+
+    def load(self, rows: list[Row]) -> LoadedPosts:
+        """Decode the images. A post without what the model reads is an error; a fusion reads
+        a post that has one of its modalities (an unreadable image then becomes a warning)."""
+        needed = self.modalities
+        fusion = len(needed) > 1 and self.fallback
+        errors: dict[int, str] = {}
+        warnings: dict[int, str] = {}
+        for row in rows:
+            has = {"text": bool(row.get("text")), "image": not _missing(row.get("image"))}
+            lacking = [m for m in needed if not has[m]]
+            if lacking and (not fusion or len(lacking) == len(needed)):
+                errors[int(row["position"])] = " and ".join(_NOTHING[m] for m in lacking)
+        images = None
+        if self.image_work is not None:
+            encoder = self.image_work.encoder
+            tensors: list[torch.Tensor] = []
+            positions: list[int] = []
+            for row in rows:
+                position = int(row["position"])
+                if position in errors or _missing(row.get("image")):
+                    continue
+                try:
+                    source = row["image"]
+                    tensors.append(
+                        encoder.transform(source)
+                        if isinstance(source, Image.Image)
+                        else encoder.read(source, policy=self.image_work.network)
+                    )
+                except RecordError as exc:
+                    if fusion and row.get("text"):
+                        warnings[position] = f"image not used: {exc}"
+                    else:
+                        errors[position] = str(exc)
+                    continue
+                positions.append(position)
+            pixels = torch.stack(tensors) if tensors else None
+            images = LoadedImages(np.asarray(positions, dtype=np.int64), pixels)
+        return LoadedPosts(rows, images, errors, warnings)
+
+    def compute(self, loaded: LoadedPosts) -> BatchResult:
+        errors = loaded.errors
+        ok = [row for row in loaded.rows if int(row["position"]) not in errors]
+        keys = [str(row["position"]) for row in ok]
+        positions = np.array([int(row["position"]) for row in ok], dtype=np.int64)
+        scores = np.zeros((0, len(self.classes)), dtype=np.float32)
+        parts: dict[str, tuple[list[str], np.ndarray, np.ndarray | None]] = {}
+        if ok:
+            if self.image_work is not None and loaded.images is not None:
+                values = self.image_work.compute(loaded.images).values
+                parts["image"] = ([str(p) for p in loaded.images.positions], values, None)
+            if self.text_work is not None:
+                with_text = [row for row in ok if row.get("text")]
+                text = self.text_work.compute(with_text)
+                parts["text"] = ([str(p) for p in text.positions], text.values, text.lengths)
+            data = model_inputs(parts, keys, self.scaler)
+            scores = np.asarray(self.score(data), dtype=np.float32)
+        have = {m: set(ids) for m, (ids, _, _) in parts.items()}
+        notes = [
+            {
+                "position": int(key),
+                "modalities": "+".join(m for m in self.modalities if key in have.get(m, ())),
+                "warning": loaded.warnings.get(int(key)),
+            }
+            for key in keys
+        ]
+        rejects = [
+            {
+                "position": int(row["position"]),
+                "id": str(row["id"]),
+                "image": _source_name(row.get("image")),
+                "reason": errors[int(row["position"])],
+            }
+            for row in loaded.rows
+            if int(row["position"]) in errors
+        ]
+        return BatchResult(positions, scores, rejects=rejects, notes=notes)
+
+    def __call__(self, rows: list[Row]) -> BatchResult:
+        return self.compute(self.load(rows))
+
+    def predictions(self, rows: Sequence[Row], results: Iterable[BatchResult]) -> list[Prediction]:
+        """One prediction per row, in row order, from the results covering them."""
+        by_position: dict[int, Prediction] = {}
+        ids = {int(row["position"]): str(row["id"]) for row in rows}
+        for result in results:
+            notes = {int(n["position"]): n for n in result.notes}
+            for position, values in zip(result.positions.tolist(), result.values, strict=True):
+                note = notes.get(position, {})
+                by_position[position] = Prediction(
+                    id=ids[position],
+                    label=self.classes[int(np.argmax(values))],
+                    scores={c: float(s) for c, s in zip(self.classes, values, strict=True)},
+                    modalities=note.get("modalities"),
+                    warning=note.get("warning"),
+                )
+            for reject in result.rejects:
+                position = int(reject["position"])
+                by_position[position] = Prediction(id=ids[position], error=reject["reason"])
+        return [by_position[int(row["position"])] for row in rows]
+
+
+def post_rows(records: Iterable[Mapping[str, Any]], start: int = 0) -> list[Row]:
+    """Table records (``id``, ``text``, ``image``; any may be missing) as rows to predict.
+
+    A missing id becomes the row's number in the table (counting from 0).
+    """
+    rows: list[Row] = []
+    for offset, record in enumerate(records):
+        position = start + offset
+        image = record.get("image")
+        rows.append(
+            {
+                "position": position,
+                "id": cell(record.get("id")) or str(position),
+                "text": cell(record.get("text")),
+                "image": image if isinstance(image, Image.Image) else cell(image),
+            }
+        )
+    return rows
+
+
+def predict_rows(
+    work: PostBatchWork,
+    rows: Sequence[Row],
+    *,
+    batch_size: int = 32,
+    engine: Engine | None = None,
+) -> list[Prediction]:
+    """Predictions for ``rows`` (one per row, in order), batch by batch on ``engine``
+    (default: the calling process, no workers)."""
+    if not rows:
+        return []
+    batches = [list(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+    engine = engine or LocalEngine(workers=0)
+    return work.predictions(rows, engine.run(work, batches))
+
+
+def cell(value: Any) -> str:
+    """A table cell as stripped text; missing values (None, NaN) are empty."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
+def _missing(image: Any) -> bool:
+    return not isinstance(image, Image.Image) and not image
+
+
+def _source_name(image: Any) -> str:
+    return "<upload>" if isinstance(image, Image.Image) else str(image or "")

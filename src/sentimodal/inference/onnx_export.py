@@ -1,0 +1,183 @@
+"""Export a model directory to ONNX: one graph from pixels and token ids to class scores.
+
+The graph holds everything after decoding and tokenising: the image encoder's network, the
+feature standardisation learned on the train split, and the model with its head (so the
+output is the scores ``predict`` reports: probabilities, or cosines for embedding heads).
+Beside it go ``onnx.json`` (labels, inputs, how to preprocess), the model directory's config
+and metrics (for ``/v1/model``), and, for ``minilm_tokens`` models, MiniLM's tokenizer files,
+so that :mod:`sentimodal.inference.onnx_runtime` needs neither the training code nor the
+packages that ship pretrained weights.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sentimodal import __version__
+from sentimodal.errors import UserInputError
+from sentimodal.features import resources
+from sentimodal.features.batch_work import is_token_encoder
+from sentimodal.files import write_json_atomic
+from sentimodal.inference.onnx_runtime import GRAPH_FILE, MANIFEST_FILE, ONNX_FORMAT, TOKENIZER_DIR
+from sentimodal.training import model_dir
+from sentimodal.training.estimator import SentimentModel
+
+ONNX_FORMAT_VERSION = 1
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
+#: text encoders whose work is in the graph or in files copied beside it
+GRAPH_TEXT_ENCODERS = ("minilm_tokens",)
+
+
+class _ScoreGraph(nn.Module):
+    """(pixels?, text?) -> scores: image network, standardisation, model, head."""
+
+    def __init__(self, model: SentimentModel, inputs: list[str]) -> None:
+        super().__init__()
+        self.inputs = inputs
+        self.net = model.model_
+        self.image = model.image_encoder_.module() if "image" in inputs else None
+        stats = getattr(model.scaler_, "stats_", {})
+        for key in ("text", "image"):
+            mean, std = stats.get(key, (None, None))
+            self.register_buffer(f"{key}_mean", None if mean is None else torch.from_numpy(mean))
+            self.register_buffer(f"{key}_std", None if std is None else torch.from_numpy(std))
+
+    def _scaled(self, key: str, values: torch.Tensor) -> torch.Tensor:
+        mean, std = getattr(self, f"{key}_mean"), getattr(self, f"{key}_std")
+        if mean is None or values.dim() != 2 or values.dtype != torch.float32:
+            return values
+        return (values - mean) / std
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        batch: dict[str, torch.Tensor] = {}
+        for name, value in zip(self.inputs, tensors, strict=True):
+            if name == "image":
+                assert self.image is not None
+                value = self.image(value).float()
+            batch[name] = self._scaled(name, value)
+        return self.net.scores(batch)
+
+
+def export_onnx(
+    directory: str | Path, out: str | Path, *, opset: int = 17, int8: bool = False
+) -> Path:
+    """Write the ONNX export of the model directory ``directory`` into ``out``.
+
+    ``int8``: quantise the matrix products (the text transformer's linear layers; the image
+    CNN's convolutions and the small heads stay float) to int8 weights with dynamic int8
+    activations, onnxruntime's dynamic quantisation.
+    """
+    directory, out = Path(directory), Path(out)
+    model = SentimentModel.load(directory)
+    run = model.run_
+    inputs: list[str] = []
+    text_entry: dict[str, Any] | None = None
+    if run.uses_image:
+        inputs.append("image")
+    if run.uses_text:
+        encoder = model.text_encoder_
+        if is_token_encoder(encoder) and encoder.name not in GRAPH_TEXT_ENCODERS:
+            raise UserInputError(
+                f"ONNX export supports token ids of {', '.join(GRAPH_TEXT_ENCODERS)} only, not "
+                f"{encoder.name!r} (its model reads token lengths)"
+            )
+        inputs.append("text")
+        text_entry = {
+            "name": encoder.name,
+            "config": encoder.config,
+            "in_graph": encoder.name in GRAPH_TEXT_ENCODERS,
+        }
+    graph = _ScoreGraph(model, inputs).eval()
+    examples: list[torch.Tensor] = []
+    dynamic: dict[str, dict[int, str]] = {}
+    image_entry: dict[str, Any] | None = None
+    if "image" in inputs:
+        image = model.image_encoder_
+        sample = image.transform(_grey_image())
+        examples.append(torch.stack([sample, sample]))
+        dynamic["image"] = {0: "batch"}
+        image_entry = {"name": image.name, "config": image.config, "shape": list(sample.shape)}
+    if "text" in inputs:
+        encoded = model.text_encoder_.encode(["an example post", "another one"])
+        tensor = torch.from_numpy(np.asarray(encoded))
+        examples.append(tensor)
+        dynamic["text"] = (
+            {0: "batch", 1: "tokens"} if tensor.dim() == 2 and _ids(tensor) else {0: "batch"}
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.inference_mode():
+        reference = graph(*examples)
+    with warnings.catch_warnings():
+        # the tracer's notes on shapes it cannot prove; dynamic axes and the parity test cover it
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph,
+            tuple(examples),
+            str(out / GRAPH_FILE),
+            input_names=inputs,
+            output_names=["scores"],
+            dynamic_axes={**dynamic, "scores": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    if int8:
+        _quantize(out / GRAPH_FILE)
+    if text_entry is not None and text_entry["name"] == "minilm_tokens":
+        tokenizer = out / TOKENIZER_DIR
+        tokenizer.mkdir(exist_ok=True)
+        for name in _TOKENIZER_FILES:
+            source = resources.minilm_path() / name
+            if source.is_file():
+                shutil.copyfile(source, tokenizer / name)
+    config = model_dir.read_json(directory / model_dir.CONFIG_FILE)
+    write_json_atomic(
+        out / MANIFEST_FILE,
+        {
+            "format": ONNX_FORMAT,
+            "format_version": ONNX_FORMAT_VERSION,
+            "sentimodal_version": __version__,
+            "labels": list(model.classes_),
+            "inputs": inputs,
+            "image_encoder": image_entry,
+            "text_encoder": text_entry,
+            "head": run.head,
+            "model": run.model,
+            "encoders": config.get("encoders", {}),
+            "metrics": model.metrics_,
+            "trained_with": config.get("sentimodal_version"),
+            "example_scores": reference.tolist(),
+            "quantization": "int8 dynamic (MatMul)" if int8 else None,
+        },
+    )
+    return out
+
+
+def _quantize(graph: Path) -> None:
+    """Replace the float graph by its dynamically quantised twin (MatMul weights in int8)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    staged = graph.with_name(f".int8-{graph.name}")
+    quantize_dynamic(graph, staged, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    staged.replace(graph)
+
+
+def _ids(tensor: torch.Tensor) -> bool:
+    return not torch.is_floating_point(tensor)
+
+
+def _grey_image():
+    from PIL import Image
+
+    return Image.new("RGB", (320, 240), (120, 130, 140))

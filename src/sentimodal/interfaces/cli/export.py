@@ -1,0 +1,31 @@
+"""`sentimodal export MODEL_DIR --format onnx --out DIR`: the model for onnxruntime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sentimodal.errors import UserInputError
+from sentimodal.interfaces.cli.app import app, console, user_errors
+
+
+@app.command("export")
+@user_errors
+def export_command(
+    model_dir: Path = typer.Argument(..., help="A model directory written by `train`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the export into."),
+    format: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
+    int8: bool = typer.Option(
+        False, "--int8", help="Quantise the text transformer's matrix products to int8."
+    ),
+) -> None:
+    """Export the model as one ONNX graph (image network, feature scaling, model, head) with
+    its tokenizer files, for `predict`/`serve --runtime onnx` without the training stack."""
+    if format != "onnx":
+        raise UserInputError(f"unknown export format {format!r}: the one format is onnx")
+    from sentimodal.inference.onnx_export import export_onnx
+
+    written = export_onnx(model_dir, out, int8=int8)
+    files = ", ".join(sorted(p.name for p in written.iterdir()))
+    console.print(f"exported {model_dir} -> {written} ({files})", soft_wrap=True)

@@ -1,0 +1,206 @@
+"""The model behind the server: loaded once, posts decoded under limits, batches scored.
+
+Per-post work (decoding an upload, the image transform) runs in the request's thread-pool
+thread, so several posts decode while the model computes; the forward passes of a micro-batch
+run in the batcher's single model thread (``run``), the only place that touches the network.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from sentimodal import __version__
+from sentimodal.errors import UserInputError
+from sentimodal.features.batch_work import LoadedImages
+from sentimodal.features.images import to_rgb
+from sentimodal.features.post_work import LoadedPosts, PostBatchWork, Prediction
+
+if TYPE_CHECKING:  # the torch runtime's types; the onnx runtime imports no training code
+    from sentimodal.models.label_space import LabelSpace
+    from sentimodal.training.estimator import SentimentModel
+
+
+class ImageRejected(Exception):
+    """An uploaded image that is not decodable (``too_large`` False) or over the pixel bound."""
+
+    def __init__(self, message: str, too_large: bool = False) -> None:
+        super().__init__(message)
+        self.too_large = too_large
+
+
+def decode_upload(data: bytes, max_pixels: int, draft: int | None = None) -> Image.Image:
+    """Bytes of an uploaded image -> upright RGB, refusing more than ``max_pixels`` pixels
+    from the header alone (a tiny PNG can declare gigapixels: never decode those)."""
+    if not data:
+        raise ImageRejected("the image is empty")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageRejected(
+                    f"the image has {width}x{height} pixels, more than the {max_pixels:,} allowed",
+                    too_large=True,
+                )
+            if draft is not None and img.format == "JPEG":
+                img.draft("RGB", (draft, draft))
+            img.load()
+            ImageOps.exif_transpose(img, in_place=True)
+            return to_rgb(img)
+    except UnidentifiedImageError:
+        raise ImageRejected("not an image (unknown or unsupported format)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected(f"image too large to decode safely ({exc})", too_large=True) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageRejected(f"cannot decode the image ({exc or type(exc).__name__})") from None
+
+
+class ServedModel:
+    """A model ready to serve: ``load_posts`` anywhere, ``run`` batches in one thread.
+
+    ``runtime`` ``torch`` serves a model directory; ``onnx`` serves an ONNX export (see
+    ``sentimodal export``) with onnxruntime, without the training code.
+    """
+
+    def __init__(
+        self,
+        work: PostBatchWork,
+        info: dict[str, Any],
+        *,
+        network: Any = None,
+        space: LabelSpace | None = None,
+    ) -> None:
+        self.work = work
+        self.classes = list(work.classes)
+        self._info = info
+        self.network = network
+        self.space = space
+        self._spaces: dict[tuple[str, ...], LabelSpace] = {}
+
+    @classmethod
+    def load(cls, directory: str | Path, runtime: str = "torch") -> ServedModel:
+        directory = Path(directory)
+        if runtime == "onnx":
+            from sentimodal.inference.onnx_runtime import OnnxModel
+
+            exported = OnnxModel.load(directory)
+            served = cls(exported.work, exported.info())
+        elif runtime == "torch":
+            from sentimodal.training.estimator import SentimentModel
+
+            model = SentimentModel.load(directory)
+            served = cls(
+                PostBatchWork.for_model(model),
+                _torch_info(model, directory),
+                network=model.model_,
+                space=model.label_space_,
+            )
+        else:
+            raise UserInputError(f"unknown runtime {runtime!r}: choose torch or onnx")
+        served.warm_up()
+        return served
+
+    @property
+    def uses_text(self) -> bool:
+        return self.work.uses_text
+
+    @property
+    def uses_image(self) -> bool:
+        return self.work.uses_image
+
+    @property
+    def image_draft(self) -> int | None:
+        return self.work.image_work.encoder.load_size if self.work.image_work else None
+
+    def warm_up(self) -> None:
+        """One forward pass on a made-up post, so the first client does not pay for lazy
+        initialisation (thread pools, allocator, weights paged in)."""
+        image = Image.new("RGB", (64, 64), (128, 128, 128)) if self.uses_image else None
+        rows = [{"position": 0, "id": "warm-up", "text": "warm up", "image": image}]
+        self.run(None, [self.work.load(rows)])
+
+    def info(self) -> dict[str, Any]:
+        """What /v1/model tells: labels, encoders, metrics, versions, runtime."""
+        return dict(self._info)
+
+    def label_space(self, labels: Sequence[str]) -> tuple[str, ...]:
+        """Check a free label list (embedding heads only); returns its key for ``run``."""
+        if self.space is None:
+            info = self._info
+            raise UserInputError(
+                f"free labels need an embedding head served with torch (this model: "
+                f"{info.get('head')} head, {info.get('runtime')} runtime)"
+            )
+        key = tuple(str(label).strip() for label in labels)
+        if key not in self._spaces:
+            if len(self._spaces) > 64:
+                self._spaces.clear()
+            self._spaces[key] = self.space.with_labels(list(key))
+        return key
+
+    def load_posts(self, rows: list[dict[str, Any]]) -> LoadedPosts:
+        return self.work.load(rows)
+
+    def run(self, key: Hashable, batch: list[LoadedPosts]) -> list[list[Prediction]]:
+        """Score the posts of several requests in one forward pass; one list per request."""
+        merged = _merge(batch)
+        work = self.work
+        if key is not None:
+            space = self._spaces[key]  # type: ignore[index]
+            self.network.set_label_space(space)
+            work = self.work.with_classes(space.labels)
+        try:
+            with torch.inference_mode():
+                result = work.compute(merged)
+        finally:
+            if key is not None and self.space is not None:
+                self.network.set_label_space(self.space)
+        predictions = work.predictions(merged.rows, [result])
+        out, start = [], 0
+        for loaded in batch:
+            out.append(predictions[start : start + len(loaded.rows)])
+            start += len(loaded.rows)
+        return out
+
+
+def _torch_info(model: SentimentModel, directory: Path) -> dict[str, Any]:
+    from sentimodal.training import model_dir
+
+    config = model_dir.read_json(directory / model_dir.CONFIG_FILE)
+    run = model.run_
+    return {
+        "labels": list(model.classes_),
+        "head": run.head,
+        "model": run.model,
+        "open_labels": model.label_space_ is not None,
+        "inputs": {"text": run.uses_text, "image": run.uses_image},
+        "encoders": config.get("encoders", {}),
+        "metrics": model.metrics_,
+        "version": {
+            "sentimodal": __version__,
+            "trained_with": config.get("sentimodal_version"),
+            "format": config.get("format_version"),
+        },
+        "runtime": "torch",
+    }
+
+
+def _merge(batch: list[LoadedPosts]) -> LoadedPosts:
+    """Several requests' loaded posts as one (row positions are unique across requests)."""
+    rows = [row for loaded in batch for row in loaded.rows]
+    errors = {p: reason for loaded in batch for p, reason in loaded.errors.items()}
+    parts = [loaded.images for loaded in batch if loaded.images is not None]
+    if not parts:
+        return LoadedPosts(rows, None, errors)
+    pixels = [part.pixels for part in parts if part.pixels is not None]
+    images = LoadedImages(
+        np.concatenate([part.positions for part in parts]).astype(np.int64),
+        torch.cat(pixels) if pixels else None,
+    )
+    return LoadedPosts(rows, images, errors)
