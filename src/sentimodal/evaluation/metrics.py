@@ -99,6 +99,15 @@ def majority_baseline(
     return {"label": labels[majority], "accuracy": float((true == majority).mean())}
 
 
+def _defined(
+    labels: Sequence[str], values: np.ndarray, defined: np.ndarray
+) -> dict[str, float | None]:
+    return {
+        label: (float(v) if ok else None)
+        for label, v, ok in zip(labels, values, defined, strict=True)
+    }
+
+
 def classification_report(
     y_true: LabelArray,
     y_pred: LabelArray,
@@ -109,7 +118,9 @@ def classification_report(
 
     Keys: ``n``, ``labels`` (the order of ``confusion``'s rows and columns), ``accuracy``,
     ``macro_f1``, ``weighted_f1``, ``per_class`` (label -> accuracy), ``per_class_f1``,
-    ``support``, ``confusion`` (rows = true labels), ``majority_baseline``.
+    ``support``, ``confusion`` (rows = true labels), ``majority_baseline``. An entry that is
+    undefined on these examples (recall of a class with no example, precision of a class never
+    predicted, F1 of a class neither present nor predicted) is None (JSON null), never 0.
     """
     labels = list(labels)
     confusion = confusion_matrix(y_true, y_pred, labels)
@@ -122,10 +133,8 @@ def classification_report(
         "macro_f1": float(f1[present].mean()),
         "weighted_f1": float((f1 * support).sum() / support.sum()),
         "per_class": per_class_accuracy(y_true, y_pred, labels),
-        "per_class_f1": {label: float(v) for label, v in zip(labels, f1, strict=True)},
-        "per_class_precision": {
-            label: float(v) for label, v in zip(labels, precision, strict=True)
-        },
+        "per_class_f1": _defined(labels, f1, present),
+        "per_class_precision": _defined(labels, precision, confusion.sum(axis=0) > 0),
         "support": {label: int(n) for label, n in zip(labels, support, strict=True)},
         "confusion": confusion.tolist(),
         "majority_baseline": majority_baseline(y_true, labels, y_train),

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from sentimodal.errors import UserInputError
 from sentimodal.files import write_json_atomic
+from sentimodal.preparation.label_set import sort_labels
 from sentimodal.preparation.splits import (
     ALL_SPLIT,
     SPLIT_NAMES,
@@ -25,7 +26,12 @@ from sentimodal.preparation.splits import (
     split_names,
 )
 from sentimodal.sources.record import Post, join_text
-from sentimodal.sources.table import cell_text, join_text_cells, resolve_image_reference
+from sentimodal.sources.table import (
+    cell_text,
+    join_text_cells,
+    label_text,
+    resolve_image_reference,
+)
 
 EXAMPLES_FILE = "examples.parquet"
 REJECTS_FILE = "rejects.csv"
@@ -47,9 +53,13 @@ EXAMPLE_SCHEMA = pa.schema(
         ("text_label", pa.string()),
         ("image_label", pa.string()),
         ("location", pa.string()),
+        # soft label: probabilities in the order of dataset.json's labels (null: none)
+        ("label_distribution", pa.list_(pa.float64())),
     ]
 )
 EXAMPLE_COLUMNS: tuple[str, ...] = tuple(EXAMPLE_SCHEMA.names)
+#: columns added after the first format: datasets written before them load with nulls
+OPTIONAL_COLUMNS: tuple[str, ...] = ("label_distribution",)
 
 
 def post_to_row(post: Post, split: str | None = None) -> dict[str, Any]:
@@ -68,6 +78,7 @@ def post_to_row(post: Post, split: str | None = None) -> dict[str, Any]:
         "text_label": post.text_label,
         "image_label": post.image_label,
         "location": post.location,
+        "label_distribution": None,
     }
 
 
@@ -118,6 +129,9 @@ class PreparedDataset:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UserInputError(f"corrupted {info_path}: {exc}") from None
         examples = pd.read_parquet(examples_path)
+        for column in OPTIONAL_COLUMNS:
+            if column not in examples.columns:
+                examples[column] = None
         missing = [c for c in EXAMPLE_COLUMNS if c not in examples.columns]
         if missing or "labels" not in info:
             raise UserInputError(f"not a prepared dataset: {root} (missing {missing or 'labels'})")
@@ -220,11 +234,11 @@ class PreparedDataset:
             else [None] * n
         )
         row_labels = (
-            [cell_text(v).strip() or None for v in df[label_column].tolist()]
+            [label_text(v) or None for v in df[label_column].tolist()]
             if label_column
             else [None] * n
         )
-        label_names = sorted(labels if labels is not None else {x for x in row_labels if x})
+        label_names = sort_labels(labels if labels is not None else (x for x in row_labels if x))
 
         fractions = parse_split(split)
         if split_column:
@@ -247,6 +261,7 @@ class PreparedDataset:
                 "text_label": None,
                 "image_label": None,
                 "location": [f"DataFrame row {i}" for i in range(n)],
+                "label_distribution": None,
             },
             columns=list(EXAMPLE_COLUMNS),
         )

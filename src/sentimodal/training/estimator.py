@@ -38,6 +38,7 @@ from sentimodal.models.registry import build_model, config_from_dict, model_conf
 from sentimodal.models.text_lstm import TextBiLSTM, glove_embedding_matrix
 from sentimodal.models.text_transformer import TextTransformer, backbone_architecture
 from sentimodal.preparation.dataset import PreparedDataset
+from sentimodal.preparation.label_set import check_trainable
 from sentimodal.training import model_dir
 from sentimodal.training.confident import fine_tune_confident
 from sentimodal.training.inference import extract_embeddings, predict_outputs, predict_scores
@@ -137,6 +138,7 @@ class SentimentModel:
                 f"{dataset.root}: no {', '.join(absent) or 'train'} split to fit on "
                 f"(splits: {', '.join(dataset.splits)})"
             )
+        check_trainable(dataset, train_splits)
         self.run_ = run
         self.labels_ = dataset.labels
         self.image_encoder_, self.text_encoder_, results = self._fit_encoders(

@@ -1,0 +1,248 @@
+"""Any label set, end to end: the labels are whatever the user's table holds.
+
+Each label-set shape (2, 3, 6 and 24 classes, integer labels, labels with spaces) goes through
+prepare -> features -> train -> evaluate -> predict -> report on the command line, on real
+posts: MVSA-Single tweets and images, Emotion6 images, MVSO-style XML over the real ANP emotion
+table. Models are small and read cheap frozen features (raw 32x32 pixels, GloVe means).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from sentimodal.errors import RecordError, UserInputError
+from sentimodal.interfaces.cli import app
+from sentimodal.preparation.dataset import PreparedDataset
+from sentimodal.preparation.label_set import (
+    LabelRules,
+    check_trainable,
+    parse_label_map,
+    sort_labels,
+)
+from sentimodal.sources.table import label_text
+
+runner = CliRunner()
+FAST_TRAIN = ["--epochs", "4", "--seed", "0", "--quiet"]
+
+
+def mvsa_posts(root: Path, per_label: int) -> pd.DataFrame:
+    """MVSA-Single posts whose text and image annotators agree, the first ``per_label`` ids
+    of each label: id, text, absolute image path, label."""
+    pairs = pd.read_csv(root / "labelResultAll.txt", sep="\t", dtype=str)
+    pairs[["text_label", "image_label"]] = pairs["text,image"].str.split(",", expand=True)
+    agreed = pairs[pairs["text_label"] == pairs["image_label"]].copy()
+    agreed["n"] = agreed["ID"].astype(int)
+    rows = []
+    for label, group in agreed.sort_values("n").groupby("text_label"):
+        for post_id in group["ID"].head(per_label):
+            text = (root / "data" / f"{post_id}.txt").read_bytes().decode("utf-8", "replace")
+            image = str(root / "data" / f"{post_id}.jpg")
+            rows.append({"id": post_id, "text": text.strip(), "image": image, "label": label})
+    return pd.DataFrame(rows)
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def end_to_end(
+    table: Path, tmp: Path, prepare_args: list[str], model: list[str], posts: pd.DataFrame
+) -> tuple[PreparedDataset, dict, list[dict]]:
+    """prepare -> features -> train (report included) -> evaluate -> predict, on the CLI."""
+    data, model_dir = tmp / "data", tmp / "model"
+    invoke("prepare", "table", str(table), "--out", str(data), "--quiet", *prepare_args)
+    dataset = PreparedDataset.load(data)
+    image = "pixels32" if "image" in model else "none"
+    text = "glove_mean" if "text" in model else "none"
+    invoke("features", str(data), "--image", image, "--text", text, "--workers", "0")
+    encoders = ["--image-encoder", "pixels32", "--text-encoder", "glove_mean"]
+    invoke("train", str(data), "--out", str(model_dir), *model, *encoders, *FAST_TRAIN)
+    assert (model_dir / "report.html").is_file() and (model_dir / "report.md").is_file()
+    metrics_path = tmp / "metrics.json"
+    invoke("evaluate", str(model_dir), str(data), "--split", "test", "--output", str(metrics_path))
+    metrics = json.loads(metrics_path.read_text())
+    assert metrics["labels"] == dataset.labels
+    assert len(metrics["confusion"]) == len(dataset.labels)
+    posts.to_csv(tmp / "posts.csv", index=False)
+    invoke("predict", str(model_dir), "--input", str(tmp / "posts.csv"), "-o", str(tmp / "p.jsonl"))
+    lines = (tmp / "p.jsonl").read_text().splitlines()
+    predictions = [json.loads(line) for line in lines]
+    assert len(predictions) == len(posts)
+    assert all(p["label"] in dataset.labels for p in predictions)
+    assert all(set(p["scores"]) == set(dataset.labels) for p in predictions)
+    return dataset, metrics, predictions
+
+
+# ------------------------------------------------------------------------------ the rules
+
+
+def test_label_cells_sorting_and_rules() -> None:
+    assert [label_text(v) for v in (1, 1.0, " 2 ", "POS", "Neutral", "very  good", None)] == [
+        "1",
+        "1",
+        "2",
+        "positive",
+        "neutral",
+        "very good",
+        "",
+    ]
+    assert sort_labels(["10", "2", "1"]) == ["1", "2", "10"]
+    assert sort_labels(["joy", "anger", "10"]) == ["10", "anger", "joy"]
+    rules = LabelRules(parse_label_map("happy=joy, glad = joy,mad=anger"), ["joy", "anger"])
+    assert [rules.apply(x) for x in ("happy", "glad", "mad", "joy")] == [
+        "joy",
+        "joy",
+        "anger",
+        "joy",
+    ]
+    with pytest.raises(RecordError, match="not among --labels-keep joy,anger"):
+        rules.apply("sadness")
+    assert rules.vocabulary(["happy", "mad", "calm"]) == ["anger", "joy"]
+    with pytest.raises(UserInputError, match="OLD=NEW"):
+        parse_label_map("happy")
+
+
+# ------------------------------------------------------------------------------ the issue's cases
+
+
+def test_joy_anger_sadness_csv_prepares_three_classes_with_no_rejects(tmp_path: Path) -> None:
+    rows = [
+        {"text": f"post number {i}", "label": ("joy", "anger", "sadness")[i % 3]} for i in range(60)
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "emotions.csv", index=False)
+    out = tmp_path / "data"
+    args = ["--text-column", "text", "--label-column", "label", "--quiet"]
+    invoke("prepare", "table", str(tmp_path / "emotions.csv"), "--out", str(out), *args)
+    info = json.loads((out / "dataset.json").read_text())
+    assert info["labels"] == ["anger", "joy", "sadness"]
+    assert info["n_rejects"] == 0 and info["n_examples"] == 60
+    assert info["counts"]["train"] == {"anger": 14, "joy": 14, "sadness": 14}
+
+
+def test_binary_image_csv_trains_evaluates_predicts_without_classes(
+    tmp_path: Path, mvsa_root: Path
+) -> None:
+    """The issue's first case: positive/negative image paths, no --classes anywhere."""
+    posts = mvsa_posts(mvsa_root, 20)
+    posts = posts[posts["label"] != "neutral"][["image", "label"]]
+    posts.to_csv(tmp_path / "train.csv", index=False)
+    prepare_args = ["--image-column", "image", "--label-column", "label"]
+    dataset, metrics, _ = end_to_end(
+        tmp_path / "train.csv", tmp_path, prepare_args, ["--model", "image"], posts.head(5)
+    )
+    assert dataset.labels == ["negative", "positive"]
+    assert set(metrics["per_class"]) == {"negative", "positive"}
+
+
+def test_training_refuses_a_class_with_no_training_posts(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "text": [f"great happy day {i}" for i in range(12)],
+            "label": ["positive", "negative"] * 5 + ["neutral", "neutral"],
+            "split": ["train"] * 10 + ["test", "test"],
+        }
+    )
+    data = tmp_path / "data"
+    PreparedDataset.from_dataframe(frame, split_column="split", root=data)
+    out = tmp_path / "model"
+    args = ["--model", "text", "--text-encoder", "glove_mean", *FAST_TRAIN]
+    result = runner.invoke(app, ["train", str(data), "--out", str(out), *args])
+    assert result.exit_code == 2
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert "class 'neutral' has no train posts (train 0, test 2)" in message
+    assert not out.exists()  # nothing written half way
+
+
+def test_training_refuses_a_one_class_set(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"text": [f"a post {i}" for i in range(10)], "label": "joy"})
+    data = tmp_path / "data"
+    PreparedDataset.from_dataframe(frame, split=(0.8, 0.2), root=data)
+    out = tmp_path / "model"
+    args = ["--model", "text", "--text-encoder", "glove_mean", *FAST_TRAIN]
+    result = runner.invoke(app, ["train", str(data), "--out", str(out), *args])
+    assert result.exit_code == 2
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert "at least two classes" in message and "one class ('joy': train 8, val 2)" in message
+    assert not out.exists()
+    with pytest.raises(UserInputError, match="at least two classes"):
+        check_trainable(PreparedDataset.load(data))
+
+
+# ------------------------------------------------------------------------------ label-set shapes
+
+
+def test_three_classes_from_mvsa_with_a_text_model(tmp_path: Path, mvsa_root: Path) -> None:
+    posts = mvsa_posts(mvsa_root, 14)
+    posts[["id", "text", "label"]].to_csv(tmp_path / "posts.csv", index=False)
+    args = ["--text-column", "text", "--label-column", "label", "--id-column", "id"]
+    dataset, metrics, _ = end_to_end(
+        tmp_path / "posts.csv", tmp_path, args, ["--model", "text"], posts.head(4)
+    )
+    assert dataset.labels == ["negative", "neutral", "positive"]
+    assert metrics["n"] == len(dataset.split("test"))
+
+
+def test_integer_labels_stay_integers(tmp_path: Path, mvsa_root: Path) -> None:
+    posts = mvsa_posts(mvsa_root, 12)
+    posts["label"] = posts["label"].map({"negative": -1, "neutral": 0, "positive": 1})
+    posts[["text", "image", "label"]].to_json(
+        tmp_path / "posts.jsonl", orient="records", lines=True
+    )
+    args = ["--text-column", "text", "--image-column", "image", "--label-column", "label"]
+    dataset, metrics, predictions = end_to_end(
+        tmp_path / "posts.jsonl", tmp_path, args, ["--model", "concat"], posts.head(3)
+    )
+    assert dataset.labels == ["-1", "0", "1"]  # numeric order, never "1.0"
+    assert set(metrics["support"]) == {"-1", "0", "1"}
+
+
+def test_labels_with_spaces_and_a_label_map(tmp_path: Path, mvsa_root: Path) -> None:
+    posts = mvsa_posts(mvsa_root, 12)
+    words = {"negative": "bad day", "neutral": "just news", "positive": "good day"}
+    posts["label"] = posts["label"].map(words)
+    posts[["text", "image", "label"]].to_csv(tmp_path / "posts.csv", index=False)
+    args = ["--image-column", "image", "--label-column", "label"]
+    args += ["--label-map", "just news=plain news", "--labels-keep", "bad day,good day,plain news"]
+    dataset, _, predictions = end_to_end(
+        tmp_path / "posts.csv", tmp_path, args, ["--model", "image"], posts.head(3)
+    )
+    assert dataset.labels == ["bad day", "good day", "plain news"]
+    # an embedding head places labels with spaces by their words' mean GloVe vector
+    emb = tmp_path / "emb"
+    head = ["--model", "image", "--head", "embedding", "--image-encoder", "pixels32"]
+    invoke("train", str(tmp_path / "data"), "--out", str(emb), *head, *FAST_TRAIN)
+    out = invoke(
+        "predict", str(emb), "--image", posts["image"].iloc[0], "--labels", "sunny day,bad"
+    )
+    assert "sunny day" in out
+    result = runner.invoke(
+        app,
+        ["predict", str(emb), "--image", posts["image"].iloc[0]] + ["--labels", "xqzzv mood,bad"],
+    )
+    assert result.exit_code == 2 and "'xqzzv' has no GloVe 6B vector" in result.output
+
+
+def test_six_emotion6_classes_from_folders(tmp_path: Path, shared_data: Path) -> None:
+    root = shared_data / "emotion6" / "images"
+    rows = [
+        {"image": str(path), "label": folder.name}
+        for folder in sorted(root.iterdir())
+        for path in sorted(folder.glob("*.jpg"), key=lambda p: int(p.stem))[:7]
+    ]
+    posts = pd.DataFrame(rows)
+    posts.to_csv(tmp_path / "e6.csv", index=False)
+    args = ["--image-column", "image", "--label-column", "label"]
+    dataset, metrics, _ = end_to_end(
+        tmp_path / "e6.csv", tmp_path, args, ["--model", "image"], posts.head(4)
+    )
+    assert dataset.labels == ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
+    assert len(metrics["confusion"]) == 6
