@@ -139,3 +139,17 @@ def classification_report(
         "confusion": confusion.tolist(),
         "majority_baseline": majority_baseline(y_true, labels, y_train),
     }
+
+
+def kl_divergence(target: np.ndarray, predicted: np.ndarray, eps: float = 1e-12) -> float:
+    """Mean KL(target || predicted) in nats over rows of probability distributions (N, K):
+    how far predicted distributions are from soft labels (0 when equal). Terms where the
+    target is 0 contribute 0; predictions are clipped at ``eps`` so a confident miss is
+    large but finite."""
+    target = np.asarray(target, dtype=np.float64)
+    predicted = np.clip(np.asarray(predicted, dtype=np.float64), eps, None)
+    predicted = predicted / predicted.sum(axis=1, keepdims=True)
+    terms = np.where(
+        target > 0, target * (np.log(np.where(target > 0, target, 1)) - np.log(predicted)), 0.0
+    )
+    return float(terms.sum(axis=1).mean())

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.sources.table import label_text
 
@@ -128,3 +130,22 @@ def check_trainable(dataset: PreparedDataset, train_splits: Sequence[str] = ("tr
         raise UserInputError(
             f"{where}: {train} labels {unknown} are not in the dataset's label set {labels}"
         )
+
+
+def soft_targets(dataset: PreparedDataset, ids: Sequence[str], head: str) -> np.ndarray:
+    """The label distributions of ``ids`` (N, labels), in the dataset's label order, as soft
+    training targets; refused for embedding heads and for posts without a distribution."""
+    if head != "softmax":
+        raise UserInputError(f"soft targets train softmax heads (cross-entropy), not {head} heads")
+    by_id = dataset.examples.set_index(dataset.examples["id"].astype(str))["label_distribution"]
+    rows = by_id.loc[list(ids)].tolist()
+    width = len(dataset.labels)
+    lacking = [i for i, row in zip(ids, rows, strict=True) if row is None or len(row) != width]
+    if lacking:
+        raise UserInputError(
+            f"{dataset.root}: soft targets need a label distribution for every training post; "
+            f"{len(lacking)} have none (e.g. {lacking[0]!r}): prepare with "
+            f"--label-distribution-columns"
+        )
+    matrix = np.asarray(rows, dtype=np.float32)
+    return matrix / matrix.sum(axis=1, keepdims=True)

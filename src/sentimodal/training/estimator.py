@@ -38,7 +38,7 @@ from sentimodal.models.registry import build_model, config_from_dict, model_conf
 from sentimodal.models.text_lstm import TextBiLSTM, glove_embedding_matrix
 from sentimodal.models.text_transformer import TextTransformer, backbone_architecture
 from sentimodal.preparation.dataset import PreparedDataset
-from sentimodal.preparation.label_set import check_trainable
+from sentimodal.preparation.label_set import check_trainable, soft_targets
 from sentimodal.training import model_dir
 from sentimodal.training.confident import fine_tune_confident
 from sentimodal.training.inference import extract_embeddings, predict_outputs, predict_scores
@@ -167,7 +167,15 @@ class SentimentModel:
             self.model_.set_label_space(self.label_space_)
         val_pair = (val.data, self._label_indices(dataset, val.ids)) if val else None
         result = train_model(
-            self.model_, train.data, y_train, val=val_pair, config=run.train, progress=progress
+            self.model_,
+            train.data,
+            y_train,
+            val=val_pair,
+            config=run.train,
+            progress=progress,
+            soft_targets=soft_targets(dataset, train.ids, run.head)
+            if run.train.soft_targets
+            else None,
         )
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
