@@ -246,3 +246,121 @@ def test_six_emotion6_classes_from_folders(tmp_path: Path, shared_data: Path) ->
     )
     assert dataset.labels == ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
     assert len(metrics["confusion"]) == 6
+
+
+# ------------------------------------------------------------------------------ MVSO emotions
+
+BASIC_ANPS = {
+    "joy": ["long_socks", "natural_beauty", "shiny_legs"],
+    "trust": ["creative_leadership", "old_warden", "renewable_energy"],
+    "fear": ["crazy_donkey", "abandoned_hospital", "open_shirt"],
+    "surprise": ["bygone_age", "old_books", "classic_trucks"],
+    "sadness": ["tiny_dog", "lost_cat", "fluffy_dog"],
+    "disgust": ["inanimate_objects", "odd_future", "competitive_eating"],
+    "anger": ["fat_face", "gothic_festival", "evil_dog"],
+    "anticipation": ["scientific_illustration", "sticky_rice", "affordable_homes"],
+}
+
+
+def mvso_corpus(root: Path) -> Path:
+    """getInfo XML files in ANP folders: two photos per ANP, titled and tagged by the ANP."""
+    for anps in BASIC_ANPS.values():
+        for anp in anps:
+            folder = root / anp
+            folder.mkdir(parents=True)
+            words = anp.replace("_", " ")
+            for n in range(2):
+                photo_id = f"{anp}-{n}"
+                (folder / f"{photo_id}.xml").write_text(
+                    f'<rsp stat="ok"><photo id="{photo_id}" secret="s" server="1" farm="1">'
+                    f"<title>{words} photo {n}</title><description>my {words}</description>"
+                    f'<tags><tag raw="{words}">{anp}</tag></tags></photo></rsp>\n'
+                )
+    return root
+
+
+def test_mvso_anp_emotion_labels_eight_and_twenty_four(tmp_path: Path, shared_data: Path) -> None:
+    emotions = shared_data / "ontologies" / "mvso_english_anp_emotion.csv"
+    root = mvso_corpus(tmp_path / "mvso")
+    table = pd.read_csv(emotions).set_index("ANP")
+    common = ["--labels", "anp-emotion", "--anp-emotions", str(emotions), "--quiet"]
+    basic, full = tmp_path / "basic", tmp_path / "full"
+    invoke("prepare", "mvso", str(root), "--out", str(basic), "--emotion-classes", "8", *common)
+    invoke("prepare", "mvso", str(root), "--out", str(full), *common)
+
+    eight = PreparedDataset.load(basic)
+    assert eight.labels == sorted(BASIC_ANPS) and eight.info["n_rejects"] == 0
+    by_id = eight.examples.set_index("id")
+    for label, anps in BASIC_ANPS.items():
+        for anp in anps:
+            row = by_id.loc[f"{anp}-0"]
+            assert row["label"] == label  # argmax of the summed intensities
+            distribution = dict(zip(eight.labels, row["label_distribution"], strict=True))
+            joy = table.loc[anp, ["ecstasy", "joy", "serenity"]].sum() / table.loc[anp].sum()
+            assert distribution["joy"] == pytest.approx(joy)
+            assert sum(distribution.values()) == pytest.approx(1.0)
+
+    twenty_four = PreparedDataset.load(full)
+    assert len(twenty_four.labels) == 24
+    row = twenty_four.examples.set_index("id").loc["tiny_dog-0"]
+    assert row["label"] == table.loc["tiny_dog"].idxmax() == "sadness"
+    # most of the 24 emotions are nobody's argmax here: training is refused, naming one
+    model = tmp_path / "m24"
+    result = runner.invoke(
+        app, ["train", str(full), "--out", str(model), "--model", "text", *FAST_TRAIN]
+    )
+    assert result.exit_code == 2 and "class 'acceptance' has no train posts" in result.stderr
+    assert not model.exists()
+
+    # the 8 basic emotions train end to end, and soft targets train on the distributions
+    encoders = ["--text-encoder", "glove_mean", "--model", "text"]
+    invoke("train", str(basic), "--out", str(tmp_path / "m8"), *encoders, *FAST_TRAIN)
+    out = invoke("predict", str(tmp_path / "m8"), "--text", "a lost cat in the rain")
+    assert any(label in out for label in BASIC_ANPS)
+    soft = {"text_encoder": "glove_mean", "train": {"epochs": 3, "soft_targets": True}}
+    from sentimodal.training.estimator import SentimentModel
+
+    model8 = SentimentModel(model="text", **soft).fit(eight, progress=False)
+    assert model8.classes_ == eight.labels
+
+
+def test_twenty_four_emotions_from_the_anp_table(tmp_path: Path, shared_data: Path) -> None:
+    """24 classes: each emotion's most characteristic ANP phrases (real MVSO figures)."""
+    table = pd.read_csv(shared_data / "ontologies" / "mvso_english_anp_emotion.csv")
+    table = table.set_index("ANP")
+    shares = table.div(table.sum(axis=1), axis=0)
+    rows, used = [], set()
+    for emotion in table.columns:
+        top = [a for a in shares[emotion].sort_values(ascending=False).index if a not in used][:4]
+        used.update(top)
+        rows += [{"text": anp.replace("_", " "), "label": emotion} for anp in top]
+    posts = pd.DataFrame(rows)
+    posts.to_csv(tmp_path / "anps.csv", index=False)
+    args = ["--text-column", "text", "--label-column", "label", "--split", "0.5,0.25,0.25"]
+    dataset, metrics, _ = end_to_end(
+        tmp_path / "anps.csv", tmp_path, args, ["--model", "text"], posts.head(3)
+    )
+    assert len(dataset.labels) == 24 and len(metrics["confusion"]) == 24
+    # the confusion heat map of the report is sized to the 24 labels
+    assert (tmp_path / "model" / "report.html").stat().st_size > 0
+
+
+def test_label_distribution_columns_argmax_and_ties(tmp_path: Path) -> None:
+    rows = [
+        {"text": "a", "anger": 0.2, "joy": 0.8, "neutral": 0},
+        {"text": "b", "anger": 1, "joy": 1, "neutral": 0},  # tie: the column named first
+        {"text": "c", "anger": 0, "joy": 0, "neutral": 0},  # no votes: a reject
+        {"text": "d", "anger": 0, "joy": 0, "neutral": 3},
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
+    out = tmp_path / "data"
+    args = ["--text-column", "text", "--split", "none", "--quiet"]
+    cols = ["--label-distribution-columns", "joy,anger,neutral"]
+    invoke("prepare", "table", str(tmp_path / "d.csv"), "--out", str(out), *args, *cols)
+    dataset = PreparedDataset.load(out)
+    assert dataset.labels == ["anger", "joy", "neutral"]
+    by_id = dataset.examples.set_index("id")
+    assert list(by_id["label"]) == ["joy", "joy", "neutral"]
+    assert list(by_id.loc["1", "label_distribution"]) == pytest.approx([0.2, 0.8, 0.0])
+    assert list(by_id.loc["2", "label_distribution"]) == pytest.approx([0.5, 0.5, 0.0])
+    assert dataset.rejects()["reason"].tolist() == ["label distribution: every probability is 0"]
