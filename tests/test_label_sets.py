@@ -199,10 +199,12 @@ def test_integer_labels_stay_integers(tmp_path: Path, mvsa_root: Path) -> None:
     )
     args = ["--text-column", "text", "--image-column", "image", "--label-column", "label"]
     dataset, metrics, predictions = end_to_end(
-        tmp_path / "posts.jsonl", tmp_path, args, ["--model", "concat"], posts.head(3)
+        tmp_path / "posts.jsonl", tmp_path, args, ["--model", "late"], posts.head(3)
     )
     assert dataset.labels == ["-1", "0", "1"]  # numeric order, never "1.0"
     assert set(metrics["support"]) == {"-1", "0", "1"}
+    # the late fusion's report compares its text and image branches on the integer labels
+    assert "How much do images add?" in (tmp_path / "model" / "report.md").read_text()
 
 
 def test_labels_with_spaces_and_a_label_map(tmp_path: Path, mvsa_root: Path) -> None:
@@ -246,6 +248,26 @@ def test_six_emotion6_classes_from_folders(tmp_path: Path, shared_data: Path) ->
     )
     assert dataset.labels == ["anger", "disgust", "fear", "joy", "sadness", "surprise"]
     assert len(metrics["confusion"]) == 6
+    # an experiment grid over both heads runs on the 6 emotions like on sentiment
+    from sentimodal.analysis.experiment import ExperimentSpec, run_experiment
+
+    spec = ExperimentSpec.model_validate(
+        {
+            "name": "emotions",
+            "base": {
+                "model": "image",
+                "image_encoder": "pixels32",
+                "feature_workers": 0,
+                "train": {"epochs": 2, "patience": None},
+            },
+            "grid": {"head": ["softmax", "embedding"]},
+            "seeds": [0],
+            "baselines": ["majority"],
+        }
+    )
+    grid = run_experiment(spec, dataset.root, tmp_path / "grid", command="pytest", progress=False)
+    results = pd.read_csv(tmp_path / "grid" / "results.csv")
+    assert grid.computed == 3 and set(results["cell"]) >= {"head=softmax", "head=embedding"}
 
 
 # ------------------------------------------------------------------------------ MVSO emotions

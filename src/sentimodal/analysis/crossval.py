@@ -19,6 +19,7 @@ from pydantic import Field
 from sklearn.linear_model import LogisticRegression
 
 from sentimodal.config import Config
+from sentimodal.errors import UserInputError
 from sentimodal.evaluation.metrics import classification_report, kl_divergence
 from sentimodal.features.folder import FeatureFolder
 from sentimodal.features.store import extract_features
@@ -55,10 +56,12 @@ def fold_of(ids: Sequence[str], labels: Sequence[str], folds: int, seed: int) ->
     labels_array = np.asarray(labels, dtype=object)
     out = np.empty(len(ids_array), dtype=np.int64)
     rng = np.random.default_rng(seed)
+    start = 0  # each class's remainder starts where the last one's ended: folds stay even
     for label in sorted(set(labels_array.tolist())):
         members = np.flatnonzero(labels_array == label)
         members = rng.permutation(members[np.argsort(ids_array[members], kind="stable")])
-        out[members] = np.arange(len(members)) % folds
+        out[members] = (np.arange(len(members)) + start) % folds
+        start += len(members)
     return out
 
 
@@ -79,6 +82,12 @@ def fold_dataset(
     folded.info["counts"] = {
         name: per for name, per in split_counts(folded).items() if name in ("train", "val", "test")
     }
+    if "val" not in folded.info["counts"]:
+        raise UserInputError(
+            f"{dataset.root}: fold {fold} leaves no validation post ({val_fraction:.0%} of "
+            f"{int(rest.sum())} training posts, per class): use fewer folds or a larger "
+            f"validation fraction"
+        )
     return folded
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from pathlib import Path
 
 import typer
@@ -24,9 +23,28 @@ def _items(value: str, option: str) -> list[str]:
     return items
 
 
+def command_line(context: typer.Context) -> str:
+    """The running command with every option spelled out (to redo the run from a report)."""
+    parts = ["sentimodal", str(context.info_name)]
+    for param in context.command.params:
+        value = context.params.get(str(param.name))
+        if value is None or param.name == "context":
+            continue
+        if param.param_type_name == "argument":
+            parts.append(shlex.quote(str(value)))
+        elif getattr(param, "is_flag", False) and param.secondary_opts:
+            parts.append(param.opts[0] if value else param.secondary_opts[0])
+        elif getattr(param, "is_flag", False):
+            parts += [param.opts[0]] if value else []
+        else:
+            parts += [param.opts[0], shlex.quote(str(value))]
+    return " ".join(parts)
+
+
 @app.command("crossval")
 @user_errors
 def crossval_command(
+    context: typer.Context,
     dataset_dir: Path = typer.Argument(..., help="A prepared dataset directory (any splits)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for results and report."),
     model: str = typer.Option("image", "--model", help="text, image, concat, gated or late."),
@@ -48,6 +66,9 @@ def crossval_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the folds and of training."),
     logreg: bool = typer.Option(
         True, "--logreg/--no-logreg", help="Logistic regression on each image encoder's features."
+    ),
+    c_values: str = typer.Option(
+        "0.001,0.01,0.1,1", "--c-values", help="Logistic regression: C values tried on val."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -92,12 +113,13 @@ def crossval_command(
         seed=seed,
         models=models,
         logreg_image_encoders=encoders if logreg and model == "image" else [],
+        c_values=[float(c) for c in _items(c_values, "--c-values")],
     )
     dataset = PreparedDataset.load(dataset_dir)
     rows = cross_validate(dataset, config, progress=not quiet)
     summary = summarise(rows)
     out.mkdir(parents=True, exist_ok=True)
-    command = shlex.join(["sentimodal", *sys.argv[1:]])
+    command = command_line(context)
     config.save(out / "config.yaml")
     rows.to_csv(out / "folds.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)

@@ -283,8 +283,10 @@ def generalised(
         "is then ranked among all labels, the unseen ones placed by their label vectors "
         "only. Figures are mean per-class accuracies: `unseen_accuracy` and `seen_accuracy` "
         "among all labels (generalised zero-shot), `harmonic_mean` of the two, and "
-        "`zsl_accuracy` among the unseen labels only. The supervised reference is trained on "
-        f"every label.\n\nCommand: `{command}`"
+        "`zsl_accuracy` among the unseen labels only. `calibrated stacking` adds one bias to "
+        "the unseen labels' scores, chosen without any unseen post: the bias that sends "
+        "(unseen labels / all labels) of the seen validation posts to an unseen label. The "
+        f"supervised reference is trained on every label.\n\nCommand: `{command}`"
     )
     report.add_table(_rounded(result.summary), caption="Mean and std over the unseen sets")
     report.add_table(_rounded(result.rows), caption="Per unseen set")
