@@ -86,7 +86,9 @@ def unseen_command(
     label_sources: str = typer.Option(
         "minilm,glove_6b_50d", "--label-sources", help="Label vector sources to compare."
     ),
-    losses: str = typer.Option("cosine,hinge", "--losses", help="Embedding losses to compare."),
+    losses: str = typer.Option(
+        "cosine,hinge", "--losses", help="Embedding losses to compare (one unseen label)."
+    ),
     margin: float = typer.Option(0.1, "--margin", help="Hinge loss margin."),
     vocabularies: str = typer.Option(
         "none",
