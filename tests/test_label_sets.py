@@ -386,3 +386,57 @@ def test_label_distribution_columns_argmax_and_ties(tmp_path: Path) -> None:
     assert list(by_id.loc["1", "label_distribution"]) == pytest.approx([0.2, 0.8, 0.0])
     assert list(by_id.loc["2", "label_distribution"]) == pytest.approx([0.5, 0.5, 0.0])
     assert dataset.rejects()["reason"].tolist() == ["label distribution: every probability is 0"]
+
+
+# ------------------------------------------------------------------------------ small pieces
+
+
+def test_undefined_metrics_print_as_a_dash_and_serialise_as_null() -> None:
+    from rich.console import Console
+
+    from sentimodal.evaluation.metrics import classification_report
+    from sentimodal.interfaces.cli.tables import comparison_table, metrics_table
+
+    labels = ["negative", "neutral", "positive"]
+    metrics = classification_report(["negative", "positive"], ["negative", "negative"], labels)
+    assert metrics["per_class"]["neutral"] is None and metrics["per_class_f1"]["neutral"] is None
+    console = Console(width=200, record=True)
+    console.print(metrics_table(metrics, "test"))
+    console.print(comparison_table([{"model": "m", "accuracy": None, "macro_f1": 0.5}], "t"))
+    text = console.export_text()
+    assert "neutral" in text and "–" in text
+    assert json.loads(json.dumps(metrics))["per_class_precision"]["positive"] is None
+
+
+def test_classes_applies_only_to_tool_made_labels(tmp_path: Path) -> None:
+    pd.DataFrame({"t": ["a", "b"], "s": ["joy", "anger"]}).to_csv(tmp_path / "t.csv", index=False)
+    args = ["prepare", "table", str(tmp_path / "t.csv"), "--out", str(tmp_path / "o")]
+    args += ["--text-column", "t", "--label-column", "s", "--classes", "2", "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "--labels-keep" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_dataframe_with_integer_labels_fits_and_predicts(mvsa_root: Path) -> None:
+    from sentimodal.training.estimator import SentimentModel
+
+    posts = mvsa_posts(mvsa_root, 12)
+    posts = posts[posts["label"] != "neutral"].copy()
+    posts["label"] = (posts["label"] == "positive").astype(int)  # 0 / 1
+    model = SentimentModel(
+        model="text", text_encoder="glove_mean", train={"epochs": 3}, feature_workers=0
+    ).fit(posts[["text", "label"]], progress=False)
+    assert model.classes_ == ["0", "1"]
+    (prediction,) = model.predict_posts([{"text": "what a wonderful day"}])
+    assert prediction.label in {"0", "1"} and set(prediction.scores) == {"0", "1"}
+
+
+def test_minilm_places_any_phrase_glove_refuses_unknown_words() -> None:
+    from sentimodal.models.label_space import LabelSpace
+
+    space = LabelSpace.from_minilm(["xqzzv mood", "a sunny day"])
+    assert space.dim == 384 and space.labels == ["xqzzv mood", "a sunny day"]
+    glove = LabelSpace.from_glove(["sunny day", "bad"])
+    assert glove.vectors.shape == (2, 50)
+    with pytest.raises(UserInputError, match="'xqzzv' has no GloVe 6B vector"):
+        LabelSpace.from_glove(["xqzzv mood", "bad"])
