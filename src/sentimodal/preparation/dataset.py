@@ -204,8 +204,10 @@ class PreparedDataset:
         """A dataset from an in-memory table, for the fit/predict API.
 
         Text columns are joined into ``text``; image cells are URLs or paths (relative ones
-        against ``base_dir``, default the working directory). Labels are kept as given (any
-        label set, e.g. for zero-shot use); without a label column they are null. Splits come
+        against ``base_dir``, default the working directory). Labels are the column's values as
+        text (any label set; integers as integers, sentiment spellings unified, see
+        ``sources.table.label_text``), in sorted order; without a label column they are null.
+        Splits come
         from ``split_column``, else from ``split`` fractions (stratified, seeded), else
         everything is ``all``. Rows are taken as they are: no filters, no image checks
         (that is ``prepare``'s job). With ``root`` the dataset is also written there.
