@@ -207,9 +207,8 @@ class PreparedDataset:
         against ``base_dir``, default the working directory). Labels are the column's values as
         text (any label set; integers as integers, sentiment spellings unified, see
         ``sources.table.label_text``), in sorted order; without a label column they are null.
-        Splits come
-        from ``split_column``, else from ``split`` fractions (stratified, seeded), else
-        everything is ``all``. Rows are taken as they are: no filters, no image checks
+        Splits come from ``split_column``, else from ``split`` fractions (stratified, seeded),
+        else everything is ``all``. Rows are taken as they are: no filters, no image checks
         (that is ``prepare``'s job). With ``root`` the dataset is also written there.
         """
         mapped = [*text_columns, image_column, label_column, id_column, split_column]
