@@ -3,11 +3,11 @@
 A local HTTP server (a separate process on 127.0.0.1, so its CPU is not counted) serves N
 distinct JPEGs taken from MVSA-Single (or generated ones), adding ``--latency`` seconds (20 ms
 by default) to every response, as a remote server would. The downloader runs in this process
-with ``--workers`` threads, through the same fetcher, decode check and shard writer as the
+with ``--threads`` threads, through the same fetcher, decode check and shard writer as the
 command. Prints wall-clock images/s, this process's CPU seconds, and images per CPU-second:
 the throughput of one fully used core (img2dataset publishes ~100 samples/s per core).
 
-    python benchmarks/bench_download.py --images 2000 --workers 32 [--resize 256]
+    python benchmarks/bench_download.py --images 2000 --threads 32 [--resize 256]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mvsa_s
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=2000)
-    parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--latency", type=float, default=0.02, help="seconds added per response")
     parser.add_argument("--resize", type=int, default=None)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of JPEGs")
@@ -82,8 +82,8 @@ def main() -> None:
             work / "out",
             image_column="url",
             id_column="id",
-            workers=args.workers,
-            per_host=args.workers,
+            workers=args.threads,
+            per_host=args.threads,
             resize=args.resize,
             allow_private_addresses=True,
             progress=False,
@@ -100,7 +100,7 @@ def main() -> None:
     latency_ms = args.latency * 1000
     cores = available_cores()
     print(f"images: {args.images} distinct JPEGs (mean {mean_kb:.0f} KiB), +{latency_ms:.0f} ms")
-    print(f"workers: {args.workers} threads, resize: {args.resize}, cores: {cores}")
+    print(f"threads: {args.threads}, resize: {args.resize}, cores: {cores}")
     print(f"downloaded: {done}, failed: {stats['failures']} {stats['failures_by_reason']}")
     print(f"wall: {wall:.2f} s -> {done / wall:.1f} images/s ({done / wall / cores:.1f} per core)")
     print(f"CPU (downloader process): {cpu:.2f} s -> {done / cpu:.1f} images per CPU-second")

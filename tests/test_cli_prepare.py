@@ -64,8 +64,9 @@ def test_table_source_from_the_command_line(tmp_path: Path) -> None:
         + ["--label-column", "s", "--split", "none", "--quiet"],
     )
     assert result.exit_code == 0, result.output
+    # the label set is the column's: no empty third class
     assert json.loads((out / "dataset.json").read_text())["counts"] == {
-        "all": {"negative": 5, "neutral": 0, "positive": 5}
+        "all": {"negative": 5, "positive": 5}
     }
 
 

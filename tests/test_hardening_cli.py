@@ -120,13 +120,13 @@ def test_features_on_a_garbage_examples_file(dataset: Path, tmp_path: Path, garb
 
 def test_prepare_with_every_row_rejected_writes_nothing(tmp_path: Path) -> None:
     table = tmp_path / "t.csv"
-    table.write_text("text,label\nhello,bogus\nworld,bogus\n")
+    table.write_text("text,label\n,positive\n ,negative\n")  # no post has anything to read
     out = tmp_path / "d"
     result = invoke(
         "prepare", "table", table, "--out", out, "--text-column", "text",
         "--label-column", "label", "--quiet",
     )  # fmt: skip
-    assert_user_error(result, "every one of the 2 records was rejected", "unknown label word")
+    assert_user_error(result, "every one of the 2 records was rejected")
     assert not out.exists() or list(out.iterdir()) == []
 
 

@@ -76,7 +76,9 @@ def test_labels_absent_from_the_split():
     true, pred = ["a", "a", "b", "b"], ["a", "b", "b", "b"]
     report = classification_report(true, pred, labels)
     assert report["per_class"]["c"] is None
-    assert report["per_class_f1"]["c"] == 0.0
+    # undefined figures are null, never a made-up 0, and they survive JSON
+    assert report["per_class_f1"]["c"] is None and report["per_class_precision"]["c"] is None
+    assert json.loads(json.dumps(report))["per_class_f1"]["c"] is None
     # macro-F1 averages the labels that occur (as scikit-learn does without labels=)
     assert report["macro_f1"] == pytest.approx(skm.f1_score(true, pred, average="macro"))
     assert report["confusion"][2] == [0, 0, 0]

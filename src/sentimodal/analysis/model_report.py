@@ -45,7 +45,7 @@ def metrics_frame(metrics: Mapping[str, Metrics]) -> pd.DataFrame:
             "macro-F1": m["macro_f1"],
             "weighted-F1": m["weighted_f1"],
         }
-        row.update({f"recall {label}": m["per_class"][label] for label in m["labels"]})
+        row.update({f"recall {label}": m["per_class"].get(label) for label in m["labels"]})
         row["skipped (no input)"] = m.get("n_missing", 0)
         rows.append(row)
     return pd.DataFrame(rows)

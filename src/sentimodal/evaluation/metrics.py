@@ -99,6 +99,15 @@ def majority_baseline(
     return {"label": labels[majority], "accuracy": float((true == majority).mean())}
 
 
+def _defined(
+    labels: Sequence[str], values: np.ndarray, defined: np.ndarray
+) -> dict[str, float | None]:
+    return {
+        label: (float(v) if ok else None)
+        for label, v, ok in zip(labels, values, defined, strict=True)
+    }
+
+
 def classification_report(
     y_true: LabelArray,
     y_pred: LabelArray,
@@ -109,7 +118,9 @@ def classification_report(
 
     Keys: ``n``, ``labels`` (the order of ``confusion``'s rows and columns), ``accuracy``,
     ``macro_f1``, ``weighted_f1``, ``per_class`` (label -> accuracy), ``per_class_f1``,
-    ``support``, ``confusion`` (rows = true labels), ``majority_baseline``.
+    ``support``, ``confusion`` (rows = true labels), ``majority_baseline``. An entry that is
+    undefined on these examples (recall of a class with no example, precision of a class never
+    predicted, F1 of a class neither present nor predicted) is None (JSON null), never 0.
     """
     labels = list(labels)
     confusion = confusion_matrix(y_true, y_pred, labels)
@@ -122,11 +133,23 @@ def classification_report(
         "macro_f1": float(f1[present].mean()),
         "weighted_f1": float((f1 * support).sum() / support.sum()),
         "per_class": per_class_accuracy(y_true, y_pred, labels),
-        "per_class_f1": {label: float(v) for label, v in zip(labels, f1, strict=True)},
-        "per_class_precision": {
-            label: float(v) for label, v in zip(labels, precision, strict=True)
-        },
+        "per_class_f1": _defined(labels, f1, present),
+        "per_class_precision": _defined(labels, precision, confusion.sum(axis=0) > 0),
         "support": {label: int(n) for label, n in zip(labels, support, strict=True)},
         "confusion": confusion.tolist(),
         "majority_baseline": majority_baseline(y_true, labels, y_train),
     }
+
+
+def kl_divergence(target: np.ndarray, predicted: np.ndarray, eps: float = 1e-12) -> float:
+    """Mean KL(target || predicted) in nats over rows of probability distributions (N, K):
+    how far predicted distributions are from soft labels (0 when equal). Terms where the
+    target is 0 contribute 0; predictions are clipped at ``eps`` so a confident miss is
+    large but finite."""
+    target = np.asarray(target, dtype=np.float64)
+    predicted = np.clip(np.asarray(predicted, dtype=np.float64), eps, None)
+    predicted = predicted / predicted.sum(axis=1, keepdims=True)
+    terms = np.where(
+        target > 0, target * (np.log(np.where(target > 0, target, 1)) - np.log(predicted)), 0.0
+    )
+    return float(terms.sum(axis=1).mean())

@@ -92,6 +92,7 @@ class PostBatchWork:
         classes: Sequence[str],
         network: FetchPolicy | None = None,
         fallback: bool = True,
+        scores_are: str = "class probabilities",
     ) -> None:
         self.image_work = (
             ImageBatchWork(image_encoder, network) if image_encoder is not None else None
@@ -102,6 +103,8 @@ class PostBatchWork:
         #: a fusion reads a post that lacks one modality by the other (False: such a post is
         #: an error, for scorers that cannot be told what is missing, e.g. an ONNX graph)
         self.fallback = fallback
+        #: what the scores are, for people reading them (they need not sum to 1)
+        self.scores_are = scores_are
         self.classes = list(classes)
 
     @classmethod
@@ -119,6 +122,11 @@ class PostBatchWork:
             score=lambda data: predict_scores(net, data, batch),
             classes=model.classes_,
             network=network,
+            scores_are=(
+                "class probabilities"
+                if model.label_space_ is None
+                else "cosine similarities to each label's vector (not probabilities)"
+            ),
         )
 
     def with_classes(self, classes: Sequence[str]) -> PostBatchWork:

@@ -8,11 +8,12 @@ package to install.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -162,6 +163,21 @@ def minilm_state_dict() -> dict[str, Any]:
 def minilm_model(device: str = "cpu") -> SentenceTransformer:
     """The MiniLM sentence-transformer, loaded offline once per (process, device)."""
     sentence_transformers: Any = require("sentence_transformers")
-    return sentence_transformers.SentenceTransformer(
-        str(minilm_path()), device=device, local_files_only=True
-    )
+    with _quiet_loading():
+        return sentence_transformers.SentenceTransformer(
+            str(minilm_path()), device=device, local_files_only=True
+        )
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No "Loading weights" bar from transformers in the middle of a command's own output;
+    the library's setting comes back afterwards."""
+    logging: Any = require("transformers").utils.logging
+    enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            logging.enable_progress_bar()

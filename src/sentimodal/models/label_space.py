@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from sentimodal.errors import UserInputError
-from sentimodal.features.text_encoders.glove_mean import glove_vector
+from sentimodal.features import resources
+from sentimodal.features.text_encoders.glove_mean import glove_vector, glove_words
 from sentimodal.features.text_encoders.minilm import minilm_vectors
 from sentimodal.models.config import GLOVE_SOURCE, MINILM_SOURCE
 
@@ -55,11 +56,20 @@ class LabelSpace:
     @classmethod
     def from_glove(cls, labels: Sequence[str]) -> LabelSpace:
         """Labels placed by GloVe 6B 50-d; a phrase label is the mean of its words' vectors
-        (words split as the ``glove_mean`` text encoder splits posts)."""
+        (words split as the ``glove_mean`` text encoder splits posts). Every word needs a
+        vector: a label with an unknown word is refused (no silent fallback to another space,
+        whose vectors the model was not trained to predict)."""
+        vocab = resources.glove_table().vocab
+        for label in labels:
+            words = glove_words(label)
+            missing = [word for word in words if word.lower() not in vocab]
+            if not words or missing:
+                what = f"the word {missing[0]!r}" if missing else "no word"
+                raise UserInputError(
+                    f"label {label!r}: {what} has no GloVe 6B vector; rename the label or use "
+                    f"the minilm label source (which places any phrase)"
+                )
         vectors = np.stack([glove_vector(label) for label in labels])
-        unknown = [label for label, v in zip(labels, vectors, strict=True) if not v.any()]
-        if unknown:
-            raise UserInputError(f"no word of the label(s) {unknown} is in GloVe 6B: rename them")
         return cls(labels, vectors, GLOVE_SOURCE)
 
     @classmethod

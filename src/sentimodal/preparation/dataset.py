@@ -22,6 +22,7 @@ from sentimodal.files import (
     write_atomic,
     write_json_atomic,
 )
+from sentimodal.preparation.label_set import sort_labels
 from sentimodal.preparation.splits import (
     ALL_SPLIT,
     SPLIT_NAMES,
@@ -30,7 +31,12 @@ from sentimodal.preparation.splits import (
     split_names,
 )
 from sentimodal.sources.record import Post, join_text
-from sentimodal.sources.table import cell_text, join_text_cells, resolve_image_reference
+from sentimodal.sources.table import (
+    cell_text,
+    join_text_cells,
+    label_text,
+    resolve_image_reference,
+)
 
 EXAMPLES_FILE = "examples.parquet"
 REJECTS_FILE = "rejects.csv"
@@ -54,9 +60,13 @@ EXAMPLE_SCHEMA = pa.schema(
         ("text_label", pa.string()),
         ("image_label", pa.string()),
         ("location", pa.string()),
+        # soft label: probabilities in the order of dataset.json's labels (null: none)
+        ("label_distribution", pa.list_(pa.float64())),
     ]
 )
 EXAMPLE_COLUMNS: tuple[str, ...] = tuple(EXAMPLE_SCHEMA.names)
+#: columns added after the first format: datasets written before them load with nulls
+OPTIONAL_COLUMNS: tuple[str, ...] = ("label_distribution",)
 
 
 def post_to_row(post: Post, split: str | None = None) -> dict[str, Any]:
@@ -75,6 +85,7 @@ def post_to_row(post: Post, split: str | None = None) -> dict[str, Any]:
         "text_label": post.text_label,
         "image_label": post.image_label,
         "location": post.location,
+        "label_distribution": None,
     }
 
 
@@ -154,13 +165,17 @@ class PreparedDataset:
         check_regular(examples_path, error=UserInputError)
         try:
             schema = pq.read_schema(examples_path)
-            missing = [c for c in EXAMPLE_COLUMNS if c not in schema.names]
+            required = [c for c in EXAMPLE_COLUMNS if c not in OPTIONAL_COLUMNS]
+            missing = [c for c in required if c not in schema.names]
             if missing:
                 raise UserInputError(f"not a prepared dataset: {root} (missing {missing})")
             wrong = [c for c in _STRING_COLUMNS if schema.field(c).type not in _TEXT_TYPES]
             if wrong:
                 raise UserInputError(f"corrupted {examples_path}: column {wrong[0]!r} is not text")
             examples = pd.read_parquet(examples_path)
+            for column in OPTIONAL_COLUMNS:
+                if column not in examples.columns:
+                    examples[column] = None
         except (OSError, ValueError, pa.ArrowException) as exc:
             message = " ".join(str(exc).split())
             raise UserInputError(f"corrupted {examples_path}: {message}") from None
@@ -239,10 +254,11 @@ class PreparedDataset:
         """A dataset from an in-memory table, for the fit/predict API.
 
         Text columns are joined into ``text``; image cells are URLs or paths (relative ones
-        against ``base_dir``, default the working directory). Labels are kept as given (any
-        label set, e.g. for zero-shot use); without a label column they are null. Splits come
-        from ``split_column``, else from ``split`` fractions (stratified, seeded), else
-        everything is ``all``. Rows are taken as they are: no filters, no image checks
+        against ``base_dir``, default the working directory). Labels are the column's values as
+        text (any label set; integers as integers, sentiment spellings unified, see
+        ``sources.table.label_text``), in sorted order; without a label column they are null.
+        Splits come from ``split_column``, else from ``split`` fractions (stratified, seeded),
+        else everything is ``all``. Rows are taken as they are: no filters, no image checks
         (that is ``prepare``'s job). With ``root`` the dataset is also written there.
         """
         mapped = [*text_columns, image_column, label_column, id_column, split_column]
@@ -269,11 +285,11 @@ class PreparedDataset:
             else [None] * n
         )
         row_labels = (
-            [cell_text(v).strip() or None for v in df[label_column].tolist()]
+            [label_text(v) or None for v in df[label_column].tolist()]
             if label_column
             else [None] * n
         )
-        label_names = sorted(labels if labels is not None else {x for x in row_labels if x})
+        label_names = sort_labels(labels if labels is not None else (x for x in row_labels if x))
 
         fractions = parse_split(split)
         if split_column:
@@ -296,6 +312,7 @@ class PreparedDataset:
                 "text_label": None,
                 "image_label": None,
                 "location": [f"DataFrame row {i}" for i in range(n)],
+                "label_distribution": None,
             },
             columns=list(EXAMPLE_COLUMNS),
         )

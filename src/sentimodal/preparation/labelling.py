@@ -1,5 +1,5 @@
-"""How a post gets its final label: from the source, from its ANP's sentiment score, or from
-VADER run on its text. Every labeller sets ``post.label`` or raises
+"""How a post gets its final label: from the source, from its ANP's sentiment score or emotion
+distribution, or from VADER run on its text. Every labeller sets ``post.label`` or raises
 :class:`~sentimodal.errors.RecordError` with the reason the post has no usable label.
 """
 
@@ -9,9 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from sentimodal.errors import RecordError
+from sentimodal.preparation.label_set import LabelRules
+from sentimodal.sources.mvso import PLUTCHIK_BASIC, PLUTCHIK_EMOTIONS
 from sentimodal.sources.record import NEGATIVE, NEUTRAL, POSITIVE, SENTIMENT_LABELS, Post
 
-LabelMethod = Literal["source", "anp", "vader"]
+LabelMethod = Literal["source", "anp", "vader", "anp-emotion"]
+#: where a post's label distribution (soft label) travels from its labeller to its row
+DISTRIBUTION_KEY = "label_distribution"
 
 
 class Labeller(Protocol):
@@ -95,3 +99,67 @@ class VaderLabeller:
             raise RecordError(f"low-confidence VADER score: |{score:.3f}| < {self.margin}")
         post.meta["vader_compound"] = score
         post.label = label
+
+
+def emotion_labels(emotion_classes: int) -> list[str]:
+    """The labels of ANP emotion labelling: Plutchik's 24 emotions or his 8 basic ones."""
+    return sorted(PLUTCHIK_EMOTIONS if emotion_classes == 24 else PLUTCHIK_BASIC)
+
+
+def argmax_label(distribution: dict[str, float]) -> str:
+    """The most probable label; a tie goes to the label listed first (the order the source's
+    columns are named in), so the rule never depends on floating-point noise elsewhere."""
+    best = max(distribution.values())
+    return next(label for label, p in distribution.items() if p == best)
+
+
+@dataclass
+class AnpEmotionLabeller:
+    """Label by the post's ANP's emotion distribution (MVSO's ANP -> 24 Plutchik emotions).
+
+    With 8 classes each basic emotion sums its three intensities (ecstasy + joy + serenity ->
+    joy, and so on). The label is the argmax; the whole distribution is kept as the post's soft
+    label (normalised to sum 1).
+    """
+
+    table: dict[str, dict[str, float]]
+    emotion_classes: int = 24
+
+    def label(self, post: Post) -> None:
+        if post.anp is None:
+            raise RecordError("no ANP")
+        emotions = self.table.get(post.anp)
+        if emotions is None:
+            raise RecordError(f"ANP not in the emotion table: {post.anp!r}")
+        if self.emotion_classes == 8:
+            emotions = {b: sum(emotions[e] for e in trio) for b, trio in PLUTCHIK_BASIC.items()}
+        else:
+            emotions = {e: emotions[e] for e in PLUTCHIK_EMOTIONS}
+        total = sum(emotions.values())
+        if not total > 0:
+            raise RecordError(f"ANP {post.anp!r} has an all-zero emotion distribution")
+        distribution = {label: p / total for label, p in emotions.items()}
+        post.label = argmax_label(distribution)
+        post.meta[DISTRIBUTION_KEY] = distribution
+
+
+@dataclass
+class RuledLabeller:
+    """Another labeller, then the label rules (rename/merge, keep) on what it gave."""
+
+    inner: Labeller
+    rules: LabelRules
+
+    def label(self, post: Post) -> None:
+        self.inner.label(post)
+        if post.label is not None:
+            post.label = self.rules.apply(post.label)
+        distribution = post.meta.get(DISTRIBUTION_KEY)
+        if distribution:
+            merged: dict[str, float] = {}
+            for label, p in distribution.items():
+                new = self.rules.mapping.get(label, label)
+                if self.rules.keep is None or new in self.rules.keep:
+                    merged[new] = merged.get(new, 0.0) + p
+            total = sum(merged.values())
+            post.meta[DISTRIBUTION_KEY] = {k: v / total for k, v in merged.items()} if total else {}

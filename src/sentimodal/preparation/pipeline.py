@@ -54,11 +54,21 @@ from sentimodal.preparation.filters import (
     build_filters,
     normalise_filters,
 )
+from sentimodal.preparation.label_set import (
+    LabelRules,
+    parse_label_list,
+    parse_label_map,
+    sort_labels,
+)
 from sentimodal.preparation.labelling import (
+    DISTRIBUTION_KEY,
+    AnpEmotionLabeller,
     AnpScoreLabeller,
     Labeller,
+    RuledLabeller,
     SourceLabeller,
     VaderLabeller,
+    emotion_labels,
     label_set,
 )
 from sentimodal.preparation.splits import (
@@ -78,7 +88,13 @@ DEFAULT_LABELS: dict[str, str] = {"mvsa": "source", "mvso": "anp", "table": "sou
 CHUNK_SIZE = 256
 #: the staging file kept rows stream into before balancing and splitting
 ROWS_FILE = f"{EXAMPLES_FILE}.rows"
-_TABLE_OPTIONS = ("text_columns", "image_column", "label_column", "id_column")
+_TABLE_OPTIONS = (
+    "text_columns",
+    "image_column",
+    "label_column",
+    "id_column",
+    "label_distribution_columns",
+)
 
 
 class PrepareConfig(Config):
@@ -88,13 +104,19 @@ class PrepareConfig(Config):
     # mvsa: which annotation becomes the label, and the encodings tried after UTF-8
     label_mode: mvsa.LabelMode = "merged"
     text_encodings: list[str] = Field(default_factory=lambda: list(mvsa.DEFAULT_FALLBACK_ENCODINGS))
-    # mvso: the ANP -> sentiment score table
+    # mvso: the ANP -> sentiment score table, or the ANP -> 24 emotions table
     anp_scores: str | None = None
+    anp_emotions: str | None = None
+    #: anp-emotion labels: Plutchik's 24 emotions, or the 8 basic ones (intensities summed)
+    emotion_classes: Literal[8, 24] = 24
     # table: the column mapping
     text_columns: list[str] = Field(default_factory=list)
     image_column: str | None = None
     label_column: str | None = None
     id_column: str | None = None
+    #: probability columns, one per label (named by the column): label = argmax, and the
+    #: distribution is kept as the soft label
+    label_distribution_columns: list[str] = Field(default_factory=list)
     # filters: explicit specs ("english", "spelling=0.8", "min-words=10", "image-reachable")
     # on top of an optional preset; URL checks time out after url_timeout seconds
     filters: list[str] = Field(default_factory=list)
@@ -103,8 +125,13 @@ class PrepareConfig(Config):
     # let URL checks reach loopback / private / link-local addresses (refused by default)
     allow_private_addresses: bool = False
     # labelling (None: the source's own labels, or ANP scores for mvso)
-    labels: Literal["source", "anp", "vader"] | None = None
-    classes: Literal[2, 3] = 3
+    labels: Literal["source", "anp", "vader", "anp-emotion"] | None = None
+    #: 2 or 3 sentiment classes where the tool makes the labels (ANP scores, VADER, MVSA's
+    #: merge); None: 3 there, and a table's own labels are never touched by it
+    classes: Literal[2, 3] | None = None
+    #: rename or merge labels (old -> new), then keep only these (others become rejects)
+    label_map: dict[str, str] = Field(default_factory=dict)
+    labels_keep: list[str] | None = None
     anp_negative: float = -0.035
     anp_positive: float = 0.035
     vader_negative: float = -0.05
@@ -116,6 +143,16 @@ class PrepareConfig(Config):
     seed: Seed = 0
     # threads for image checks (decoding, URL requests); results do not depend on it
     workers: int = Field(default=4, ge=1)
+
+    @field_validator("label_map", mode="before")
+    @classmethod
+    def _parse_label_map(cls, value: Any) -> dict[str, str]:
+        return parse_label_map(value)
+
+    @field_validator("labels_keep", mode="before")
+    @classmethod
+    def _parse_labels_keep(cls, value: Any) -> list[str] | None:
+        return parse_label_list(value)
 
     @field_validator("filters")
     @classmethod
@@ -143,6 +180,23 @@ class PrepareConfig(Config):
     def label_method(self) -> str:
         return self.labels or DEFAULT_LABELS[self.source]
 
+    def label_rules(self) -> LabelRules:
+        return LabelRules(dict(self.label_map), self.labels_keep)
+
+    def label_vocabulary(self) -> list[str] | None:
+        """The label set when the tool makes the labels (or the distribution columns name
+        them), after the label rules; None when the labels come from the data."""
+        method = self.label_method()
+        if self.label_distribution_columns:
+            vocabulary = list(self.label_distribution_columns)
+        elif method == "anp-emotion":
+            vocabulary = emotion_labels(self.emotion_classes)
+        elif method == "source" and self.source == "table":
+            return None
+        else:
+            vocabulary = label_set(self.classes or 3)
+        return self.label_rules().vocabulary(vocabulary)
+
 
 def make_config(
     source: str | None = None, config: PrepareConfig | None = None, **options: Any
@@ -158,8 +212,9 @@ def make_config(
         raise UserInputError(validation_message(exc, "invalid prepare option ")) from None
     _check_consistency(checked)
     resolved: dict[str, Any] = {"labels": checked.label_method()}
-    if checked.anp_scores is not None:
-        resolved["anp_scores"] = os.path.abspath(checked.anp_scores)
+    for name in ("anp_scores", "anp_emotions"):
+        if getattr(checked, name) is not None:
+            resolved[name] = os.path.abspath(getattr(checked, name))
     return checked.model_copy(update=resolved)
 
 
@@ -190,7 +245,11 @@ def prepare(
         # Holding the folder: what a killed run left behind is nobody's now.
         remove_staging(out)
         run = _Run(
-            out=out, labeller=_labeller(config), text_filters=text_filters, image_check=image_check
+            out=out,
+            labeller=_labeller(config),
+            text_filters=text_filters,
+            image_check=image_check,
+            vocabulary=config.label_vocabulary(),
         )
         try:
             with run:
@@ -200,7 +259,7 @@ def prepare(
             run.discard_staging()
         info = {
             "config": config.to_dict(),
-            "labels": label_set(config.classes),
+            "labels": run.label_names,
             "counts": counts,
             "n_examples": sum(sum(c.values()) for c in counts.values()),
             "n_rejects": run.n_rejects,
@@ -239,6 +298,7 @@ def _open_reader(config: PrepareConfig, path: Path) -> _Reader:
             image_column=config.image_column,
             label_column=config.label_column,
             id_column=config.id_column,
+            distribution_columns=config.label_distribution_columns,
         ),
         table.count_rows(path),
         "sentimodal.sources.table.read_table",
@@ -247,13 +307,22 @@ def _open_reader(config: PrepareConfig, path: Path) -> _Reader:
 
 def _labeller(config: PrepareConfig) -> Labeller:
     method = config.label_method()
+    classes = config.classes or 3
+    labeller: Labeller
     if method == "anp":
-        return AnpScoreLabeller(config.anp_negative, config.anp_positive, config.classes)
-    if method == "vader":
-        return VaderLabeller(
-            config.vader_negative, config.vader_positive, config.vader_margin, config.classes
+        labeller = AnpScoreLabeller(config.anp_negative, config.anp_positive, classes)
+    elif method == "vader":
+        labeller = VaderLabeller(
+            config.vader_negative, config.vader_positive, config.vader_margin, classes
         )
-    return SourceLabeller(config.classes)
+    elif method == "anp-emotion":
+        assert config.anp_emotions is not None  # checked by _check_consistency
+        table = mvso.load_anp_emotions(config.anp_emotions)
+        labeller = AnpEmotionLabeller(table, config.emotion_classes)
+    else:
+        labeller = SourceLabeller(classes)
+    rules = config.label_rules()
+    return RuledLabeller(labeller, rules) if rules.mapping or rules.keep is not None else labeller
 
 
 def _check_consistency(config: PrepareConfig) -> None:
@@ -267,7 +336,12 @@ def _check_consistency(config: PrepareConfig) -> None:
         raise UserInputError("anp_scores applies to the mvso source only")
     if method == "source" and config.source == "mvso":
         raise UserInputError("MVSO has no source labels: use labels 'anp' or 'vader'")
-    if method == "source" and config.source == "table" and not config.label_column:
+    if (
+        method == "source"
+        and config.source == "table"
+        and not config.label_column
+        and not config.label_distribution_columns
+    ):
         raise UserInputError(
             "source labels from a table need a label column (or use labels 'vader')"
         )
@@ -275,6 +349,31 @@ def _check_consistency(config: PrepareConfig) -> None:
         raise UserInputError("ANP labels need the mvso source")
     if method == "anp" and not config.anp_scores:
         raise UserInputError("ANP labels need an ANP score table (anp_scores / --anp-scores PATH)")
+    if method == "anp-emotion" and (config.source != "mvso" or not config.anp_emotions):
+        raise UserInputError(
+            "anp-emotion labels need the mvso source and an ANP emotion table (--anp-emotions)"
+        )
+    if config.anp_emotions is not None and method != "anp-emotion":
+        raise UserInputError("anp_emotions applies to --labels anp-emotion only")
+    tool_sentiment = method in ("anp", "vader") or config.source == "mvsa"
+    if config.classes is not None and not tool_sentiment:
+        raise UserInputError(
+            "classes applies only where the tool makes sentiment labels (ANP scores, VADER, "
+            "MVSA's merge); a table's own labels are kept: use labels_keep (--labels-keep) to "
+            "drop classes"
+        )
+    if config.label_distribution_columns and (
+        method != "source" or config.label_map or config.labels_keep
+    ):
+        raise UserInputError(
+            "label distribution columns are the labels: they do not go with labels "
+            f"{method!r}, a label map or labels_keep"
+        )
+    if config.source == "table" and config.label_distribution_columns and config.label_column:
+        raise UserInputError(
+            "give a label column or label distribution columns, not both "
+            "(the hard label is the distribution's argmax)"
+        )
     if config.source == "table" and not config.text_columns and not config.image_column:
         raise UserInputError("a table needs at least one text column or an image column")
     mvsa.check_encodings(config.text_encodings)
@@ -300,6 +399,9 @@ class _Run:
     labeller: Labeller
     text_filters: list[PostFilter]
     image_check: ImageCheck
+    #: the label set when it is fixed in advance (None: the labels the kept posts have)
+    vocabulary: list[str] | None = None
+    label_names: list[str] = field(default_factory=list)
     n_read: int = 0
     n_kept: int = 0
     n_rejects: int = 0
@@ -397,7 +499,11 @@ class _Run:
         return None
 
     def _keep(self, post: Post) -> None:
-        self._rows.append(post_to_row(post))
+        row = post_to_row(post)
+        distribution = post.meta.get(DISTRIBUTION_KEY)
+        if distribution is not None and self.vocabulary is not None:
+            row[DISTRIBUTION_KEY] = [float(distribution.get(x, 0.0)) for x in self.vocabulary]
+        self._rows.append(row)
         self.n_kept += 1
         if len(self._rows) >= 4096:
             self._flush()
@@ -427,7 +533,10 @@ class _Run:
         self._write_examples(splits, keep)
         self._rejects_file.close()
         os.replace(self._staged.pop(REJECTS_FILE), self.out / REJECTS_FILE)
-        names = label_set(config.classes)
+        names = self.vocabulary
+        if names is None:
+            names = sort_labels(str(label) for label in labels[keep].tolist())
+        self.label_names = names
         counts = count_by_split(splits[keep].tolist(), labels[keep].tolist(), names)
         return {
             split: counts.get(split, dict.fromkeys(names, 0)) for split in split_names(config.split)

@@ -202,3 +202,51 @@ def _element_text(element: Element | None) -> str:
 def _tag_text(tag: Element) -> str:
     """The tag as the user typed it (``raw``), else Flickr's normalised form."""
     return " ".join((tag.get("raw") or tag.text or "").split())
+
+
+#: Plutchik's eight basic emotions, each with its three intensities (strong, basic, mild), as
+#: the 24 columns of MVSO's ANP -> emotion table name them.
+PLUTCHIK_BASIC: dict[str, tuple[str, str, str]] = {
+    "joy": ("ecstasy", "joy", "serenity"),
+    "trust": ("admiration", "trust", "acceptance"),
+    "fear": ("terror", "fear", "apprehension"),
+    "surprise": ("amazement", "surprise", "distraction"),
+    "sadness": ("grief", "sadness", "pensiveness"),
+    "disgust": ("loathing", "disgust", "boredom"),
+    "anger": ("rage", "anger", "annoyance"),
+    "anticipation": ("vigilance", "anticipation", "interest"),
+}
+PLUTCHIK_EMOTIONS: tuple[str, ...] = tuple(e for trio in PLUTCHIK_BASIC.values() for e in trio)
+
+
+def load_anp_emotions(path: str | Path) -> dict[str, dict[str, float]]:
+    """Read MVSO's ANP -> emotion table (header ``ANP,<24 Plutchik emotions>``): per ANP, its
+    distribution over the 24 emotions, as the file gives it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"ANP emotion table not found: {path}")
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = [h.strip().lower() for h in next(reader, [])]
+        missing = [e for e in PLUTCHIK_EMOTIONS if e not in header[1:]]
+        if not header or missing:
+            raise UserInputError(
+                f"{path}: expected a header 'ANP,<the 24 Plutchik emotions>', missing {missing}"
+            )
+        table: dict[str, dict[str, float]] = {}
+        for row_number, row in enumerate(reader, start=2):
+            if not row or not row[0].strip():
+                continue
+            try:
+                values = [float(v) for v in row[1:]]
+                if len(values) != len(header) - 1 or not all(v >= 0 for v in values):
+                    raise ValueError
+            except ValueError:
+                raise UserInputError(
+                    f"{path}:{row_number}: expected an ANP and {len(header) - 1} non-negative "
+                    f"numbers"
+                ) from None
+            table[anp_key(row[0])] = dict(zip(header[1:], values, strict=True))
+    if not table:
+        raise UserInputError(f"ANP emotion table {path} holds no rows")
+    return table

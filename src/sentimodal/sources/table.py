@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.files import check_regular
-from sentimodal.sources.record import Post, Record, Reject, parse_label
+from sentimodal.sources.record import LABEL_ALIASES, Post, Record, Reject
 
 FORMATS = {
     ".csv": "csv",
@@ -61,20 +61,30 @@ def read_table(
     image_column: str | None = None,
     label_column: str | None = None,
     id_column: str | None = None,
+    distribution_columns: Sequence[str] = (),
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> Iterator[Record]:
     """Stream one post per row.
 
-    Either text or image may be absent (not mapped, or an empty cell), not both. Labels must be
-    sentiment words (positive/neutral/negative or pos/neu/neg, any case). Without an id column
+    Either text or image may be absent (not mapped, or an empty cell), not both. A label is the
+    cell's value (see :func:`label_text`): any label set the table holds. Without an id column
     the id is the 1-based row number.
+
+    ``distribution_columns`` name probability columns, one per label (the column's name is
+    the label): the post keeps the normalised distribution in ``meta["label_distribution"]``
+    and its label is the argmax, a tie going to the column named first.
     """
     path = Path(os.path.abspath(path))  # locations in rejects name absolute files
     if not path.is_file():
         raise UserInputError(f"table not found: {path}")
     if not text_columns and image_column is None:
         raise UserInputError("a table needs at least one --text-column or an --image-column")
-    mapped = [*text_columns, image_column, label_column, id_column]
+    if label_column and distribution_columns:
+        raise UserInputError(
+            "give a label column or label distribution columns, not both "
+            "(the hard label is the distribution's argmax)"
+        )
+    mapped = [*text_columns, image_column, label_column, id_column, *distribution_columns]
     wanted = list(dict.fromkeys(c for c in mapped if c is not None))
     base_dir = path.parent
     row_number = 0
@@ -88,9 +98,14 @@ def read_table(
                     raise RecordError(row.reason)
                 if id_column:
                     post_id = cell_text(row.get(id_column)).strip()
-                yield _post_from_row(
+                post = _post_from_row(
                     row, post_id, location, base_dir, text_columns, image_column, label_column
                 )
+                if distribution_columns:
+                    distribution = label_distribution(row, distribution_columns)
+                    post.meta["label_distribution"] = distribution
+                    post.label = max(distribution, key=distribution.__getitem__)
+                yield post
             except RecordError as exc:
                 yield Reject(id=post_id, location=location, reason=str(exc))
 
@@ -112,11 +127,41 @@ def _post_from_row(
         raise RecordError("no text and no image")
     label = None
     if label_column:
-        word = cell_text(row.get(label_column))
-        if not word.strip():
+        label = label_text(row.get(label_column))
+        if not label:
             raise RecordError(f"empty label: column {label_column!r}")
-        label = parse_label(word)
     return Post(id=post_id, text=text, image=image, label=label, location=location)
+
+
+def label_distribution(row: dict[str, Any], columns: Sequence[str]) -> dict[str, float]:
+    """The row's probability cells (non-negative numbers, not all zero) normalised to sum 1,
+    keyed by column name in the order the columns were named (so ``max`` breaks ties by it)."""
+    values = {}
+    for column in columns:
+        cell = cell_text(row.get(column)).strip()
+        try:
+            value = float(cell)
+        except ValueError:
+            raise RecordError(
+                f"label distribution: column {column!r} is not a number: {cell!r}"
+            ) from None
+        if not math.isfinite(value) or value < 0:
+            raise RecordError(f"label distribution: column {column!r} is {cell!r}, not >= 0")
+        values[column] = value
+    total = sum(values.values())
+    if total <= 0:
+        raise RecordError("label distribution: every probability is 0")
+    return {column: value / total for column, value in values.items()}
+
+
+def label_text(value: Any) -> str:
+    """A label cell as its label: any text (spaces inside kept, collapsed), integers as
+    integers (1 and 1.0 -> "1"), and the spellings of the three sentiment words (pos, NEG,
+    Neutral...) as those words. Missing cells (None, NaN) are ""."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = " ".join(cell_text(value).split())
+    return LABEL_ALIASES.get(text.lower(), text)
 
 
 def join_text_cells(values: Iterable[Any]) -> str:

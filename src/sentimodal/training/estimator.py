@@ -40,6 +40,7 @@ from sentimodal.models.recipes import ModalityInput, get_recipe
 from sentimodal.models.registry import build_model, config_from_dict
 from sentimodal.net import FetchPolicy
 from sentimodal.preparation.dataset import PreparedDataset
+from sentimodal.preparation.label_set import check_trainable, soft_targets
 from sentimodal.progress import note
 from sentimodal.training import model_dir
 from sentimodal.training.confident import fine_tune_confident
@@ -170,6 +171,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
                 f"{dataset.root}: no {', '.join(absent) or 'train'} split to fit on "
                 f"(splits: {', '.join(dataset.splits)})"
             )
+        check_trainable(dataset, train_splits)
         self.run_ = run
         self.labels_ = dataset.labels
         self.image_encoder_, self.text_encoder_, results = self._fit_encoders(
@@ -198,7 +200,15 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             self.model_.set_label_space(self.label_space_)
         val_pair = (val.data, self._label_indices(dataset, val.ids)) if val else None
         result = train_model(
-            self.model_, train.data, y_train, val=val_pair, config=run.train, progress=progress
+            self.model_,
+            train.data,
+            y_train,
+            val=val_pair,
+            config=run.train,
+            progress=progress,
+            soft_targets=soft_targets(dataset, train.ids, run.head)
+            if run.train.soft_targets
+            else None,
         )
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch

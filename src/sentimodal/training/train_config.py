@@ -57,6 +57,9 @@ class TrainConfig(Config):
     class_weight: Literal["none", "balanced"] = "none"
     #: None: cross-entropy for softmax heads, cosine proximity for embedding heads
     loss: LossKind | None = None
+    #: softmax heads: cross-entropy to each training post's label distribution (the dataset's
+    #: ``label_distribution``, e.g. Emotion6's votes) instead of to its one hard label
+    soft_targets: bool = False
     #: margin of the hinge rank loss
     margin: float = Field(0.1, gt=0)
     #: extra contrast (and target) words of the hinge rank loss; None: the labels only

@@ -90,12 +90,15 @@ def fit(
     lr: float | None = None,
     progress: bool = True,
     console: Console | None = None,
+    soft_targets: np.ndarray | None = None,
 ) -> TrainResult:
     """Train ``model`` in place; returns the history. ``lr`` overrides the config's rate.
 
     With ``val``, each epoch reports validation loss and accuracy, training stops after
     ``patience`` epochs without improvement of ``monitor``, and (``restore_best``) the model
-    ends with the best epoch's weights.
+    ends with the best epoch's weights. ``soft_targets`` (N, classes), rows summing to 1,
+    replace the hard labels in the training loss (cross-entropy to a distribution); the
+    hard labels still drive accuracy and early stopping.
     """
     config = config or TrainConfig()
     resolve_loss(config, model.head_kind)
@@ -107,6 +110,9 @@ def fit(
     if int(y.min()) < 0 or int(y.max()) >= count:
         raise UserInputError(f"labels must be class indices in [0, {count}); got {y.unique()}")
     weights = class_weights(y.numpy(), count) if config.class_weight == "balanced" else None
+    soft = None if soft_targets is None else torch.as_tensor(soft_targets, dtype=torch.float32)
+    if soft is not None and (soft.shape != (len(y), count) or weights is not None):
+        raise UserInputError(f"soft targets must be ({len(y)}, {count}), without class weights")
     loss_fn = make_loss(model, config, weights)
     val_data = None
     if val is not None:
@@ -147,7 +153,7 @@ def fit(
             total, seen = 0.0, 0
             for index in batches:
                 batch = take(train, index, trim=trim)
-                target = y[index]
+                target = y[index] if soft is None else soft[index]
                 optimizer.zero_grad(set_to_none=True)
                 loss = sum(loss_fn(out, target) for out in model.training_outputs(batch))
                 loss.backward()

@@ -1,18 +1,20 @@
-"""The `sentimodal` command line: one module per command, all registered on one app."""
+"""The `sentimodal` command line: one module per command, all registered on one app, listed
+in the order of the data's path (prepare -> ... -> serve), then the studies."""
 
-from sentimodal.interfaces.cli import (  # noqa: F401  (each import registers its command)
-    demo,
-    download,
-    evaluate,
-    experiment,
-    export,
-    features,
-    predict,
+from sentimodal.interfaces.cli import (  # noqa: F401, I001  (each import registers its command)
     prepare,
-    serve,
+    download,
+    features,
     train,
+    evaluate,
+    predict,
+    serve,
+    export,
+    experiment,
+    crossval,
     visualize,
     zeroshot,
+    demo,
 )
 from sentimodal.interfaces.cli.app import app
 

@@ -15,15 +15,38 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperGroup, TyperOption
 
 from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
 
+
+class _InWorkflowOrder(TyperGroup):
+    """Commands listed in the order they are registered (the data's path), not A to Z."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+def _no_type_for_flags(display: Callable[..., str | None]) -> Callable[..., str | None]:
+    """Help shows a value's type (<int>, <path>) but nothing for an on/off flag (<bool>)."""
+
+    @functools.wraps(display)
+    def shown(self: TyperOption, ctx: click.Context) -> str | None:
+        return None if self.is_flag else display(self, ctx)
+
+    return shown
+
+
+TyperOption.display_type_rich = _no_type_for_flags(TyperOption.display_type_rich)  # type: ignore[method-assign]
+
 app = typer.Typer(
+    cls=_InWorkflowOrder,
     help="sentimodal: multimodal (image + text) sentiment analysis.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -62,8 +85,20 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from sentimodal import __version__
+
+        console.print(f"sentimodal {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """sentimodal: multimodal (image + text) sentiment analysis."""
     # An explicit callback keeps `sentimodal <command>` a command group even while only one
     # command is registered (Typer otherwise runs a lone command as the root command).

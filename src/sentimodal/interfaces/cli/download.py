@@ -28,7 +28,7 @@ def download_command(
     split: str | None = typer.Option(
         None, "--split", help="train,val,test fractions for a table's rows (default: all)."
     ),
-    workers: int = typer.Option(32, "--workers", help="Concurrent fetches."),
+    workers: int = typer.Option(32, "--threads", help="Concurrent fetches (threads)."),
     per_host: int = typer.Option(8, "--per-host", help="Concurrent fetches per host."),
     host_rate: float | None = typer.Option(
         None, "--host-rate", help="Requests per second started per host (no limit)."
@@ -51,8 +51,10 @@ def download_command(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Download every image URL (resumable), then write DIR as a prepared dataset whose images
-    are the local files, with DIR/stats.json and DIR/rejects.csv."""
+    """Fetch every image URL into local files (resumable); DIR becomes a prepared dataset.
+
+    DIR's images point at the downloaded files; DIR/stats.json and DIR/rejects.csv say what
+    worked and what did not, and why."""
     from sentimodal.download import download
 
     options: dict[str, Any] = {

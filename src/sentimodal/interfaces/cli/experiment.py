@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli.app import app, console, say, user_errors
 from sentimodal.interfaces.cli.tables import comparison_table
 from sentimodal.specs import list_specs
@@ -16,21 +17,39 @@ from sentimodal.specs import list_specs
 @app.command("experiment")
 @user_errors
 def experiment_command(
-    spec: str = typer.Argument(
-        ..., help=f"A spec YAML file, or a shipped spec: {', '.join(list_specs())}."
+    spec: str | None = typer.Argument(
+        None, help=f"A spec YAML file, or a shipped spec: {', '.join(list_specs())}."
     ),
-    data: Path = typer.Option(..., "--data", help="A prepared dataset directory."),
-    out: Path = typer.Option(..., "--out", "-o", help="Where runs and results go (resumable)."),
+    data: Path | None = typer.Option(None, "--data", help="A prepared dataset directory."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Where runs and results go (resumable)."
+    ),
+    list_shipped: bool = typer.Option(
+        False, "--list", help="List the shipped specs, one line each, and exit."
+    ),
     jobs: int = typer.Option(
         1, "--jobs", "-j", help="Runs in parallel (processes, one torch thread each)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train every cell of a grid with every seed; finished runs are kept, not recomputed."""
     import pandas as pd
 
-    from sentimodal.analysis.experiment import load_spec, run_experiment
+    from sentimodal.analysis.experiment import expand_grid, load_spec, run_experiment
 
+    if list_shipped:
+        for name in list_specs():
+            shipped = load_spec(name)
+            cells, seeds = len(expand_grid(shipped)), len(shipped.seeds)
+            summary = " ".join(shipped.description.split()).split(": ")[0].split(". ")[0]
+            if len(summary) > 90:
+                summary = summary[:90].rsplit(" ", 1)[0] + " ..."
+            say((name, "bold"), f" ({cells} cells x {seeds} seeds): {summary.rstrip('.')}")
+        return
+    given = (("SPEC", spec), ("--data", data), ("--out", out))
+    missing = [flag for flag, value in given if not value]
+    if missing:
+        raise UserInputError(f"give {', '.join(missing)} (or --list for the shipped specs)")
     parsed = load_spec(spec)
     command = shlex.join(["sentimodal", *sys.argv[1:]])
     result = run_experiment(parsed, data, out, jobs=jobs, command=command, progress=not quiet)

@@ -20,8 +20,10 @@ def export_command(
         False, "--int8", help="Quantise the text transformer's matrix products to int8."
     ),
 ) -> None:
-    """Export the model as one ONNX graph (image network, feature scaling, model, head) with
-    its tokenizer files, for `predict`/`serve --runtime onnx` without the training stack."""
+    """Export the model as one ONNX graph, for predict/serve --runtime onnx.
+
+    The graph holds the image network, the feature scaling, the model and its head; the
+    tokenizer files are copied beside it, so nothing of the training stack is needed."""
     if format != "onnx":
         raise UserInputError(f"unknown export format {format!r}: the one format is onnx")
     from sentimodal.inference.onnx_export import export_onnx

@@ -88,7 +88,7 @@ def predict_command(
             output.parent.mkdir(parents=True, exist_ok=True)
             lines = [json.dumps(p.to_row(), ensure_ascii=False) for p in predictions]
             output.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        console.print(_table(predictions, work.classes))
+        console.print(_table(predictions, work.classes, f"scores: {work.scores_are}"))
         failed = sum(p.error is not None for p in predictions)
         if failed and not allow_errors:
             raise typer.Exit(code=1)
@@ -149,15 +149,19 @@ def _work(model_dir: Path, runtime: str, labels: str | None, network: Any) -> Po
     return PostBatchWork.for_model(model, network)
 
 
-def _table(predictions: list[Prediction], classes: list[str]) -> Table:
-    table = Table(title_justify="left")
+def _table(predictions: list[Prediction], classes: list[str], caption: str) -> Table:
+    table = Table(caption=caption, caption_justify="left")
     table.add_column("id")
     table.add_column("label", style="bold")
     for label in classes:
         table.add_column(label, justify="right")
+    table.add_column("read")
     for p in predictions:
         if p.error is not None:
-            table.add_row(p.id, Text(f"error: {p.error}", "red"), *[""] * len(classes))
+            table.add_row(p.id, Text(f"error: {p.error}", "red"), *[""] * len(classes), "")
         else:
-            table.add_row(p.id, p.label, *[f"{p.scores[c]:.3f}" for c in classes])
+            read = p.modalities or ""
+            if p.warning:
+                read += f" ({p.warning})"
+            table.add_row(p.id, p.label, *[f"{p.scores[c]:.3f}" for c in classes], read)
     return table

@@ -48,15 +48,47 @@ def prepare_command(
     image_column: str | None = typer.Option(
         None, "--image-column", help="table: image path (relative to the table) or URL column."
     ),
-    label_column: str | None = typer.Option(None, "--label-column", help="table: label column."),
+    label_column: str | None = typer.Option(
+        None, "--label-column", help="table: label column (its values are the label set)."
+    ),
+    label_distribution_columns: str | None = typer.Option(
+        None,
+        "--label-distribution-columns",
+        help="table: probability columns, one per label (e.g. anger,disgust,...): label = "
+        "argmax (a tie goes to the column named first), the distribution is kept as soft label.",
+    ),
+    anp_emotions: Path | None = typer.Option(
+        None,
+        "--anp-emotions",
+        help="mvso, --labels anp-emotion: the ANP -> 24 emotions CSV "
+        "(mvso_english_anp_emotion.csv).",
+    ),
+    emotion_classes: int | None = typer.Option(
+        None,
+        "--emotion-classes",
+        help="anp-emotion: 24 (Plutchik's emotions, default) or 8 (basic, intensities summed).",
+    ),
+    label_map: str | None = typer.Option(
+        None, "--label-map", help="Rename or merge labels: old=new,other=new (spaces allowed)."
+    ),
+    labels_keep: str | None = typer.Option(
+        None, "--labels-keep", help="Keep only these labels (a,b,c); others become rejects."
+    ),
     id_column: str | None = typer.Option(
         None, "--id-column", help="table: id column (default: the row number)."
     ),
     labels: str | None = typer.Option(
-        None, "--labels", help="Label source: source, anp or vader (default: source; anp for mvso)."
+        None,
+        "--label-source",
+        "--labels",
+        help="Where labels come from: source, anp, vader or anp-emotion (default: source; anp "
+        "for mvso). Also --labels.",
     ),
     classes: int | None = typer.Option(
-        None, "--classes", help="3 (default) or 2 (neutral posts become rejects)."
+        None,
+        "--classes",
+        help="Tool-made sentiment labels (anp, vader, mvsa): 3 (default) or 2 (neutral posts "
+        "become rejects). A table's own labels are its column's values.",
     ),
     anp_positive: float | None = typer.Option(
         None, "--anp-positive", help="ANP score at or above: positive (0.035)."
@@ -96,11 +128,13 @@ def prepare_command(
         None, "--split", help="train,val,test fractions (0.7,0.2,0.1) or none (one split 'all')."
     ),
     seed: int | None = typer.Option(None, "--seed", help="Seed for splits, balancing, langdetect."),
-    workers: int | None = typer.Option(None, "--workers", help="Threads for image checks (4)."),
+    workers: int | None = typer.Option(None, "--threads", help="Threads for image checks (4)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Read a source, label, filter, balance and split it, and write DIR/examples.parquet,
-    DIR/rejects.csv and DIR/dataset.json."""
+    """Read a source, label, filter, balance and split it into a prepared dataset DIR.
+
+    DIR holds examples.parquet, rejects.csv (every record left out, with its reason) and
+    dataset.json (settings, label set, counts)."""
     given: dict[str, Any] = {
         "label_mode": label_mode,
         "text_encodings": encoding or None,
@@ -109,6 +143,15 @@ def prepare_command(
         "image_column": image_column,
         "label_column": label_column,
         "id_column": id_column,
+        "label_distribution_columns": (
+            [c.strip() for c in label_distribution_columns.split(",") if c.strip()]
+            if label_distribution_columns
+            else None
+        ),
+        "anp_emotions": str(anp_emotions) if anp_emotions is not None else None,
+        "emotion_classes": emotion_classes,
+        "label_map": label_map,
+        "labels_keep": labels_keep,
         "labels": labels,
         "classes": classes,
         "anp_positive": anp_positive,

@@ -37,8 +37,10 @@ def serve_command(
         None, "--request-timeout", min=0.001, help="Seconds before a request is answered 504."
     ),
 ) -> None:
-    """Serve the model: POST /v1/predict, /v1/predict/batch; GET /v1/model, /health, /ready,
-    /docs and a page to try it at /. One JSON access-log line per request on stderr."""
+    """Serve the model over HTTP (FastAPI + uvicorn), with a page to try it at /.
+
+    POST /v1/predict, /v1/predict/batch; GET /v1/model, /health, /ready, /docs. One JSON
+    access-log line per request on stderr."""
     import uvicorn
 
     from sentimodal.interfaces.server import ServerSettings, create_app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,26 +22,20 @@ def metrics_table(metrics: Mapping[str, Any], title: str) -> Table:
     for row, label in enumerate(labels):
         table.add_row(
             label,
-            str(metrics["support"][label]),
-            _number(metrics["per_class"][label]),
-            _number(metrics["per_class_f1"][label]),
+            str(metrics["support"].get(label, 0)),
+            number(metrics["per_class"].get(label)),
+            number(metrics["per_class_f1"].get(label)),
             *[str(n) for n in metrics["confusion"][row]],
         )
     table.add_section()
     table.add_row(
         "all",
         str(metrics["n"]),
-        f"acc {metrics['accuracy']:.3f}",
-        f"macro {metrics['macro_f1']:.3f}",
-        f"weighted F1 {metrics['weighted_f1']:.3f}",
+        f"acc {number(metrics['accuracy'])}",
+        f"macro {number(metrics['macro_f1'])}",
+        f"weighted F1 {number(metrics['weighted_f1'])}",
     )
     return table
-
-
-def _number(value: float | None) -> str:
-    """A per-class figure; None for a class with no example in the data (a 3-class model
-    evaluated on a 2-class dataset)."""
-    return "-" if value is None else f"{value:.3f}"
 
 
 def comparison_table(rows: list[Mapping[str, Any]], title: str) -> Table:
@@ -56,6 +51,19 @@ def comparison_table(rows: list[Mapping[str, Any]], title: str) -> Table:
     return table
 
 
+#: how an undefined figure (a class absent from the split, a std of one run) is shown
+UNDEFINED = "–"
+
+
+def number(value: Any, digits: int = 3) -> str:
+    """A figure to ``digits`` decimals, or "–" when it is undefined (None or NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return UNDEFINED
+    return f"{value:.{digits}f}"
+
+
 def _cell(row: Mapping[str, Any], key: str) -> str:
     std = row.get(f"{key}_std")
-    return f"{row[key]:.3f}" if std is None else f"{row[key]:.3f} ± {std:.3f}"
+    value = number(row.get(key))
+    undefined = std is None or (isinstance(std, float) and math.isnan(std))
+    return value if undefined or value == UNDEFINED else f"{value} ± {number(std)}"
