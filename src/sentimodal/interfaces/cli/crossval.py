@@ -59,7 +59,7 @@ def crossval_command(
     ),
     text_encoder: str = typer.Option("minilm", "--text-encoder", help="Text features."),
     label_source: str = typer.Option(
-        "glove_6b_50d", "--label-source", help="Embedding head label vectors: glove_6b_50d/minilm."
+        "glove_6b_50d", "--label-vectors", help="Embedding head label vectors: glove_6b_50d/minilm."
     ),
     folds: int = typer.Option(5, "--folds", help="Number of folds (stratified, seeded)."),
     epochs: int = typer.Option(30, "--epochs", help="Maximum epochs (early stopping on val)."),

@@ -61,7 +61,9 @@ def train_command(
         "minilm frozen vectors for concat and gated); also glove_mean, vader or tokens.",
     ),
     label_source: str | None = typer.Option(
-        None, "--label-source", help="Embedding head label vectors: glove_6b_50d or minilm."
+        None,
+        "--label-vectors",
+        help="Where an embedding head's label vectors come from: glove_6b_50d or minilm.",
     ),
     epochs: int | None = typer.Option(None, "--epochs", help="Maximum training epochs."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed."),

@@ -86,7 +86,10 @@ def unseen_command(
     text_encoder: str = typer.Option("minilm", "--text-encoder", help="Text features."),
     image_encoder: str = typer.Option("efficientnet_lite0", "--image-encoder"),
     label_sources: str = typer.Option(
-        "minilm,glove_6b_50d", "--label-sources", help="Label vector sources to compare."
+        "minilm,glove_6b_50d",
+        "--label-vectors",
+        "--label-sources",
+        help="Label vector sources to compare (also --label-sources).",
     ),
     losses: str = typer.Option(
         "cosine,hinge", "--losses", help="Embedding losses to compare (one unseen label)."
