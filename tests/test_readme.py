@@ -60,10 +60,8 @@ def user_files(root: Path, shared_data: Path) -> dict[str, str]:
     labels = examples["labels"].str.split(",").str[0]
     rows = []
     (root / "photos").mkdir()
-    for (post_id, label), _ in zip(
-        zip(examples["id"], labels, strict=True), range(90), strict=False
-    ):
-        data = sample_path() / "data"
+    data = sample_path() / "data"
+    for post_id, label in list(zip(examples["id"], labels, strict=True))[:90]:
         shutil.copy(data / f"{post_id}.jpg", root / "photos" / f"{post_id}.jpg")
         text = (data / f"{post_id}.txt").read_text(encoding="utf-8", errors="replace").strip()
         rows.append({"caption": text, "photo": f"photos/{post_id}.jpg", "sentiment": label})
