@@ -40,7 +40,7 @@ def prepare_command(
         None, "--encoding", help="mvsa: encoding tried after UTF-8 (repeatable; default gb18030)."
     ),
     anp_scores: Path | None = typer.Option(
-        None, "--anp-scores", help="mvso: CSV of anp,score (e.g. mvso_english_anp_sentiment.csv)."
+        None, "--anp-scores", help="mvso: the ANP sentiment CSV (anp,score rows), e.g. MVSO's English table."
     ),
     text_column: list[str] | None = typer.Option(
         None, "--text-column", help="table: text column (repeatable; joined)."
@@ -61,7 +61,7 @@ def prepare_command(
         None,
         "--anp-emotions",
         help="mvso, --labels anp-emotion: the ANP -> 24 emotions CSV "
-        "(mvso_english_anp_emotion.csv).",
+        "(MVSO's English ANP emotion table).",
     ),
     emotion_classes: int | None = typer.Option(
         None,
