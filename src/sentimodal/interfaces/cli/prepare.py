@@ -40,7 +40,9 @@ def prepare_command(
         None, "--encoding", help="mvsa: encoding tried after UTF-8 (repeatable; default gb18030)."
     ),
     anp_scores: Path | None = typer.Option(
-        None, "--anp-scores", help="mvso: the ANP sentiment CSV (anp,score rows), e.g. MVSO's English table."
+        None,
+        "--anp-scores",
+        help="mvso: the ANP sentiment CSV (anp,score rows), e.g. MVSO's English table.",
     ),
     text_column: list[str] | None = typer.Option(
         None, "--text-column", help="table: text column (repeatable; joined)."
