@@ -24,6 +24,7 @@ from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.image_encoders.weights import RANDOM
 from sentimodal.features.post_work import PostBatchWork
 from sentimodal.features.text_encoders import get_text_encoder
+from sentimodal.features.text_encoders.minilm_tokens import wordpiece_ids
 
 GRAPH_FILE = "model.onnx"
 MANIFEST_FILE = "onnx.json"
@@ -77,14 +78,7 @@ class _Tokens:
         )
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        encoded = self.tokenizer(
-            [text or "" for text in texts],
-            truncation=True,
-            max_length=self.max_len,
-            padding="max_length",
-            return_attention_mask=False,
-        )
-        return np.asarray(encoded["input_ids"], dtype=np.int64).reshape(len(texts), self.max_len)
+        return wordpiece_ids(self.tokenizer, texts, self.max_len)
 
 
 class _Unscaled:

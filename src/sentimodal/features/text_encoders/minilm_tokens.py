@@ -50,12 +50,17 @@ class MiniLMTokensEncoder(TextEncoder):
         return f"all-MiniLM-L6-v2-wordpiece:file:{digest[:16]}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        tokenizer = resources.minilm_tokenizer()
-        encoded = tokenizer(
-            [text or "" for text in texts],
-            truncation=True,
-            max_length=self.max_len,
-            padding="max_length",
-            return_attention_mask=False,
-        )
-        return np.asarray(encoded["input_ids"], dtype=np.int64).reshape(len(texts), self.max_len)
+        return wordpiece_ids(resources.minilm_tokenizer(), texts, self.max_len)
+
+
+def wordpiece_ids(tokenizer: Any, texts: Sequence[str], max_len: int) -> np.ndarray:
+    """(N, max_len) int64 ids with [CLS]/[SEP], cut and post-padded with 0: the one encoding
+    of MiniLM's input, whoever loaded the tokenizer (the bundle, or an ONNX export's copy)."""
+    encoded = tokenizer(
+        [text or "" for text in texts],
+        truncation=True,
+        max_length=max_len,
+        padding="max_length",
+        return_attention_mask=False,
+    )
+    return np.asarray(encoded["input_ids"], dtype=np.int64).reshape(len(texts), max_len)

@@ -12,6 +12,7 @@ commands import their heavy modules (torch, models) inside the function that run
 from __future__ import annotations
 
 import functools
+import shlex
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -83,6 +84,24 @@ def user_errors(func: F) -> F:
             raise fail(validation_message(exc, "invalid setting ")) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def command_line(context: typer.Context) -> str:
+    """The running command with every option spelled out (to redo the run from a report)."""
+    parts = ["sentimodal", *shlex.split(context.command_path)[1:]]  # whatever ran the app
+    for param in context.command.params:
+        value = context.params.get(str(param.name))
+        if value is None:
+            continue
+        if param.param_type_name == "argument":
+            parts.append(shlex.quote(str(value)))
+        elif getattr(param, "is_flag", False) and param.secondary_opts:
+            parts.append(param.opts[0] if value else param.secondary_opts[0])
+        elif getattr(param, "is_flag", False):
+            parts += [param.opts[0]] if value else []
+        else:
+            parts += [param.opts[0], shlex.quote(str(value))]
+    return " ".join(parts)
 
 
 def _version(value: bool) -> None:

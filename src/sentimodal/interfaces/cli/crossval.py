@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 
 import typer
 
 from sentimodal.errors import UserInputError
-from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.app import app, command_line, console, user_errors
 from sentimodal.interfaces.cli.tables import comparison_table
 
 HEADS = ("softmax", "embedding", "soft")
@@ -21,24 +20,6 @@ def _items(value: str, option: str) -> list[str]:
     if not items:
         raise UserInputError(f"{option} needs at least one value")
     return items
-
-
-def command_line(context: typer.Context) -> str:
-    """The running command with every option spelled out (to redo the run from a report)."""
-    parts = ["sentimodal", str(context.info_name)]
-    for param in context.command.params:
-        value = context.params.get(str(param.name))
-        if value is None or param.name == "context":
-            continue
-        if param.param_type_name == "argument":
-            parts.append(shlex.quote(str(value)))
-        elif getattr(param, "is_flag", False) and param.secondary_opts:
-            parts.append(param.opts[0] if value else param.secondary_opts[0])
-        elif getattr(param, "is_flag", False):
-            parts += [param.opts[0]] if value else []
-        else:
-            parts += [param.opts[0], shlex.quote(str(value))]
-    return " ".join(parts)
 
 
 @app.command("crossval")

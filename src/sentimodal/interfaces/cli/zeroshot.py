@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,7 @@ from pydantic import ValidationError
 
 from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
-from sentimodal.interfaces.cli.app import app, console, say, user_errors
+from sentimodal.interfaces.cli.app import app, command_line, console, say, user_errors
 
 zeroshot_app = typer.Typer(
     help="Zero-shot protocols: unseen sentiment classes, ANP label-space check.",
@@ -35,24 +34,6 @@ app.add_typer(zeroshot_app, name="zeroshot")
 
 CONFIG_FILE = "config.yaml"
 RESULTS_FILE = "results.json"
-
-
-def _command_line(context: typer.Context) -> str:
-    """The running command with every option spelled out, for the report (to redo the run)."""
-    parts = ["sentimodal", "zeroshot", str(context.info_name)]
-    for param in context.command.params:
-        value = context.params.get(str(param.name))
-        if value is None:
-            continue
-        if param.param_type_name == "argument":
-            parts.append(shlex.quote(str(value)))
-        elif getattr(param, "is_flag", False) and param.secondary_opts:
-            parts.append(param.opts[0] if value else param.secondary_opts[0])
-        elif getattr(param, "is_flag", False):
-            parts += [param.opts[0]] if value else []
-        else:
-            parts += [param.opts[0], shlex.quote(str(value))]
-    return " ".join(parts)
 
 
 def _csv_list(value: str, option: str) -> list[str]:
@@ -147,7 +128,7 @@ def unseen_command(
             _csv_list(label_sources, "--label-sources"),
             supervised,
             out,
-            _command_line(context),
+            command_line(context),
             quiet,
         )
         return
@@ -170,7 +151,7 @@ def unseen_command(
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / CONFIG_FILE)
     (out / RESULTS_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    paths = unseen_report(result, dataset_dir, _command_line(context)).write(out)
+    paths = unseen_report(result, dataset_dir, command_line(context)).write(out)
     console.print(_rounded(result.table).to_string(index=False), soft_wrap=True)
     say("report: ", (str(paths.markdown), "bold"))
 
@@ -238,7 +219,7 @@ def anp_command(
         f'{negative} negative). Each phrase ("nice smile") is scored zero-shot; `spearman` '
         "is the rank correlation with the MVSO score, `sign_agreement` the share with the "
         "same sign, `balanced_sign_agreement` its mean over the two MVSO signs.\n\n"
-        f"Command: `{_command_line(context)}`"
+        f"Command: `{command_line(context)}`"
     )
     report.add_table(_rounded(table), caption="Agreement with the MVSO sentiment score")
     report.add_config(config)
