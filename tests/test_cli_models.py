@@ -61,6 +61,19 @@ def test_evaluate_prints_and_writes_metrics(
     assert f"{metrics['accuracy']:.3f}" in result.output
 
 
+def test_evaluate_split_all_is_every_post_of_a_split_dataset(
+    model_dir: Path, dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    out = tmp_path / "all.json"
+    args = ["evaluate", str(model_dir), str(dataset.root), "--split", "all", "-o", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(out.read_text())
+    assert metrics["split"] == "all" and metrics["n"] + metrics["n_missing"] == len(
+        dataset.examples
+    )
+
+
 def test_predict_one_post_and_a_file_with_bad_rows(
     model_dir: Path, dataset: PreparedDataset, tmp_path: Path
 ) -> None:
