@@ -146,3 +146,21 @@ def test_help_through_the_entry_point_is_fast() -> None:
     result = subprocess.run([entry, "--help"], capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0 and "prepare" in result.stdout
     assert time.perf_counter() - started < 5.0
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "DATA", "--out", ""],
+        ["demo", "--out", ""],
+        ["experiment", "study-fusion", "--data", "DATA", "--out", ""],
+        ["crossval", "DATA", "--out", ""],
+        ["visualize", "MODEL", "DATA", "--out", ""],
+        ["zeroshot", "unseen", "DATA", "--out", ""],
+        ["download", "DATA", "--out", ""],
+        ["export", "MODEL", "--out", ""],
+    ],
+)
+def test_an_empty_out_is_refused_not_the_current_folder(command: list[str], tmp_path: Path) -> None:
+    args = [str(tmp_path) if a in ("DATA", "MODEL") else a for a in command]
+    assert_user_error(invoke(*args), "output folder name is empty")

@@ -27,7 +27,7 @@ def _items(value: str, option: str) -> list[str]:
 def crossval_command(
     context: typer.Context,
     dataset_dir: Path = typer.Argument(..., help="A prepared dataset directory (any splits)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for results and report."),
+    out: str = typer.Option(..., "--out", "-o", help="Folder for results and report."),
     model: str = typer.Option("image", "--model", help="text, image, concat, gated or late."),
     heads: str = typer.Option(
         "softmax,embedding",
@@ -57,6 +57,9 @@ def crossval_command(
 
     A tenth of the training folds validates; majority and logistic-regression baselines are
     measured on the same folds."""
+    from sentimodal.files import check_output_folder
+
+    out = check_output_folder(out)
     from sentimodal.analysis.crossval import (
         CrossValConfig,
         cross_validate,

@@ -18,7 +18,7 @@ def download_command(
     source: Path = typer.Argument(
         ..., help="A table (.csv/.tsv/.jsonl/.parquet) or a prepared dataset folder."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (a prepared dataset)."),
+    out: str = typer.Option(..., "--out", "-o", help="Output folder (a prepared dataset)."),
     image_column: str = typer.Option("image", "--image-column", help="Table column of URLs."),
     id_column: str | None = typer.Option(None, "--id-column", help="Table id column."),
     text_column: list[str] | None = typer.Option(
@@ -55,6 +55,9 @@ def download_command(
 
     DIR's images point at the downloaded files; DIR/stats.json and DIR/rejects.csv say what
     worked and what did not, and why."""
+    from sentimodal.files import check_output_folder
+
+    out = check_output_folder(out)
     from sentimodal.download import download
 
     options: dict[str, Any] = {

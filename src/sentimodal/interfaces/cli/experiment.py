@@ -21,7 +21,7 @@ def experiment_command(
         None, help=f"A spec YAML file, or a shipped spec: {', '.join(list_specs())}."
     ),
     data: Path | None = typer.Option(None, "--data", help="A prepared dataset directory."),
-    out: Path | None = typer.Option(
+    out: str | None = typer.Option(
         None, "--out", "-o", help="Where runs and results go (resumable)."
     ),
     list_shipped: bool = typer.Option(
@@ -33,6 +33,9 @@ def experiment_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train every cell of a grid with every seed; finished runs are kept, not recomputed."""
+    from sentimodal.files import check_output_folder
+
+    out = check_output_folder(out) if out is not None else None
     import pandas as pd
 
     from sentimodal.analysis.experiment import expand_grid, load_spec, run_experiment

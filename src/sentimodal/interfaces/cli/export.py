@@ -14,7 +14,7 @@ from sentimodal.interfaces.cli.app import app, console, user_errors
 @user_errors
 def export_command(
     model_dir: Path = typer.Argument(..., help="A model directory written by `train`."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder to write the export into."),
+    out: str = typer.Option(..., "--out", "-o", help="Folder to write the export into."),
     format: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
     int8: bool = typer.Option(
         False, "--int8", help="Quantise the text transformer's matrix products to int8."
@@ -24,6 +24,9 @@ def export_command(
 
     The graph holds the image network, the feature scaling, the model and its head; the
     tokenizer files are copied beside it, so nothing of the training stack is needed."""
+    from sentimodal.files import check_output_folder
+
+    out = check_output_folder(out)
     if format != "onnx":
         raise UserInputError(f"unknown export format {format!r}: the one format is onnx")
     from sentimodal.inference.onnx_export import export_onnx

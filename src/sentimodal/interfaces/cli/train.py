@@ -45,7 +45,7 @@ def _model_help() -> str:
 @user_errors
 def train_command(
     dataset_dir: Path = typer.Argument(..., help="A prepared dataset directory."),
-    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
+    out: str = typer.Option(..., "--out", "-o", help="Model directory to write."),
     config_file: Path | None = typer.Option(
         None, "--config", help="A RunConfig YAML/JSON; flags given here override it."
     ),
@@ -84,13 +84,14 @@ def train_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train a model on the train split (val picks the best epoch), evaluate, and save it."""
-    from sentimodal.analysis.model_report import model_report
     from sentimodal.files import check_output_folder
+
+    out = check_output_folder(out)
+    from sentimodal.analysis.model_report import model_report
     from sentimodal.interfaces.cli.tables import metrics_table
     from sentimodal.preparation.dataset import PreparedDataset
     from sentimodal.training.estimator import SentimentModel
 
-    check_output_folder(out)
     run = run_config_from(
         config_file,
         model=model,

@@ -69,7 +69,7 @@ def _column(name: str, columns: list[str], option: str) -> str:
 def visualize_command(
     model_dir: Path = typer.Argument(..., help="A model directory written by `train`."),
     dataset_dir: Path = typer.Argument(..., help="A prepared dataset directory."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the pictures and numbers."),
+    out: str = typer.Option(..., "--out", "-o", help="Folder for the pictures and numbers."),
     split: str = typer.Option("test", "--split", help="Split to map, or 'all'."),
     color_by: str = typer.Option(
         "label", "--color-by", help="Colour column: label, text_label, image_label, ..."
@@ -83,6 +83,9 @@ def visualize_command(
     threads: int = typer.Option(2, "--threads", help="t-SNE threads."),
 ) -> None:
     """Map the model's embedding of a split with t-SNE, and measure its clusters."""
+    from sentimodal.files import check_output_folder
+
+    out = check_output_folder(out)
     config = VisualizeConfig(
         model_dir=model_dir,
         dataset_dir=dataset_dir,

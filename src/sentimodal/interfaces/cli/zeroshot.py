@@ -52,7 +52,7 @@ def _rounded(table: pd.DataFrame) -> pd.DataFrame:
 def unseen_command(
     context: typer.Context,
     dataset_dir: Path = typer.Argument(..., help="A prepared dataset with train/val/test."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for report, results and config."),
+    out: str = typer.Option(..., "--out", "-o", help="Folder for report, results and config."),
     unseen: str = typer.Option(
         "neutral",
         "--unseen",
@@ -104,6 +104,9 @@ def unseen_command(
     (``--unseen a,b`` or ``--unseen-size K``): the generalised zero-shot figures (unseen, seen
     and harmonic-mean per-class accuracy among all labels) per unseen set and their mean.
     """
+    from sentimodal.files import check_output_folder
+
+    out = check_output_folder(out)
     from sentimodal.analysis.zeroshot import UnseenClassConfig, run_unseen_class
     from sentimodal.preparation.dataset import PreparedDataset
     from sentimodal.training.estimator import SentimentModel
@@ -183,7 +186,7 @@ def anp_command(
     anp_scores: Path = typer.Option(
         ..., "--anp-scores", help="MVSO ANP sentiment CSV (anp,score; no header)."
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for report, scores and config."),
+    out: str = typer.Option(..., "--out", "-o", help="Folder for report, scores and config."),
     model_dir: Path | None = typer.Option(
         None, "--model", help="Also score the phrases with this trained text model."
     ),
@@ -193,6 +196,9 @@ def anp_command(
     ),
 ) -> None:
     """Correlate zero-shot phrase scores with the MVSO sentiment of each ANP."""
+    from sentimodal.files import check_output_folder
+
+    out = check_output_folder(out)
     from sentimodal.analysis.label_space_check import AnpCheckConfig, run_anp_check
     from sentimodal.analysis.report import Report
 
