@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sentimodal.errors import UserInputError
-from sentimodal.files import read_regular, write_atomic
+from sentimodal.files import read_user_text, write_atomic
 
 #: the largest config or spec file read (real ones are a few KB)
 MAX_CONFIG_BYTES = 1 << 20
@@ -69,15 +69,7 @@ def parse_data(text: str, fmt: str = "yaml", where: str = "config") -> Any:
 def load_data(path: str | Path, what: str = "config file") -> Any:
     """A YAML or JSON file (by suffix) -> plain data, read safely; problems are one line."""
     path = Path(path)
-    if not path.exists():
-        raise UserInputError(f"{what} not found: {path}")
-    raw = read_regular(path, MAX_CONFIG_BYTES, error=UserInputError)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UserInputError(
-            f"{what} {path} is not UTF-8 ({exc.reason} at byte {exc.start})"
-        ) from None
+    text = read_user_text(path, MAX_CONFIG_BYTES, what)
     return parse_data(text, "json" if path.suffix.lower() == ".json" else "yaml", str(path))
 
 

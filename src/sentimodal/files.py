@@ -116,6 +116,21 @@ def read_regular(
     return b"".join(chunks)
 
 
+def read_user_text(path: str | Path, limit: int, what: str) -> str:
+    """A small text file the user gave (a config, a score table): a regular file of at most
+    ``limit`` bytes, UTF-8 with or without a BOM; anything else is one line naming ``what``."""
+    path = Path(path)
+    if not path.exists():
+        raise UserInputError(f"{what} not found: {path}")
+    raw = read_regular(path, limit, error=UserInputError)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserInputError(
+            f"{what} {path} is not UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
+
+
 def _kind(mode: int) -> str:
     for test, name in (
         (stat.S_ISDIR, "a folder"),

@@ -22,7 +22,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from sentimodal.errors import RecordError, UserInputError
-from sentimodal.files import read_regular
+from sentimodal.files import read_regular, read_user_text
 from sentimodal.sources.record import Post, Record, Reject
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -44,15 +44,7 @@ def read_anp_rows(path: str | Path) -> list[tuple[str, float]]:
     row is skipped), checked: UTF-8 (a BOM dropped), finite scores, and an ANP listed twice
     only with the same score (otherwise which one wins would be an accident of order)."""
     path = Path(path)
-    if not path.exists():
-        raise UserInputError(f"ANP score table not found: {path}")
-    raw = read_regular(path, MAX_SCORES_BYTES, error=UserInputError)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UserInputError(
-            f"ANP score table {path} is not UTF-8 ({exc.reason} at byte {exc.start})"
-        ) from None
+    text = read_user_text(path, MAX_SCORES_BYTES, "ANP score table")
     rows: list[tuple[str, float]] = []
     first_row: dict[str, tuple[int, float]] = {}
     try:
