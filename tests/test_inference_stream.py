@@ -207,3 +207,19 @@ def test_ray_engine_predicts_the_same_rows(text_model: Path, tmp_path: Path) -> 
     assert [x["id"] for x in lines] == [p.id for p in local]
     assert [x["label"] for x in lines] == [p.label for p in local]
     assert lines[7]["error"] == "empty text" and lines[7]["scores"] is None
+
+
+def test_jsonl_lines_that_are_not_objects_are_error_rows(text_model: Path, tmp_path: Path) -> None:
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text(
+        '{"id": "a", "text": "lovely day"}\n[1, 2]\n{broken\n7\n{"id": "e", "text": "awful"}\n'
+    )
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["predict", str(text_model), "-i", str(posts), "-o", str(out)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [x["id"] for x in lines] == ["a", "1", "2", "3", "e"]
+    assert lines[1]["error"] == "line 2 is not a JSON object but list"
+    assert lines[2]["error"].startswith("line 3 is not valid JSON")
+    assert lines[3]["error"] == "line 4 is not a JSON object but int"
+    assert lines[0]["label"] and lines[4]["label"] and lines[4]["error"] is None

@@ -165,6 +165,9 @@ class PostBatchWork:
         errors: dict[int, str] = {}
         warnings: dict[int, str] = {}
         for row in rows:
+            if row.get("reject"):
+                errors[int(row["position"])] = str(row["reject"])
+                continue
             has = {"text": bool(row.get("text")), "image": not _missing(row.get("image"))}
             lacking = [m for m in needed if not has[m]]
             if lacking and (not fusion or len(lacking) == len(needed)):
@@ -267,14 +270,15 @@ def post_rows(records: Iterable[Mapping[str, Any]], start: int = 0) -> list[Row]
     for offset, record in enumerate(records):
         position = start + offset
         image = record.get("image")
-        rows.append(
-            {
-                "position": position,
-                "id": cell(record.get("id")) or str(position),
-                "text": cell(record.get("text")),
-                "image": image if isinstance(image, Image.Image) else cell(image),
-            }
-        )
+        row = {
+            "position": position,
+            "id": cell(record.get("id")) or str(position),
+            "text": cell(record.get("text")),
+            "image": image if isinstance(image, Image.Image) else cell(image),
+        }
+        if cell(record.get("reject")):
+            row["reject"] = cell(record.get("reject"))  # not a post: its reason is the error
+        rows.append(row)
     return rows
 
 

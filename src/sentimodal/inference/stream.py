@@ -91,7 +91,7 @@ def read_chunks(path: Path, columns: Columns, chunk_rows: int) -> Iterator[list[
                         f"{columns.image!r} (columns: {', '.join(map(str, frame.columns))})"
                     )
                 checked = True
-            keep = [c for c in ("id", "text", "image") if c in frame.columns]
+            keep = [c for c in ("id", "text", "image", REJECT) if c in frame.columns]
             records = frame[keep].to_dict("records")
             if "image" in keep:
                 for record in records:
@@ -108,8 +108,35 @@ def _frames(path: Path, suffix: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
             yield batch.to_pandas()
     else:
-        with pd.read_json(path, lines=True, dtype=False, chunksize=chunk_rows) as reader:
-            yield from reader
+        yield from _jsonl_frames(path, chunk_rows)
+
+
+#: a record that cannot be a post says why in this column; it becomes that row's error
+REJECT = "reject"
+
+
+def _jsonl_frames(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """JSON lines ``chunk_rows`` at a time; a line that is not a JSON object (an array, a
+    number, broken JSON) stays a row, marked with the reason, so the output keeps one line per
+    input line and the rest go on."""
+    records: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError as exc:
+                value = None
+                reason = f"line {number} is not valid JSON ({exc.msg})"
+            else:
+                reason = f"line {number} is not a JSON object but {type(value).__name__}"
+            records.append(value if isinstance(value, dict) else {REJECT: reason})
+            if len(records) == chunk_rows:
+                yield pd.DataFrame.from_records(records)
+                records = []
+    if records:
+        yield pd.DataFrame.from_records(records)
 
 
 def _resolve(value: object, base: Path) -> str:
