@@ -46,15 +46,7 @@ def without(test: pd.DataFrame, modality: str | None, root: Path) -> PreparedDat
         posts["image"] = None
     elif modality == "text":
         posts[["title", "description", "text", "tags"]] = ""
-    return PreparedDataset.from_dataframe(
-        posts,
-        text_columns=["text"],
-        image_column="image",
-        label_column="label",
-        id_column="id",
-        split_column="split",
-        root=root,
-    )
+    return PreparedDataset.from_examples(posts, root)
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -99,20 +98,8 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> PreparedDataset:
     """A stratified 36-post slice of the embedded sample: a second per fit."""
     out = tmp_path_factory.mktemp("recipes") / "dataset"
     full = prepare("mvsa", sample_path(), out, PrepareConfig(source="mvsa"), progress=False)
-    return _dataset(full.examples.groupby(["split", "label"]).head(4), out.parent / "small")
-
-
-def _dataset(examples: pd.DataFrame, root: Path) -> PreparedDataset:
-    """Posts of a prepared dataset as a new one, splits and ids kept."""
-    return PreparedDataset.from_dataframe(
-        examples,
-        text_columns=["text"],
-        image_column="image",
-        label_column="label",
-        id_column="id",
-        split_column="split",
-        root=root,
-    )
+    slice_ = full.examples.groupby(["split", "label"]).head(4)
+    return PreparedDataset.from_examples(slice_, out.parent / "small")
 
 
 def _run(settings: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +179,7 @@ def test_a_late_fusion_gives_each_branch_its_own_options(small_dataset: Prepared
 def test_predictions_have_one_row_per_input(small_dataset: PreparedDataset, tmp_path: Path) -> None:
     examples = small_dataset.examples.copy()
     examples.loc[examples.index[0], "image"] = None  # a post without its image
-    broken = _dataset(examples, tmp_path / "broken")
+    broken = PreparedDataset.from_examples(examples, tmp_path / "broken")
     image = SentimentModel(_run({"model": "image", "image_encoder": "pixels32"}))
     image.fit(small_dataset, progress=False)
     frame = image.predict_frame(broken, "all")

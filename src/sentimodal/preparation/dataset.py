@@ -236,6 +236,20 @@ class PreparedDataset:
         return PreparedDataset.load(root)
 
     @classmethod
+    def from_examples(cls, examples: pd.DataFrame, root: str | Path) -> PreparedDataset:
+        """Posts already in the contract's columns (a slice or an edited copy of a prepared
+        dataset's examples) as a dataset of their own under ``root``, ids and splits kept."""
+        return cls.from_dataframe(
+            examples,
+            text_columns=["text"],
+            image_column="image",
+            label_column="label",
+            id_column="id",
+            split_column="split",
+            root=root,
+        )
+
+    @classmethod
     def from_dataframe(
         cls,
         df: pd.DataFrame,
