@@ -122,6 +122,34 @@ def test_predict_rows_keeps_order_and_ids() -> None:
     assert predict_rows(None, []) == []  # type: ignore[arg-type]
 
 
+def test_token_models_batch_texts_of_similar_length_and_answer_in_row_order() -> None:
+    from sentimodal.features.text_encoders import get_text_encoder
+
+    texts = ["a much longer text than the others, by far", "hi", "medium sized text", "ok"]
+    rows = post_rows([{"id": f"p{i}", "text": t} for i, t in enumerate(texts)])
+
+    def work(encoder: str) -> PostBatchWork:
+        return PostBatchWork(
+            image_encoder=None,
+            text_encoder=get_text_encoder(encoder),
+            scaler=None,
+            score=lambda data: data["text"][:, :2].astype("float32"),
+            classes=["a", "b"],
+        )
+
+    tokens = work("minilm_tokens")
+    assert [[r["id"] for r in b] for b in tokens.batches(rows, 2)] == [["p1", "p3"], ["p2", "p0"]]
+    predictions = predict_rows(tokens, rows, batch_size=2)
+    assert [p.id for p in predictions] == ["p0", "p1", "p2", "p3"]
+    # each post's scores are its own ([CLS] id, first word-piece id), whatever its batch
+    first_ids = get_text_encoder("minilm_tokens").encode(texts)[:, 1]
+    assert [p.scores["b"] for p in predictions] == [float(i) for i in first_ids]
+    vectors = work("vader")  # no padding to save: the table's order is kept
+    assert [[r["id"] for r in b] for b in vectors.batches(rows, 3)] == [["p0", "p1", "p2"], ["p3"]]
+    with pytest.raises(ValueError, match="batch size"):
+        tokens.batches(rows, 0)
+
+
 def _cli(*args: str) -> list[str]:
     code = "import sys; from sentimodal.interfaces.cli import app; app(sys.argv[1:])"
     return [sys.executable, "-c", code, *args]

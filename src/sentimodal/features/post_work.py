@@ -19,7 +19,12 @@ import torch
 from PIL import Image
 
 from sentimodal.errors import RecordError
-from sentimodal.features.batch_work import ImageBatchWork, LoadedImages, TextBatchWork
+from sentimodal.features.batch_work import (
+    ImageBatchWork,
+    LoadedImages,
+    TextBatchWork,
+    is_token_encoder,
+)
 from sentimodal.features.engine import BatchResult, Engine, LocalEngine, Row
 from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.model_inputs import Scaler, model_inputs
@@ -157,6 +162,17 @@ class PostBatchWork:
     def modalities(self) -> list[str]:
         return [m for m, on in (("text", self.uses_text), ("image", self.uses_image)) if on]
 
+    def batches(self, rows: Sequence[Row], batch_size: int) -> list[list[Row]]:
+        """``rows`` cut into batches for this work. A model that reads token ids gets texts of
+        similar length together: a transformer's cost grows with the batch's longest text, and
+        tweets of mixed length padded to the longest cost it half as much again (measured on
+        MVSA posts, MiniLM). ``predictions`` puts rows back in their order."""
+        if batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        if self.text_work is not None and is_token_encoder(self.text_work.encoder):
+            rows = sorted(rows, key=lambda row: len(str(row.get("text") or "")))
+        return [list(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+
     def load(self, rows: list[Row]) -> LoadedPosts:
         """Decode the images. A post without what the model reads is an error; a fusion reads
         a post that has one of its modalities (an unreadable image then becomes a warning)."""
@@ -293,9 +309,8 @@ def predict_rows(
     (default: the calling process, no workers)."""
     if not rows:
         return []
-    batches = [list(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
     engine = engine or LocalEngine(workers=0)
-    return work.predictions(rows, engine.run(work, batches))
+    return work.predictions(rows, engine.run(work, work.batches(rows, batch_size)))
 
 
 def cell(value: Any) -> str:

@@ -345,7 +345,7 @@ def predict_table(
                     continue  # committed by an earlier run
                 records = records[max(0, done - start) :]
                 rows = post_rows(records, start=max(start, done))
-                batches = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+                batches = work.batches(rows, batch_size)
                 predictions: list[Prediction] = work.predictions(rows, engine.run(work, batches))
                 sink.write([p.to_row() for p in predictions])
                 errors += sum(p.error is not None for p in predictions)
