@@ -56,14 +56,29 @@ def _byte_size(opener: io.BytesIO | Path) -> int:
     return opener.getbuffer().nbytes if isinstance(opener, io.BytesIO) else opener.stat().st_size
 
 
-def decode_image(data: bytes, where: str, draft: int | None = None) -> Image.Image:
-    """Decode downloaded bytes under the same rules as a file (the downloader's check)."""
-    return _decode(io.BytesIO(data), where, draft)
+class ImageTooLarge(RecordError):
+    """An image with more pixels than allowed, refused from its header before any decoding
+    (a tiny PNG can declare gigapixels)."""
 
 
-def _decode(opener: io.BytesIO | Path, where: str, draft: int | None) -> Image.Image:
+def decode_image(
+    data: bytes, where: str, draft: int | None = None, max_pixels: int | None = None
+) -> Image.Image:
+    """Decode bytes (a download, an upload) under the same rules as a file; ``max_pixels``
+    bounds the image's size (:class:`ImageTooLarge`) below PIL's own bomb limit."""
+    return _decode(io.BytesIO(data), where, draft, max_pixels)
+
+
+def _decode(
+    opener: io.BytesIO | Path, where: str, draft: int | None, max_pixels: int | None = None
+) -> Image.Image:
     try:
         with Image.open(opener) as img:
+            width, height = img.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageTooLarge(
+                    f"{where} has {width}x{height} pixels, more than the {max_pixels:,} allowed"
+                )
             check_jpeg_data(img, _byte_size(opener), where)
             if draft is not None and img.format == "JPEG":
                 img.draft("RGB", (draft, draft))
@@ -75,7 +90,7 @@ def _decode(opener: io.BytesIO | Path, where: str, draft: int | None) -> Image.I
     except UnidentifiedImageError:
         raise RecordError(f"not an image (unknown or unsupported format): {where}") from None
     except Image.DecompressionBombError as exc:
-        raise RecordError(f"image too large to decode safely: {where} ({exc})") from None
+        raise ImageTooLarge(f"image too large to decode safely: {where} ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         message = str(exc)
         if "truncated" in message.lower() or isinstance(exc, EOFError):

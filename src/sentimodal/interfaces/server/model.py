@@ -7,19 +7,18 @@ run in the batcher's single model thread (``run``), the only place that touches 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from sentimodal import __version__
-from sentimodal.errors import UserInputError
+from sentimodal.errors import RecordError, UserInputError
 from sentimodal.features.batch_work import LoadedImages
-from sentimodal.features.images import to_rgb
+from sentimodal.features.images import ImageTooLarge, decode_image
 from sentimodal.features.post_work import LoadedPosts, PostBatchWork, Prediction
 
 if TYPE_CHECKING:  # the torch runtime's types; the onnx runtime imports no training code
@@ -36,29 +35,14 @@ class ImageRejected(Exception):
 
 
 def decode_upload(data: bytes, max_pixels: int, draft: int | None = None) -> Image.Image:
-    """Bytes of an uploaded image -> upright RGB, refusing more than ``max_pixels`` pixels
-    from the header alone (a tiny PNG can declare gigapixels: never decode those)."""
+    """Bytes of an uploaded image -> upright RGB, by the rules every image follows
+    (:func:`~sentimodal.features.images.decode_image`), at most ``max_pixels`` pixels."""
     if not data:
         raise ImageRejected("the image is empty")
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise ImageRejected(
-                    f"the image has {width}x{height} pixels, more than the {max_pixels:,} allowed",
-                    too_large=True,
-                )
-            if draft is not None and img.format == "JPEG":
-                img.draft("RGB", (draft, draft))
-            img.load()
-            ImageOps.exif_transpose(img, in_place=True)
-            return to_rgb(img)
-    except UnidentifiedImageError:
-        raise ImageRejected("not an image (unknown or unsupported format)") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageRejected(f"image too large to decode safely ({exc})", too_large=True) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageRejected(f"cannot decode the image ({exc or type(exc).__name__})") from None
+        return decode_image(data, "the uploaded image", draft, max_pixels)
+    except RecordError as exc:
+        raise ImageRejected(str(exc), too_large=isinstance(exc, ImageTooLarge)) from None
 
 
 class ServedModel:
