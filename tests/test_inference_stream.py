@@ -114,6 +114,10 @@ def test_foreign_output_and_changed_input_are_refused(text_model: Path, tmp_path
     progress_path(out).write_text(json.dumps(state))
     changed = runner.invoke(app, [*base, "-o", str(out)])
     assert changed.exit_code == 2 and "another input" in changed.output
+    for broken, says in (("{not json", "unreadable prediction progress file"), ("[]", "not a")):
+        progress_path(out).write_text(broken)
+        refused = runner.invoke(app, [*base, "-o", str(out)])
+        assert refused.exit_code == 2 and says in refused.output, refused.output
 
 
 def test_predict_rows_keeps_order_and_ids() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,15 @@ def test_predict_and_serve_with_the_onnx_runtime(
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["scores"] == pytest.approx(direct[0].scores, abs=1e-4)
+
+
+def test_a_broken_manifest_is_one_line(exported: Path, tmp_path: Path) -> None:
+    from sentimodal.errors import UserInputError
+    from sentimodal.inference.onnx_runtime import MANIFEST_FILE, OnnxModel
+
+    copy = tmp_path / "export"
+    shutil.copytree(exported, copy)
+    for broken, says in (('{"format": ', "unreadable ONNX export manifest"), ("{}", "not a")):
+        (copy / MANIFEST_FILE).write_text(broken)
+        with pytest.raises(UserInputError, match=says):
+            OnnxModel.load(copy)

@@ -131,6 +131,20 @@ def read_user_text(path: str | Path, limit: int, what: str) -> str:
         ) from None
 
 
+def read_tagged_json(path: Path, tag: str, what: str, limit: int = 16 * 1024 * 1024) -> dict:
+    """A JSON object this project wrote, known by its ``format`` tag (a manifest, a progress
+    file): anything else, or a file that cannot be read, is one line naming ``what``."""
+    raw = read_regular(path, limit, error=UserInputError)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        message = " ".join(str(exc).split())
+        raise UserInputError(f"{path}: unreadable {what} ({message})") from None
+    if not isinstance(data, dict) or data.get("format") != tag:
+        raise UserInputError(f"{path}: not a sentimodal {what}")
+    return data
+
+
 def _kind(mode: int) -> str:
     for test, name in (
         (stat.S_ISDIR, "a folder"),

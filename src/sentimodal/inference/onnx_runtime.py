@@ -9,7 +9,6 @@ that ships pretrained weights is needed.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from sentimodal.features.image_encoders.weights import RANDOM
 from sentimodal.features.post_work import PostBatchWork
 from sentimodal.features.text_encoders import get_text_encoder
 from sentimodal.features.text_encoders.minilm_tokens import wordpiece_ids
+from sentimodal.files import read_tagged_json
 
 GRAPH_FILE = "model.onnx"
 MANIFEST_FILE = "onnx.json"
@@ -129,12 +129,7 @@ class OnnxModel:
                 f"{directory} is not an ONNX export (no {MANIFEST_FILE} / {GRAPH_FILE}): "
                 f"make one with `sentimodal export MODEL_DIR --format onnx --out DIR`"
             )
-        try:
-            manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserInputError(f"{manifest_file}: unreadable ({exc})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != ONNX_FORMAT:
-            raise UserInputError(f"{manifest_file}: not a sentimodal ONNX export")
+        manifest = read_tagged_json(manifest_file, ONNX_FORMAT, "ONNX export manifest")
         return cls(directory, manifest)
 
     def session(self) -> Any:

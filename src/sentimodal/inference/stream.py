@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from sentimodal.errors import UserInputError
 from sentimodal.features.engine import Engine, LocalEngine
 from sentimodal.features.post_work import PostBatchWork, Prediction, post_rows
-from sentimodal.files import remove_staging, write_atomic, write_json_atomic
+from sentimodal.files import read_tagged_json, remove_staging, write_atomic, write_json_atomic
 from sentimodal.progress import progress_bar
 
 PROGRESS_FORMAT = "sentimodal-predict-progress"
@@ -257,12 +257,7 @@ def _start_state(output: Path, identity: dict[str, Any]) -> dict[str, Any] | Non
                 f"remove it or choose another --output"
             )
         return None
-    try:
-        state = json.loads(state_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserInputError(f"{state_file}: unreadable progress file ({exc})") from None
-    if not isinstance(state, dict) or state.get("format") != PROGRESS_FORMAT:
-        raise UserInputError(f"{state_file}: not a sentimodal prediction progress file")
+    state = read_tagged_json(state_file, PROGRESS_FORMAT, "prediction progress file")
     if state.get("identity") != identity:
         raise UserInputError(
             f"{output} was started for another input, model or settings; remove it and "
