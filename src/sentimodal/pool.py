@@ -15,6 +15,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -63,6 +64,12 @@ def ordered_map(
                     yield from pending.popleft().result()
             while pending:
                 yield from pending.popleft().result()
+        except BrokenProcessPool as exc:
+            raise BrokenProcessPool(
+                f"a worker process ended abruptly ({exc}): out of memory, killed, or a script "
+                "that starts this work without `if __name__ == '__main__':` (spawned workers "
+                "import the main script again)"
+            ) from exc
         finally:
             for future in pending:
                 future.cancel()

@@ -90,6 +90,8 @@ PRESETS: dict[str, tuple[str, ...]] = {"study": STUDY_FILTERS}
 #: Where each source's labels come from unless the config says otherwise.
 DEFAULT_LABELS: dict[str, str] = {"mvsa": "source", "mvso": "anp", "table": "source"}
 CHUNK_SIZE = 256
+#: rows copied from the staging file to the final one at a time (each a row group there)
+COPY_BATCH_ROWS = 16_384
 #: the staging file kept rows stream into before balancing and splitting
 ROWS_FILE = f"{EXAMPLES_FILE}.rows"
 #: the staging SQLite file of every id read, with each kept row's label code and position
@@ -278,7 +280,9 @@ def prepare(
             "files": manifest(out),
         }
         write_json_atomic(out / INFO_FILE, info)
-    return PreparedDataset.load(out)
+    # the examples are read when first used: a caller that needs only the counts (the CLI)
+    # does not hold millions of rows
+    return PreparedDataset.load(out, lazy=True)
 
 
 @dataclass
@@ -613,7 +617,8 @@ class _Run:
         split_values = np.asarray([*split_list, None], dtype=object)  # code -1: None
         start = 0
         with pq.ParquetWriter(final, EXAMPLE_SCHEMA) as writer:
-            for batch in pq.ParquetFile(self._staged[ROWS_FILE]).iter_batches():
+            staged = pq.ParquetFile(self._staged[ROWS_FILE])
+            for batch in staged.iter_batches(batch_size=COPY_BATCH_ROWS):
                 stop = start + batch.num_rows
                 splits = split_values[codes[start:stop]].tolist()
                 rows = pa.Table.from_batches([batch], schema=EXAMPLE_SCHEMA).set_column(
