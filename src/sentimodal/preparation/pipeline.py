@@ -267,6 +267,7 @@ def prepare(
                 run.read(reader, workers=config.workers, show_progress=progress)
                 counts = run.finish(config)
         finally:
+            reader.close()
             run.discard_staging()
         info = {
             "config": config.to_dict(),
@@ -290,6 +291,12 @@ class _Reader:
     records: Iterator[Record]
     total: int | None
     name: str
+
+    def close(self) -> None:
+        """Stop reading (finished or failed): a parsing pool ends now, not when collected."""
+        close = getattr(self.records, "close", None)
+        if close is not None:
+            close()
 
 
 def _open_reader(config: PrepareConfig, path: Path) -> _Reader:
