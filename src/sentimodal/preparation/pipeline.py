@@ -625,7 +625,8 @@ class _Run:
         start = 0
         with pq.ParquetWriter(final, EXAMPLE_SCHEMA) as writer:
             staged = pq.ParquetFile(self._staged[ROWS_FILE])
-            for batch in staged.iter_batches(batch_size=COPY_BATCH_ROWS):
+            # one thread: reading ahead with threads holds more rows, and varies with timing
+            for batch in staged.iter_batches(batch_size=COPY_BATCH_ROWS, use_threads=False):
                 stop = start + batch.num_rows
                 splits = split_values[codes[start:stop]].tolist()
                 rows = pa.Table.from_batches([batch], schema=EXAMPLE_SCHEMA).set_column(
