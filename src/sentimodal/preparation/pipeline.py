@@ -241,7 +241,9 @@ def prepare(
     """Prepare ``path`` (a ``source`` of kind mvsa, mvso or table) into the folder ``out``.
 
     ``options`` are :class:`PrepareConfig` fields overriding ``config``, e.g.
-    ``prepare("mvso", root, out, anp_scores=csv, preset="study", classes=2)``.
+    ``prepare("mvso", root, out, anp_scores=csv, preset="study", classes=2)``. MVSO's XML
+    files are parsed in ``parse_workers`` spawned processes, so a script that calls this on
+    MVSO needs the usual ``if __name__ == "__main__":`` guard (or ``parse_workers=1``).
     """
     config = make_config(source, config, **options)
     path, out = Path(path), check_output_folder(out)
