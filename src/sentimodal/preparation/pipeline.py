@@ -90,8 +90,10 @@ PRESETS: dict[str, tuple[str, ...]] = {"study": STUDY_FILTERS}
 #: Where each source's labels come from unless the config says otherwise.
 DEFAULT_LABELS: dict[str, str] = {"mvsa": "source", "mvso": "anp", "table": "source"}
 CHUNK_SIZE = 256
-#: rows copied from the staging file to the final one at a time (each a row group there)
-COPY_BATCH_ROWS = 16_384
+#: kept rows are staged in row groups of this many rows
+STAGE_ROWS = 4096
+#: staged row groups copied to the final file at a time (each copy one row group there)
+COPY_ROW_GROUPS = 4
 #: the staging file kept rows stream into before balancing and splitting
 ROWS_FILE = f"{EXAMPLES_FILE}.rows"
 #: the staging SQLite file of every id read, with each kept row's label code and position
@@ -556,7 +558,7 @@ class _Run:
             "UPDATE ids SET label = ?, pos = ? WHERE id = ?", (code, self.n_kept, _key(post.id))
         )
         self.n_kept += 1
-        if len(self._rows) >= 4096:
+        if len(self._rows) >= STAGE_ROWS:
             self._flush()
 
     def _flush(self) -> None:
@@ -625,15 +627,18 @@ class _Run:
         split_index = EXAMPLE_SCHEMA.get_field_index("split")
         split_values = np.asarray([*split_list, None], dtype=object)  # code -1: None
         start = 0
-        with pq.ParquetWriter(final, EXAMPLE_SCHEMA) as writer:
-            staged = pq.ParquetFile(self._staged[ROWS_FILE])
-            # one thread: reading ahead with threads holds more rows, and varies with timing
-            for batch in staged.iter_batches(batch_size=COPY_BATCH_ROWS, use_threads=False):
-                stop = start + batch.num_rows
+        with (
+            pq.ParquetFile(self._staged[ROWS_FILE]) as staged,
+            pq.ParquetWriter(final, EXAMPLE_SCHEMA) as writer,
+        ):
+            for first in range(0, staged.num_row_groups, COPY_ROW_GROUPS):
+                # a few whole row groups at a time, with one thread: one batch reader over
+                # the whole file (iter_batches) holds more memory the more rows it has read
+                groups = list(range(first, min(first + COPY_ROW_GROUPS, staged.num_row_groups)))
+                rows = staged.read_row_groups(groups, use_threads=False)
+                stop = start + rows.num_rows
                 splits = split_values[codes[start:stop]].tolist()
-                rows = pa.Table.from_batches([batch], schema=EXAMPLE_SCHEMA).set_column(
-                    split_index, "split", pa.array(splits, pa.string())
-                )
+                rows = rows.set_column(split_index, "split", pa.array(splits, pa.string()))
                 mask = keep[start:stop]
                 for dropped in rows.filter(pa.array(~mask)).select(["id", "location"]).to_pylist():
                     self.reject(dropped["id"], dropped["location"], reason)
