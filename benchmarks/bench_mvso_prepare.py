@@ -2,12 +2,16 @@
 
 Generates N Flickr ``getInfo`` XML files (default 200,000; ``--files``) spread over ANP
 folders named after real ANPs of the MVSO English sentiment table, then runs ``prepare mvso``
-(the pipeline function the command calls, in a child process) on a subset (``--subset``,
-default 50,000: a folder of links to the first ANP folders) and on all of them. For each
-run it prints files/s, the child's peak RSS and its CPU time / wall time (about 1.0: one
-core; about 2.0: both cores of the reference machine).
+(the pipeline function the command calls, in a child process, with ``--workers`` parsing
+processes: default the machine's cores) on a subset (``--subset``, default 50,000: a folder
+of links to the first ANP folders) and on all of them. For each run it prints files/s, peak
+memory of the child and its pool workers, and CPU time / wall time over all of them (about
+1.0: one core busy; about 2.0: both cores of the reference machine). Peak memory is given
+twice: the largest peak RSS of any one process (wait4, exact) and the peak of the summed RSS
+of the whole process tree (sampled 10 times a second; pages shared between processes are
+counted in each).
 
-    python benchmarks/bench_mvso_prepare.py --files 200000 --subset 50000 [--keep DIR]
+    python benchmarks/bench_mvso_prepare.py --files 200000 --subset 50000 [--workers N] [--keep]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,11 +41,12 @@ WORDS_LIST = WORDS.split()
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=200_000)
-    parser.add_argument("--subset", type=int, default=50_000)
+    parser.add_argument("--subset", type=int, default=50_000, help="0: no subset run")
     parser.add_argument("--per-anp", type=int, default=1000, help="files per ANP folder")
     parser.add_argument("--scores", type=Path, default=SCORES)
     parser.add_argument("--work", type=Path, default=None, help="folder to generate into")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--workers", type=int, default=None, help="parsing processes")
     return parser.parse_args()
 
 
@@ -76,22 +82,79 @@ def generate(root: Path, n: int, per_anp: int, anps: list[str]) -> list[Path]:
     return folders
 
 
-def run_prepare(root: Path, out: Path, scores: Path) -> dict[str, float]:
+def run_prepare(root: Path, out: Path, scores: Path, workers: int | None) -> dict[str, float]:
     """``prepare("mvso", ...)`` (what the CLI command calls) in a child process, measured
-    alone (wait4: this child's own peak RSS and CPU time)."""
+    alone: wait4 gives the CPU time of the child and its (reaped) pool workers and the largest
+    peak RSS among them; a sampler adds up the tree's RSS."""
     code = (
         "import sys\n"
         "from sentimodal.preparation.pipeline import prepare\n"
-        "prepare('mvso', sys.argv[1], sys.argv[2], anp_scores=sys.argv[3], progress=False)\n"
+        "workers = int(sys.argv[4]) if sys.argv[4] != 'auto' else None\n"
+        "prepare('mvso', sys.argv[1], sys.argv[2], anp_scores=sys.argv[3], progress=False,\n"
+        "        parse_workers=workers)\n"
     )
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", code, str(root), str(out), str(scores)])
+    argv = [sys.executable, "-c", code, str(root), str(out), str(scores), str(workers or "auto")]
+    child = subprocess.Popen(argv)
+    sampler = TreeRss(child.pid)
+    sampler.start()
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
+    sampler.stop()
     if status != 0:
         raise SystemExit(f"prepare failed (status {status})")
     cpu = usage.ru_utime + usage.ru_stime
-    return {"wall": wall, "cpu": cpu, "peak_rss_mib": usage.ru_maxrss / 1024}
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "max_rss_mib": usage.ru_maxrss / 1024,
+        "tree_rss_mib": sampler.peak / 2**20,
+        "processes": sampler.most_processes,
+    }
+
+
+class TreeRss(threading.Thread):
+    """Samples the summed RSS of a process and all its descendants, keeping the peak."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak = 0
+        self.most_processes = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._done.wait(self.interval):
+            pids = _tree(self.pid)
+            total = 0
+            for pid in pids:
+                try:
+                    with open(f"/proc/{pid}/statm") as handle:
+                        total += int(handle.read().split()[1]) * page
+                except (OSError, IndexError, ValueError):
+                    pass  # the process ended between listing and reading
+            self.peak = max(self.peak, total)
+            self.most_processes = max(self.most_processes, len(pids))
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (via /proc/PID/task/*/children)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    todo.extend(int(child) for child in handle.read().split())
+        except OSError:
+            continue  # it ended meanwhile
+    return found
 
 
 def main() -> None:
@@ -106,17 +169,23 @@ def main() -> None:
             f"generated {args.files:,} XML files in {len(folders)} ANP folders "
             f"({time.perf_counter() - start:.0f} s)"
         )
-        subset = work / "subset"
-        subset.mkdir(exist_ok=True)
-        for folder in folders[: max(1, args.subset // args.per_anp)]:
-            os.symlink(folder, subset / folder.name)
-        runs = [(subset, min(args.subset, args.files)), (root, args.files)]
+        runs = [(root, args.files)]
+        if 0 < args.subset < args.files:
+            subset = work / "subset"
+            subset.mkdir(exist_ok=True)
+            for folder in folders[: max(1, args.subset // args.per_anp)]:
+                os.symlink(folder, subset / folder.name)
+            runs.insert(0, (subset, args.subset))
         for folder, n in runs:
-            result = run_prepare(folder, work / f"out-{n}", args.scores)
+            load = os.getloadavg()[0]
+            result = run_prepare(folder, work / f"out-{n}", args.scores, args.workers)
             print(
                 f"prepare mvso, {n:>9,} files: {result['wall']:7.1f} s, "
-                f"{n / result['wall']:8,.0f} files/s, peak RSS {result['peak_rss_mib']:6.0f} MiB, "
-                f"CPU/wall {result['cpu'] / result['wall']:.2f}"
+                f"{n / result['wall']:8,.0f} files/s, peak RSS max {result['max_rss_mib']:4.0f} "
+                f"MiB / tree sum {result['tree_rss_mib']:4.0f} MiB "
+                f"({result['processes']} processes), CPU/wall "
+                f"{result['cpu'] / result['wall']:.2f} (load average before: {load:.2f})",
+                flush=True,
             )
     finally:
         if not args.keep:

@@ -10,19 +10,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sentimodal.preparation.splits import label_groups
+
 
 def downsample_to_smallest(ids: Sequence[str], labels: Sequence[str], seed: int = 0) -> np.ndarray:
     """A boolean mask (aligned with ``ids``) of the posts kept, the same number per label."""
-    ids_array = np.asarray(ids, dtype=object)
-    labels_array = np.asarray(labels, dtype=object)
-    keep = np.zeros(len(ids_array), dtype=bool)
-    if len(ids_array) == 0:
+    return downsample_groups(label_groups(ids, labels), len(ids), seed)
+
+
+def downsample_groups(groups: Sequence[np.ndarray], size: int, seed: int = 0) -> np.ndarray:
+    """The same from :func:`~sentimodal.preparation.splits.label_groups`-shaped groups (each
+    label's positions ordered by id, labels sorted), which may be read from disk instead."""
+    keep = np.zeros(size, dtype=bool)
+    if not groups:
         return keep
-    classes = sorted(set(labels_array.tolist()))
-    quota = min(int(np.sum(labels_array == label)) for label in classes)
+    quota = min(len(members) for members in groups)
     rng = np.random.default_rng(seed)
-    for label in classes:
-        members = np.flatnonzero(labels_array == label)
-        members = members[np.argsort(ids_array[members], kind="stable")]
+    for members in groups:
         keep[rng.permutation(members)[:quota]] = True
     return keep

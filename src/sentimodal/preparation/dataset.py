@@ -135,20 +135,48 @@ def image_or_none(value: Any) -> str | None:
     return cell_text(value).strip() or None
 
 
+def _read_examples(path: Path) -> pd.DataFrame:
+    try:
+        examples = pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        message = " ".join(str(exc).split())
+        raise UserInputError(f"corrupted {path}: {message}") from None
+    for column in OPTIONAL_COLUMNS:
+        if column not in examples.columns:
+            examples[column] = None
+    return examples
+
+
 class PreparedDataset:
     """A prepared dataset: its examples (a DataFrame with the contract's columns) and info.
 
     ``root`` is the directory it lives in (None for a dataset built in memory only).
     """
 
-    def __init__(self, examples: pd.DataFrame, info: dict[str, Any], root: Path | None = None):
-        self.examples = examples
+    def __init__(
+        self, examples: pd.DataFrame | None, info: dict[str, Any], root: Path | None = None
+    ):
+        self._examples = examples  # None: read from root on first use
         self.info = info
         self.root = root
 
+    @property
+    def examples(self) -> pd.DataFrame:
+        if self._examples is None:
+            assert self.root is not None  # only load(lazy=True) leaves them unread
+            check_manifest(self.root, self.info)  # still the files dataset.json names
+            self._examples = _read_examples(self.root / EXAMPLES_FILE)
+        return self._examples
+
+    @examples.setter
+    def examples(self, examples: pd.DataFrame) -> None:
+        self._examples = examples
+
     @classmethod
-    def load(cls, root: str | Path) -> PreparedDataset:
-        """Open a dataset directory written by ``sentimodal prepare`` (or ``save``)."""
+    def load(cls, root: str | Path, *, lazy: bool = False) -> PreparedDataset:
+        """Open a dataset directory written by ``sentimodal prepare`` (or ``save``); with
+        ``lazy`` the examples are read on first use (a large dataset's examples take memory
+        in proportion to its size, its info does not)."""
         root = Path(root)
         info_path, examples_path = root / INFO_FILE, root / EXAMPLES_FILE
         if not info_path.is_file() or not examples_path.is_file():
@@ -172,14 +200,10 @@ class PreparedDataset:
             wrong = [c for c in _STRING_COLUMNS if schema.field(c).type not in _TEXT_TYPES]
             if wrong:
                 raise UserInputError(f"corrupted {examples_path}: column {wrong[0]!r} is not text")
-            examples = pd.read_parquet(examples_path)
-            for column in OPTIONAL_COLUMNS:
-                if column not in examples.columns:
-                    examples[column] = None
         except (OSError, ValueError, pa.ArrowException) as exc:
             message = " ".join(str(exc).split())
             raise UserInputError(f"corrupted {examples_path}: {message}") from None
-        return cls(examples, info, root)
+        return cls(None if lazy else _read_examples(examples_path), info, root)
 
     @property
     def labels(self) -> list[str]:

@@ -1,10 +1,12 @@
 """The ``prepare`` step: read a source, label and filter each post, balance, split, and write
 the prepared dataset directory.
 
-Posts stream through in chunks: kept rows go to a staging Parquet file and rejects to a
-staging CSV as they come, so memory holds only the current chunk plus (id, label) pairs.
-Balancing and splitting then work on those pairs alone, and the final files replace the old
-ones atomically, so rerunning over the same folder never duplicates rows.
+Posts stream through in chunks: kept rows go to a staging Parquet file, rejects to a staging
+CSV, and every id read (with a kept row's label and position) to a staging SQLite table that
+finds duplicates and lists each label's rows in id order, so memory holds the current chunk
+and about 10 bytes per kept row, not the ids. Balancing and splitting work on those position
+lists, and the final files replace the old ones atomically, so rerunning over the same folder
+never duplicates rows.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import csv
 import hashlib
 import itertools
 import os
+import sqlite3
+from array import array
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +39,8 @@ from sentimodal.files import (
     remove_staging,
     write_json_atomic,
 )
-from sentimodal.preparation.balancing import downsample_to_smallest
+from sentimodal.pool import default_workers
+from sentimodal.preparation.balancing import downsample_groups
 from sentimodal.preparation.dataset import (
     EXAMPLE_SCHEMA,
     EXAMPLES_FILE,
@@ -43,7 +48,6 @@ from sentimodal.preparation.dataset import (
     REJECT_COLUMNS,
     REJECTS_FILE,
     PreparedDataset,
-    count_by_split,
     manifest,
     post_to_row,
 )
@@ -73,7 +77,7 @@ from sentimodal.preparation.labelling import (
 )
 from sentimodal.preparation.splits import (
     DEFAULT_FRACTIONS,
-    assign_splits,
+    assign_split_codes,
     parse_split,
     split_names,
 )
@@ -86,8 +90,14 @@ PRESETS: dict[str, tuple[str, ...]] = {"study": STUDY_FILTERS}
 #: Where each source's labels come from unless the config says otherwise.
 DEFAULT_LABELS: dict[str, str] = {"mvsa": "source", "mvso": "anp", "table": "source"}
 CHUNK_SIZE = 256
+#: kept rows are staged in row groups of this many rows
+STAGE_ROWS = 4096
+#: staged row groups copied to the final file at a time (each copy one row group there)
+COPY_ROW_GROUPS = 4
 #: the staging file kept rows stream into before balancing and splitting
 ROWS_FILE = f"{EXAMPLES_FILE}.rows"
+#: the staging SQLite file of every id read, with each kept row's label code and position
+IDS_FILE = f"{EXAMPLES_FILE}.ids"
 _TABLE_OPTIONS = (
     "text_columns",
     "image_column",
@@ -143,6 +153,9 @@ class PrepareConfig(Config):
     seed: Seed = 0
     # threads for image checks (decoding, URL requests); results do not depend on it
     workers: int = Field(default=4, ge=1)
+    # processes parsing MVSO's XML files (None: this machine's cores, up to 8); results do
+    # not depend on it
+    parse_workers: int | None = Field(default=None, ge=1)
 
     @field_validator("label_map", mode="before")
     @classmethod
@@ -230,7 +243,9 @@ def prepare(
     """Prepare ``path`` (a ``source`` of kind mvsa, mvso or table) into the folder ``out``.
 
     ``options`` are :class:`PrepareConfig` fields overriding ``config``, e.g.
-    ``prepare("mvso", root, out, anp_scores=csv, preset="study", classes=2)``.
+    ``prepare("mvso", root, out, anp_scores=csv, preset="study", classes=2)``. MVSO's XML
+    files are parsed in ``parse_workers`` spawned processes, so a script that calls this on
+    MVSO needs the usual ``if __name__ == "__main__":`` guard (or ``parse_workers=1``).
     """
     config = make_config(source, config, **options)
     path, out = Path(path), check_output_folder(out)
@@ -256,6 +271,7 @@ def prepare(
                 run.read(reader, workers=config.workers, show_progress=progress)
                 counts = run.finish(config)
         finally:
+            reader.close()
             run.discard_staging()
         info = {
             "config": config.to_dict(),
@@ -269,7 +285,9 @@ def prepare(
             "files": manifest(out),
         }
         write_json_atomic(out / INFO_FILE, info)
-    return PreparedDataset.load(out)
+    # the examples are read when first used: a caller that needs only the counts (the CLI)
+    # does not hold millions of rows
+    return PreparedDataset.load(out, lazy=True)
 
 
 @dataclass
@@ -277,6 +295,12 @@ class _Reader:
     records: Iterator[Record]
     total: int | None
     name: str
+
+    def close(self) -> None:
+        """Stop reading (finished or failed): a parsing pool ends now, not when collected."""
+        close = getattr(self.records, "close", None)
+        if close is not None:
+            close()
 
 
 def _open_reader(config: PrepareConfig, path: Path) -> _Reader:
@@ -290,7 +314,10 @@ def _open_reader(config: PrepareConfig, path: Path) -> _Reader:
         )
     if config.source == "mvso":
         scores = mvso.load_anp_scores(config.anp_scores) if config.anp_scores else None
-        return _Reader(mvso.read_mvso(path, scores), None, "sentimodal.sources.mvso.read_mvso")
+        workers = config.parse_workers or default_workers()
+        return _Reader(
+            mvso.read_mvso(path, scores, workers), None, "sentimodal.sources.mvso.read_mvso"
+        )
     return _Reader(
         table.read_table(
             path,
@@ -407,7 +434,9 @@ class _Run:
     n_rejects: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     encodings: Counter[str] = field(default_factory=Counter)
-    _seen: set[str] = field(default_factory=set)
+    #: label -> its code in the ids table
+    _label_codes: dict[Any, int] = field(default_factory=dict)
+    _ids: sqlite3.Connection | None = None
     _rows: list[dict[str, Any]] = field(default_factory=list)
     _writer: pq.ParquetWriter | None = None
     _rows_file: Any = None
@@ -427,11 +456,25 @@ class _Run:
         self._rejects_file = self._stage(REJECTS_FILE, "w")
         self._rejects_csv = csv.writer(self._rejects_file)
         self._rejects_csv.writerow(REJECT_COLUMNS)
+        self._stage(IDS_FILE, "wb").close()  # created exclusively, then opened by SQLite
+        self._ids = sqlite3.connect(self._staged[IDS_FILE], isolation_level=None)
+        # Scratch data, deleted after the run: no journal, no fsync, one transaction.
+        self._ids.execute("PRAGMA journal_mode = OFF")
+        self._ids.execute("PRAGMA synchronous = OFF")
+        self._ids.execute(
+            "CREATE TABLE ids (id BLOB PRIMARY KEY, label INTEGER, pos INTEGER) WITHOUT ROWID"
+        )
+        self._ids.execute("BEGIN")
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._close_rows()
         self._rejects_file.close()
+        if self._ids is not None:
+            if self._ids.in_transaction:
+                self._ids.execute("COMMIT")  # closing inside a transaction would roll back
+            self._ids.close()
+            self._ids = None
 
     def _close_rows(self) -> None:
         if self._writer is not None:
@@ -480,9 +523,8 @@ class _Run:
         if "encoding" in record.meta:
             self.encodings[record.meta["encoding"]] += 1
         try:
-            if record.id in self._seen:
+            if not self._first_time(record.id):
                 raise RecordError(f"duplicate id: {record.id!r} was read before")
-            self._seen.add(record.id)
             self.labeller.label(record)
             for text_filter in self.text_filters:
                 text_filter.check(record)
@@ -490,6 +532,12 @@ class _Run:
             self.reject(record.id, record.location, str(exc))
             return None
         return record
+
+    def _first_time(self, post_id: str) -> bool:
+        """Record ``post_id`` as read; False when it was read before."""
+        assert self._ids is not None
+        cursor = self._ids.execute("INSERT OR IGNORE INTO ids (id) VALUES (?)", (_key(post_id),))
+        return cursor.rowcount == 1
 
     def _image_problem(self, post: Post) -> str | None:
         try:
@@ -504,8 +552,13 @@ class _Run:
         if distribution is not None and self.vocabulary is not None:
             row[DISTRIBUTION_KEY] = [float(distribution.get(x, 0.0)) for x in self.vocabulary]
         self._rows.append(row)
+        assert self._ids is not None
+        code = self._label_codes.setdefault(post.label, len(self._label_codes))
+        self._ids.execute(
+            "UPDATE ids SET label = ?, pos = ? WHERE id = ?", (code, self.n_kept, _key(post.id))
+        )
         self.n_kept += 1
-        if len(self._rows) >= 4096:
+        if len(self._rows) >= STAGE_ROWS:
             self._flush()
 
     def _flush(self) -> None:
@@ -517,43 +570,75 @@ class _Run:
             self._rows.clear()
 
     def finish(self, config: PrepareConfig) -> dict[str, dict[str, int]]:
-        """Balance and split on (id, label) pairs, write the final files, return the counts."""
+        """Balance and split on each label's row positions in id order (read from the ids
+        table), write the final files, return the counts."""
         if self.n_kept == 0:
             raise UserInputError(_nothing_kept(self.n_read, self.reasons))
         self._flush()
         self._close_rows()
-        pairs = pq.read_table(self._staged[ROWS_FILE], columns=["id", "label"])
-        ids = np.asarray(pairs.column("id").to_pylist(), dtype=object)
-        labels = np.asarray(pairs.column("label").to_pylist(), dtype=object)
-        keep = np.ones(len(ids), dtype=bool)
+        labels, groups = self._label_groups()
+        keep = np.ones(self.n_kept, dtype=bool)
         if config.balance:
-            keep = downsample_to_smallest(ids, labels, config.seed)
-        splits = np.full(len(ids), None, dtype=object)
-        splits[keep] = assign_splits(ids[keep], labels[keep], config.split, config.seed)
-        self._write_examples(splits, keep)
+            keep = downsample_groups(groups, self.n_kept, config.seed)
+        kept_groups = [members[keep[members]] for members in groups]
+        split_list = split_names(config.split)
+        if config.split is None:
+            codes = np.where(keep, 0, -1).astype(np.int8)
+        else:
+            nonempty = [members for members in kept_groups if len(members)]
+            codes = assign_split_codes(nonempty, self.n_kept, config.split, config.seed)
+        self._write_examples(codes, keep, split_list)
         self._rejects_file.close()
         os.replace(self._staged.pop(REJECTS_FILE), self.out / REJECTS_FILE)
+        present = [
+            label for label, members in zip(labels, kept_groups, strict=True) if len(members)
+        ]
         names = self.vocabulary
         if names is None:
-            names = sort_labels(str(label) for label in labels[keep].tolist())
+            names = sort_labels(str(label) for label in present)
         self.label_names = names
-        counts = count_by_split(splits[keep].tolist(), labels[keep].tolist(), names)
-        return {
-            split: counts.get(split, dict.fromkeys(names, 0)) for split in split_names(config.split)
-        }
+        counts = {split: dict.fromkeys(names, 0) for split in split_list}
+        for label, members in zip(labels, kept_groups, strict=True):
+            if label is None:  # unlabelled posts (data to predict) count in n_examples only
+                continue
+            per_split = np.bincount(codes[members], minlength=len(split_list))
+            for split, n in zip(split_list, per_split.tolist(), strict=True):
+                if n:
+                    counts[split][label] = counts[split].get(label, 0) + n
+        return counts
 
-    def _write_examples(self, splits: np.ndarray, keep: np.ndarray) -> None:
+    def _label_groups(self) -> tuple[list[Any], list[np.ndarray]]:
+        """The kept labels in sorted order, and each one's row positions ordered by id (the
+        ids table's key order: UTF-8 bytes sort as Python sorts strings)."""
+        assert self._ids is not None
+        positions = {code: array("q") for code in self._label_codes.values()}
+        cursor = self._ids.execute("SELECT label, pos FROM ids WHERE pos IS NOT NULL ORDER BY id")
+        while rows := cursor.fetchmany(65536):
+            for code, pos in rows:
+                positions[code].append(pos)
+        by_label = {label: positions[code] for label, code in self._label_codes.items()}
+        labels = sorted(by_label)
+        return labels, [np.frombuffer(by_label[label], dtype=np.int64) for label in labels]
+
+    def _write_examples(self, codes: np.ndarray, keep: np.ndarray, split_list: list[str]) -> None:
         """Copy the staged rows with their split, dropping (and rejecting) balanced-out ones."""
         final = self._stage(EXAMPLES_FILE, "wb")
         reason = f"class balancing: downsampled to {int(keep.sum()):,} posts in equal classes"
         split_index = EXAMPLE_SCHEMA.get_field_index("split")
+        split_values = np.asarray([*split_list, None], dtype=object)  # code -1: None
         start = 0
-        with pq.ParquetWriter(final, EXAMPLE_SCHEMA) as writer:
-            for batch in pq.ParquetFile(self._staged[ROWS_FILE]).iter_batches():
-                stop = start + batch.num_rows
-                rows = pa.Table.from_batches([batch], schema=EXAMPLE_SCHEMA).set_column(
-                    split_index, "split", pa.array(splits[start:stop].tolist(), pa.string())
-                )
+        with (
+            pq.ParquetFile(self._staged[ROWS_FILE]) as staged,
+            pq.ParquetWriter(final, EXAMPLE_SCHEMA) as writer,
+        ):
+            for first in range(0, staged.num_row_groups, COPY_ROW_GROUPS):
+                # a few whole row groups at a time, with one thread: one batch reader over
+                # the whole file (iter_batches) holds more memory the more rows it has read
+                groups = list(range(first, min(first + COPY_ROW_GROUPS, staged.num_row_groups)))
+                rows = staged.read_row_groups(groups, use_threads=False)
+                stop = start + rows.num_rows
+                splits = split_values[codes[start:stop]].tolist()
+                rows = rows.set_column(split_index, "split", pa.array(splits, pa.string()))
                 mask = keep[start:stop]
                 for dropped in rows.filter(pa.array(~mask)).select(["id", "location"]).to_pylist():
                     self.reject(dropped["id"], dropped["location"], reason)
@@ -561,6 +646,12 @@ class _Run:
                 start = stop
         final.close()
         os.replace(self._staged.pop(EXAMPLES_FILE), self.out / EXAMPLES_FILE)
+
+
+def _key(post_id: str) -> bytes:
+    """An id as the ids table keys it: UTF-8 (lone surrogates kept), whose byte order is the
+    code point order Python sorts strings in."""
+    return post_id.encode("utf-8", "surrogatepass")
 
 
 def _provenance(config: PrepareConfig, path: Path, reader: _Reader, run: _Run) -> dict[str, Any]:

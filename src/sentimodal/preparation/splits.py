@@ -8,7 +8,7 @@ assignment does not depend on the order the source was read in.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -62,17 +62,36 @@ def assign_splits(
 ) -> np.ndarray:
     """The split name of each post (aligned with ``ids``), stratified by ``labels``."""
     ids_array = np.asarray(ids, dtype=object)
-    labels_array = np.asarray(labels, dtype=object)
     if fractions is None:
         return np.full(len(ids_array), ALL_SPLIT, dtype=object)
-    names = split_names(fractions)
-    assigned = np.empty(len(ids_array), dtype=object)
-    rng = np.random.default_rng(seed)
+    groups = label_groups(ids_array, labels)
+    codes = assign_split_codes(groups, len(ids_array), fractions, seed)
+    return np.asarray(split_names(fractions), dtype=object)[codes]
+
+
+def label_groups(ids: Sequence[str], labels: Sequence[str]) -> list[np.ndarray]:
+    """The positions of each label's posts ordered by id, one array per label in sorted label
+    order: all that seeded balancing and splitting depend on."""
+    ids_array = np.asarray(ids, dtype=object)
+    labels_array = np.asarray(labels, dtype=object)
+    groups = []
     for label in sorted(set(labels_array.tolist())):
         members = np.flatnonzero(labels_array == label)
-        members = rng.permutation(members[np.argsort(ids_array[members], kind="stable")])
+        groups.append(members[np.argsort(ids_array[members], kind="stable")])
+    return groups
+
+
+def assign_split_codes(
+    groups: Iterable[np.ndarray], size: int, fractions: Sequence[float], seed: int = 0
+) -> np.ndarray:
+    """Each position's split as an index into :func:`split_names` (-1 where no group holds
+    it), from :func:`label_groups`-shaped groups, which may be read from disk instead."""
+    codes = np.full(size, -1, dtype=np.int8)
+    rng = np.random.default_rng(seed)
+    for members in groups:
+        shuffled = rng.permutation(members)
         start = 0
-        for name, count in zip(names, split_counts(len(members), fractions), strict=True):
-            assigned[members[start : start + count]] = name
+        for code, count in enumerate(split_counts(len(shuffled), fractions)):
+            codes[shuffled[start : start + count]] = code
             start += count
-    return assigned
+    return codes

@@ -3,7 +3,8 @@ response per photo, and optionally the photo itself beside its XML.
 
 MVSO holds millions of photos, so folders are walked lazily with ``os.scandir`` (one entry at
 a time, never a full listing), and each XML file is parsed on its own with defusedxml (the
-files come from the web: no entity expansion, no external references).
+files come from the web: no entity expansion, no external references), optionally in a pool
+of processes that returns the records in the order the files were listed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from defusedxml import DefusedXmlException
 
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.files import read_regular, read_user_text
+from sentimodal.pool import ordered_map
 from sentimodal.sources.record import Post, Record, Reject
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -86,31 +88,52 @@ def load_anp_scores(path: str | Path) -> dict[str, float]:
     return {anp_key(anp): score for anp, score in read_anp_rows(path)}
 
 
-def read_mvso(root: str | Path, anp_scores: Mapping[str, float] | None = None) -> Iterator[Record]:
+def read_mvso(
+    root: str | Path, anp_scores: Mapping[str, float] | None = None, workers: int = 1
+) -> Iterator[Record]:
     """Stream one post per photo XML under ``root/<anp>/``.
 
     With ``anp_scores`` each post gets its folder's ANP score, and a folder whose ANP is not
     in the table turns its photos into rejects. The image is a local file beside the XML
-    (same stem, .jpg/.jpeg/.png) when there is one, else the Flickr static URL.
+    (same stem, .jpg/.jpeg/.png) when there is one, else the Flickr static URL. With
+    ``workers`` > 1 the files are parsed in that many processes (this one walks the folders
+    and collects); the records and their order are the same as with one.
     """
     root = Path(os.path.abspath(root))  # locations in rejects name absolute files
     if not root.is_dir():
         raise UserInputError(f"MVSO folder not found: {root}")
+    yield from ordered_map(_read_photos, _photo_files(root, anp_scores), workers)
+
+
+#: one photo file to read: its path, its folder's ANP, that ANP's score, and whether the
+#: score table lacks the ANP
+PhotoFile = tuple[str, str, float | None, bool]
+
+
+def _photo_files(root: Path, anp_scores: Mapping[str, float] | None) -> Iterator[PhotoFile]:
     # ANP folders are few (thousands) and sorted for a stable order; photos are streamed.
     anp_dirs = sorted(entry.path for entry in os.scandir(root) if entry.is_dir())
     for anp_dir in anp_dirs:
         anp = anp_key(os.path.basename(anp_dir))
         score = None if anp_scores is None else anp_scores.get(anp)
+        unknown = anp_scores is not None and score is None
         with os.scandir(anp_dir) as entries:
             for entry in entries:
-                if not (entry.name.lower().endswith(".xml") and entry.is_file()):
-                    continue
-                if anp_scores is not None and score is None:
-                    stem = os.path.splitext(entry.name)[0]
-                    reason = f"ANP not in the score table: {anp!r}"
-                    yield Reject(id=stem, location=entry.path, reason=reason)
-                    continue
-                yield read_photo_xml(entry.path, anp=anp, anp_score=score)
+                if entry.name.lower().endswith(".xml") and entry.is_file():
+                    yield entry.path, anp, score, unknown
+
+
+def _read_photos(files: list[PhotoFile]) -> list[Record]:
+    """A chunk of photo files -> their records (what a parsing process runs)."""
+    records: list[Record] = []
+    for path, anp, score, unknown in files:
+        if unknown:
+            stem = os.path.splitext(os.path.basename(path))[0]
+            reason = f"ANP not in the score table: {anp!r}"
+            records.append(Reject(id=stem, location=path, reason=reason))
+        else:
+            records.append(read_photo_xml(path, anp=anp, anp_score=score))
+    return records
 
 
 def read_photo_xml(

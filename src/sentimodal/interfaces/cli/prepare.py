@@ -131,6 +131,9 @@ def prepare_command(
     ),
     seed: int | None = typer.Option(None, "--seed", help="Seed for splits, balancing, langdetect."),
     workers: int | None = typer.Option(None, "--threads", help="Threads for image checks (4)."),
+    parse_workers: int | None = typer.Option(
+        None, "--workers", help="Processes parsing MVSO XML files (default: the machine's cores)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Read a source, label, filter, balance and split it into a prepared dataset DIR.
@@ -169,6 +172,7 @@ def prepare_command(
         "split": split,
         "seed": seed,
         "workers": workers,
+        "parse_workers": parse_workers,
     }
     options = {name: value for name, value in given.items() if value is not None}
     check_output_folder(out)  # before reading anything: "" would mean the working directory
