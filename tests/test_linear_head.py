@@ -14,7 +14,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from sentimodal.analysis.crossval import fold_dataset, fold_of, logistic_regression
-from sentimodal.analysis.model_report import modality_analysis
+from sentimodal.analysis.model_report import modality_analysis, training_summary
 from sentimodal.evaluation.metrics import classification_report
 from sentimodal.features.folder import FeatureFolder
 from sentimodal.features.store import extract_features
@@ -67,6 +67,9 @@ def test_the_image_default_trains_saves_loads_and_predicts_posts(
     model = SentimentModel(model="image", **PIXELS).fit(sample_dataset, progress=False)
     assert model.model_config_.kind == "linear"
     assert model.history_[0]["c"] in model.model_config_.c_values
+    assert f"logistic regression with C={model.history_[0]['c']:g}" in training_summary(
+        model, sample_dataset
+    )
     model.save(tmp_path / "model")
     assert not list((tmp_path / "model").glob("*.p*kl*"))
     loaded = SentimentModel.load(tmp_path / "model")
