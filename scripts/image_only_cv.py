@@ -107,6 +107,7 @@ def concat_linear(
         folds=grid.cv_folds,
         seed=seed,
         select=grid.select,
+        one_se=grid.one_standard_error,
     )
     logits = torch.as_tensor((x_test - mean) / std) @ fitted.weight.double().T + fitted.bias
     return y_test, np.asarray(labels, dtype=object)[logits.argmax(1).numpy()]

@@ -22,7 +22,7 @@ from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.pipeline import prepare
 from sentimodal.sample import sample_path
 from sentimodal.training.estimator import SentimentModel
-from sentimodal.training.linear_fit import fit_linear, solve
+from sentimodal.training.linear_fit import _choose, fit_linear, solve
 
 PIXELS = {"image_encoder": "pixels32", "feature_workers": 0}
 
@@ -59,6 +59,17 @@ def test_cross_validation_picks_a_strength_from_the_grid() -> None:
     assert fitted.cv_accuracy[1e-2] > max(fitted.cv_accuracy[1e-4], fitted.cv_accuracy[1e2])
     # one strength: no search
     assert fit_linear(x, y, 3, [0.5]).cv_loss == {}
+
+
+def test_the_one_standard_error_rule_takes_the_strongest_penalty_within_reach() -> None:
+    c_values = [0.001, 0.01, 0.1]
+    # held-out accuracy per inner fold (rows) and C (columns); costs are their negatives
+    accuracy = np.array([[0.73, 0.74, 0.72], [0.75, 0.76, 0.74], [0.725, 0.72, 0.73]])
+    assert _choose(c_values, -accuracy, one_se=False) == 0.01  # best mean 0.740
+    # C=0.001's mean 0.735 is within one standard error (0.0115) of the best: the rule takes it
+    assert _choose(c_values, -accuracy, one_se=True) == 0.001
+    accuracy[:, 0] -= 0.02  # now it is not
+    assert _choose(c_values, -accuracy, one_se=True) == 0.01
 
 
 def test_the_image_default_trains_saves_loads_and_predicts_posts(

@@ -77,6 +77,9 @@ class LinearConfig(ModelConfig):
     cv_folds: int = Field(5, ge=2)
     #: what the inner folds compare: mean held-out log-loss or accuracy
     select: Literal["log_loss", "accuracy"] = "accuracy"
+    #: the strongest penalty within one standard error of the best CV score (the
+    #: one-standard-error rule), rather than the best score itself
+    one_standard_error: bool = True
     max_iter: int = Field(500, ge=1)
 
 

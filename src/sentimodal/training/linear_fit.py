@@ -4,8 +4,9 @@ Frozen CNN features are many (1280) and the image sets small (1-3k images): a li
 layer is enough, and what decides its quality is how strongly it is regularised. Gradient
 training with early stopping regularises by accident (the epoch at which a noisy validation
 accuracy peaked); here the penalised likelihood is solved exactly (full-batch L-BFGS, a convex
-problem: one answer whatever the seed) for each strength on a grid, and the strength is the
-one with the best mean validation log-loss over k stratified folds of the training data.
+problem: one answer whatever the seed) for each strength on a grid, and the strength is
+chosen by k stratified folds of the training data (mean held-out accuracy or log-loss, the
+best or the strongest within one standard error of it).
 
 The objective is scikit-learn's ``LogisticRegression`` (multinomial, L2 on the weights, not
 the bias): ``C * sum(cross-entropy) + ||W||^2 / 2``, so ``C`` means what it means there.
@@ -151,13 +152,29 @@ def fit_linear(
     sample_weight: np.ndarray | torch.Tensor | None = None,
     max_iter: int = 500,
     select: Literal["log_loss", "accuracy"] = "log_loss",
+    one_se: bool = False,
 ) -> LinearFit:
     """Choose C by ``folds``-fold CV on (x, y), by mean held-out log-loss or accuracy (ties:
-    the smaller C), then refit on all of it. The folds are fewer when a class has fewer
-    examples; a single C, or a class with one example, skips the search (the middle C of the
-    grid is then used)."""
+    the smaller C), then refit on all of it. ``one_se``: the smallest C whose mean score is
+    within one standard error (over the folds) of the best one's, the one-standard-error rule
+    (Hastie, Tibshirani and Friedman): the strongest penalty the CV cannot tell from the best.
+    The folds are fewer when a class has fewer examples; a single C, or a class with one
+    example, skips the search (the middle C of the grid is then used)."""
     with _one_thread():
-        return _fit_linear(x, y, n_classes, c_values, folds, seed, sample_weight, max_iter, select)
+        return _fit_linear(
+            x, y, n_classes, c_values, folds, seed, sample_weight, max_iter, select, one_se
+        )
+
+
+def _choose(c_values: Sequence[float], cost: np.ndarray, one_se: bool) -> float:
+    """The C with the lowest mean cost over the folds (rows), ties to the smaller C; with
+    ``one_se`` the smallest C within one standard error of that best mean."""
+    mean = cost.mean(axis=0).round(10)
+    best = min(range(len(c_values)), key=lambda i: (mean[i], c_values[i]))
+    if not one_se:
+        return float(c_values[best])
+    error = cost[:, best].std(ddof=1) / np.sqrt(len(cost))
+    return float(min(c for c, m in zip(c_values, mean, strict=True) if m <= mean[best] + error))
 
 
 def _fit_linear(
@@ -170,6 +187,7 @@ def _fit_linear(
     sample_weight: np.ndarray | torch.Tensor | None,
     max_iter: int,
     select: str,
+    one_se: bool,
 ) -> LinearFit:
     xt = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).double()
     yt = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y).long()
@@ -181,8 +199,8 @@ def _fit_linear(
     result = LinearFit(torch.empty(0), torch.empty(0), sorted(c_values)[len(c_values) // 2])
     if len(c_values) > 1 and folds >= 2:
         fold = torch.as_tensor(stratified_folds(yt.numpy(), folds, seed))
-        loss = np.zeros(len(c_values))
-        accuracy = np.zeros(len(c_values))
+        loss = np.zeros((folds, len(c_values)))
+        accuracy = np.zeros((folds, len(c_values)))
         for k in range(folds):
             held, kept = fold == k, fold != k
             solutions = _path(
@@ -195,13 +213,11 @@ def _fit_linear(
             )
             for i, (weight, bias) in enumerate(solutions):
                 logits = xt[held] @ weight.T + bias
-                loss[i] += float(functional.cross_entropy(logits, yt[held])) / folds
-                accuracy[i] += float((logits.argmax(1) == yt[held]).double().mean()) / folds
-        score = loss if select == "log_loss" else -accuracy
-        best = min(range(len(c_values)), key=lambda i: (round(score[i], 10), c_values[i]))
-        result.c = c_values[best]
-        result.cv_loss = dict(zip(c_values, loss.tolist(), strict=True))
-        result.cv_accuracy = dict(zip(c_values, accuracy.tolist(), strict=True))
+                loss[k, i] = float(functional.cross_entropy(logits, yt[held]))
+                accuracy[k, i] = float((logits.argmax(1) == yt[held]).double().mean())
+        result.c = _choose(c_values, loss if select == "log_loss" else -accuracy, one_se)
+        result.cv_loss = dict(zip(c_values, loss.mean(axis=0).tolist(), strict=True))
+        result.cv_accuracy = dict(zip(c_values, accuracy.mean(axis=0).tolist(), strict=True))
     weight, bias = solve(xt, yt, n_classes, result.c, sample_weight=weights, max_iter=max_iter)
     result.weight, result.bias = weight.float(), bias.float()
     return result

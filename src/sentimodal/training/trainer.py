@@ -229,6 +229,7 @@ def _solve_linear(
         sample_weight=None if weights is None else weights[y],
         max_iter=settings.max_iter,
         select=settings.select,
+        one_se=settings.one_standard_error,
     )
     with torch.no_grad():
         model.head.linear.weight.copy_(fitted.weight)
