@@ -21,7 +21,12 @@ from sentimodal.features.image_encoders.weights import resolve_weights
 
 skimage_data = pytest.importorskip("skimage.data")
 
-OFFLINE_PRETRAINED = ["efficientnet_lite0", "mobilenet_v2"]
+OFFLINE_PRETRAINED = [
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "mobilenet_v2",
+]
 #: sample photo -> the ImageNet classes that name it (synonyms the classes split hairs over)
 IMAGENET_ANSWERS = {
     "chelsea": {281, 282, 283, 284, 285},  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -197,6 +202,30 @@ def test_module_matches_encode_for_fine_tuning(pretrained: dict, photos: dict) -
     with torch.no_grad():
         direct = encoder.module().eval()(batch).numpy()
     np.testing.assert_allclose(direct, encoder.encode(batch), rtol=1e-4, atol=1e-4)
+
+
+def test_flip_averages_the_mirror_images_features(pretrained: dict, photos: dict) -> None:
+    plain = pretrained["efficientnet_lite0"]
+    flipped = get_image_encoder("efficientnet_lite0", flip=True)
+    # a separate cache key only when set: features stored without it keep theirs
+    assert plain.config == {"weights": "imagenet"}
+    assert flipped.config == {"weights": "imagenet", "flip": True}
+    assert get_image_encoder("efficientnet_lite0", **flipped.config).flip
+    batch = torch.stack([plain.transform(img) for img in photos.values()])
+    expected = (plain.encode(batch) + plain.encode(batch.flip(-1))) / 2
+    np.testing.assert_allclose(flipped.encode(batch), expected, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(flipped.encode(batch), plain.encode(batch), rtol=1e-3, atol=1e-3)
+
+
+def test_lite_checkpoints_are_fed_at_their_own_resolution() -> None:
+    from sentimodal.features.image_encoders.weights import TF_LITE
+
+    for name, crop in (("efficientnet_lite1", 240), ("efficientnet_lite2", 260)):
+        encoder = get_image_encoder(name)
+        assert encoder.preprocessing.crop == crop and encoder.load_size == crop + 32
+        assert encoder.preprocessing.mean == TF_LITE.mean
+        grey = Image.new("RGB", (400, 300), (127, 127, 127))
+        assert tuple(encoder.transform(grey).shape) == (3, crop, crop)
 
 
 def test_pixels32_values_and_shapes() -> None:

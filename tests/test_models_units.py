@@ -30,6 +30,7 @@ def _space(dim: int = 4) -> LabelSpace:
 
 CONFIGS = {
     "mlp": {"input": "image", "input_dim": 12, "hidden": [8, 6], "dropout": [0.1, 0.2]},
+    "linear": {"input": "image", "input_dim": 12},
     "text_lstm": {"vocab_size": 30, "embedding_dim": 8, "lstm_dim": 5},
     "text_transformer": {
         "architecture": {

@@ -41,7 +41,10 @@ CASES: list[tuple[dict[str, Any], bool]] = [
     ({"model": "text", "text_encoder": "tokens", "model_options": {"vocab_size": 9}}, False),
     ({"model": "image", **PIXELS, "model_options": {"channels": [4, 8], "hidden": [8]}}, True),
     ({"model": "image", **PIXELS, "model_options": {"image_size": 16}}, False),
-    ({"model": "image", "image_encoder": "pixels32", "model_options": {"hidden": [8]}}, True),
+    ({"model": "image", "image_encoder": "pixels32", "model_options": {"c_values": [0.1]}}, True),
+    ({"model": "image", "image_encoder": "pixels32", "model_options": {"hidden": [8]}}, False),
+    ({"model": "image_mlp", "image_encoder": "pixels32", "model_options": {"hidden": [8]}}, True),
+    ({"model": "image_mlp", **PIXELS, "model_options": {"channels": [4, 8]}}, True),
     ({"model": "concat", "text_encoder": "glove_mean", "image_encoder": "pixels32"}, True),
     ({"model": "concat", **PIXELS, "text_encoder": "glove_mean"}, False),
     (

