@@ -96,9 +96,6 @@ class Recipe:
     derive: Callable[[Mapping[Modality, ModalityInput]], dict[str, Any]]
     #: nested configs whose options are given as a mapping under their name (late fusion)
     branches: tuple[Modality, ...] = ()
-    #: settings this recipe gives its network unless the user's options say otherwise, by
-    #: head kind (a new default that saved models, rebuilt from their own config, keep out of)
-    defaults: Callable[[str], dict[str, Any]] = lambda head: {}
 
     def check_inputs(self, inputs: Mapping[Modality, ModalityInput], encoders: Mapping[str, str]):
         for modality in self.modalities:
@@ -140,8 +137,7 @@ class Recipe:
             _refuse_derived({**derived[branch], **dict.fromkeys(HEAD_SETTINGS)}, nested, branch)
             derived[branch] = {**derived[branch], **head, **nested}
         _refuse_derived({**derived, **dict.fromkeys(HEAD_SETTINGS)}, options, None)
-        defaults = self.defaults(str(head.get("head", "softmax")))
-        settings = {**derived, **head, **defaults, **options}
+        settings = {**derived, **head, **options}
         from sentimodal.models.registry import model_config
 
         return model_config(settings.pop("kind"), **settings)
@@ -223,17 +219,14 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "late",
-            "a text and an image model's class probabilities, weighed by a logistic regression "
-            "fit on val (softmax head; the mean otherwise); MiniLM fine-tuned by default (the "
+            "the mean of a text and an image model's class probabilities (combine=stacked: "
+            "weighed by a logistic regression fit on val); MiniLM fine-tuned by default (the "
             "default model)",
             ("text", "image"),
             FINE_TUNED_TEXT_ENCODER,
             {"text": _ANY_TEXT, "image": _ANY_IMAGE},
             _late,
             branches=("text", "image"),
-            # weights for the branches learned on val: +1.5 points of accuracy over the mean
-            # by 5-fold CV on MVSA-Single (docs/results/tweet-text.md)
-            defaults=lambda head: {"combine": "stacked"} if head == "softmax" else {},
         ),
     )
 }
