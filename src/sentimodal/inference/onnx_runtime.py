@@ -22,8 +22,9 @@ from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.image_encoders.weights import RANDOM
 from sentimodal.features.post_work import PostBatchWork
-from sentimodal.features.text_encoders import get_text_encoder
+from sentimodal.features.text_encoders import saved_text_encoder
 from sentimodal.features.text_encoders.minilm_tokens import wordpiece_ids
+from sentimodal.features.text_normalize import normalize_texts
 from sentimodal.files import read_tagged_json
 
 GRAPH_FILE = "model.onnx"
@@ -63,22 +64,24 @@ class _Pixels(ImageEncoder):
 
 class _Tokens:
     """MiniLM WordPiece ids from the tokenizer files copied into the export (same settings
-    as the ``minilm_tokens`` encoder: [CLS]/[SEP], cut and post-padded with 0 to ``max_len``)."""
+    as the ``minilm_tokens`` encoder: its text normalisation, [CLS]/[SEP], cut and
+    post-padded with 0 to ``max_len``)."""
 
     dtype = "int64"
 
-    def __init__(self, folder: Path, max_len: int) -> None:
+    def __init__(self, folder: Path, config: Mapping[str, Any]) -> None:
         import transformers
 
         self.name = "minilm_tokens"
-        self.max_len = max_len
-        self.shape = (max_len,)
+        self.max_len = int(config["max_len"])
+        self.normalize = str(config["normalize"])
+        self.shape = (self.max_len,)
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(
             str(folder), local_files_only=True
         )
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return wordpiece_ids(self.tokenizer, texts, self.max_len)
+        return wordpiece_ids(self.tokenizer, normalize_texts(texts, self.normalize), self.max_len)
 
 
 class _Unscaled:
@@ -108,9 +111,10 @@ class OnnxModel:
         if manifest.get("text_encoder"):
             entry = manifest["text_encoder"]
             if entry["in_graph"]:
-                text = _Tokens(directory / TOKENIZER_DIR, int(entry["config"]["max_len"]))
+                tokens = saved_text_encoder(entry["name"], entry["config"])
+                text = _Tokens(directory / TOKENIZER_DIR, tokens.config)
             else:
-                text = get_text_encoder(entry["name"], **entry["config"])
+                text = saved_text_encoder(entry["name"], entry["config"])
         self.work = PostBatchWork(
             image_encoder=image,
             text_encoder=text,  # type: ignore[arg-type]

@@ -198,9 +198,15 @@ class LateFusionConfig(ModelConfig):
     kind: Literal["late"] = "late"
     text: TextBranchConfig
     image: ImageBranchConfig
+    #: "mean" averages the branches' class probabilities; "stacked" (softmax heads) scores a
+    #: post by a logistic regression on both branches' log-probabilities, fit on the val split
+    #: after training (before that, and with no val split, their normalised geometric mean)
+    combine: Literal["mean", "stacked"] = "mean"
 
     @model_validator(mode="after")
     def _branches(self) -> Self:
+        if self.combine == "stacked" and self.head != "softmax":
+            raise ValueError("combine='stacked' needs the softmax head")
         head = {"head": self.head, "n_classes": self.n_classes, "label_dim": self.label_dim}
         for name, branch in (("text", self.text), ("image", self.image)):
             if isinstance(branch, MLPConfig) and branch.input != name:

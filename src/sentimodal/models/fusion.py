@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -178,6 +179,41 @@ class LateFusion(SentimentNet):
             raise UserInputError("both late-fusion branches must use the fusion's head kind")
         self.text = text
         self.image = image
+        if config.combine == "stacked":
+            n = config.n_classes
+            self.stack = nn.Linear(2 * n, n)
+            with torch.no_grad():  # the normalised geometric mean until fit_stack
+                self.stack.weight.copy_(torch.cat([torch.eye(n), torch.eye(n)], dim=1) / 2)
+                self.stack.bias.zero_()
+
+    def fit_stack(self, logp: np.ndarray, labels: np.ndarray) -> None:
+        """Fit the stacked combination: a multinomial logistic regression (L2, as
+        scikit-learn's default) from both branches' log-probabilities ``logp`` (N, 2 * classes:
+        text's then image's, of posts the branches did not train on) to ``labels``."""
+        from sklearn.linear_model import LogisticRegression
+
+        if len(np.unique(labels)) < 2:
+            return  # nothing to weigh: keep the geometric mean
+        fitted = LogisticRegression(max_iter=2000).fit(logp, labels)
+        coef, intercept = fitted.coef_, fitted.intercept_
+        if len(fitted.classes_) == 2:  # one logit: the second class's against the first's
+            coef = np.vstack([np.zeros_like(coef), coef])
+            intercept = np.array([0.0, intercept[0]])
+        n = self.config.n_classes
+        weight = torch.zeros(n, 2 * n)
+        bias = torch.full((n,), -1e4)  # a class absent from the labels is never predicted
+        for row, label in enumerate(fitted.classes_.tolist()):
+            weight[label] = torch.as_tensor(coef[row], dtype=torch.float32)
+            bias[label] = float(intercept[row])
+        with torch.no_grad():
+            self.stack.weight.copy_(weight)
+            self.stack.bias.copy_(bias)
+
+    def branch_log_probs(self, batch: Batch) -> torch.Tensor:
+        """Both branches' class log-probabilities side by side (the stacker's input)."""
+        return torch.cat(
+            [self.text(batch).log_softmax(dim=1), self.image(batch).log_softmax(dim=1)], 1
+        )
 
     @classmethod
     def from_models(cls, text: SentimentNet, image: SentimentNet) -> LateFusion:
@@ -208,8 +244,13 @@ class LateFusion(SentimentNet):
             parts = torch.stack([F.normalize(text, dim=1), F.normalize(image, dim=1)])
         else:
             parts = torch.stack([text.log_softmax(dim=1), image.log_softmax(dim=1)])
+        stacked = None
+        if self.config.combine == "stacked":
+            stacked = self.stack(torch.cat([parts[0], parts[1]], dim=1)).log_softmax(dim=1)
         has = [present(batch, "text"), present(batch, "image")]
         if has[0] is None and has[1] is None:
+            if stacked is not None:
+                return stacked
             if self.config.head == "embedding":
                 return parts.mean(dim=0)
             return torch.logsumexp(parts, dim=0) - math.log(2)
@@ -219,7 +260,10 @@ class LateFusion(SentimentNet):
         weights = (rows.to(parts.dtype) / rows.sum(dim=0).clamp(min=1))[:, :, None]
         if self.config.head == "embedding":
             return (parts * weights).sum(dim=0)
-        return torch.logsumexp(parts + weights.log(), dim=0)
+        fused = torch.logsumexp(parts + weights.log(), dim=0)
+        if stacked is None:
+            return fused
+        return torch.where(rows.all(dim=0)[:, None], stacked, fused)
 
     def training_outputs(self, batch: Batch) -> list[torch.Tensor]:
         return [self.text(batch), self.image(batch)]

@@ -239,8 +239,9 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "late",
-            "the mean of a text and an image model's class probabilities; MiniLM fine-tuned by "
-            "default (the default model)",
+            "the mean of a text and an image model's class probabilities (combine=stacked: "
+            "weighed by a logistic regression fit on val); MiniLM fine-tuned by default (the "
+            "default model)",
             ("text", "image"),
             FINE_TUNED_TEXT_ENCODER,
             {"text": _ANY_TEXT, "image": _ANY_IMAGE},

@@ -27,10 +27,10 @@ from sentimodal.features.engine import LocalEngine
 from sentimodal.features.folder import FeatureFolder, FeatureSet
 from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
-from sentimodal.features.model_inputs import model_inputs
+from sentimodal.features.model_inputs import PRESENT, model_inputs
 from sentimodal.features.post_work import PostBatchWork, Prediction, post_rows, predict_rows
 from sentimodal.features.store import ExtractionResult, extract_features
-from sentimodal.features.text_encoders import get_text_encoder
+from sentimodal.features.text_encoders import get_text_encoder, saved_text_encoder
 from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.models.base import PretrainedStart, SentimentNet
 from sentimodal.models.config import ModelConfig
@@ -43,8 +43,14 @@ from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.label_set import check_trainable, soft_targets
 from sentimodal.progress import note
 from sentimodal.training import model_dir
+from sentimodal.training.batches import as_tensors
 from sentimodal.training.confident import fine_tune_confident
-from sentimodal.training.inference import extract_embeddings, predict_outputs, predict_scores
+from sentimodal.training.inference import (
+    extract_embeddings,
+    predict_outputs,
+    predict_scores,
+    run_batched,
+)
 from sentimodal.training.run_config import RunConfig
 from sentimodal.training.scaler import FeatureScaler
 from sentimodal.training.train_config import given_settings
@@ -228,6 +234,8 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
                 for r in tuned.result.history
             ]
             self.confident_kept_ = int(tuned.kept.sum())
+        if val_pair is not None:
+            self._fit_late_stack(*val_pair)
         self.metrics_: dict[str, Any] = {}
         checked = (val.data, "val") if val is not None else (train.data, "train")
         self.warnings_ = self._collapse_warnings(*checked)
@@ -235,6 +243,21 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             for warning in self.warnings_:
                 note(("warning: ", "bold yellow"), warning)
         return self
+
+    def _fit_late_stack(self, data: Mapping[str, np.ndarray], labels: np.ndarray) -> None:
+        """A stacked late fusion learns how to weigh its branches on val, posts its branches
+        did not train on (their probabilities on train are overconfident)."""
+        model = self.model_
+        if not isinstance(model, LateFusion) or model.config.combine != "stacked":
+            return
+        logp = run_batched(
+            model, as_tensors(data), model.branch_log_probs, self.run_.train.eval_batch_size
+        )
+        both = np.ones(len(labels), dtype=bool)
+        for modality in ("text", "image"):
+            if modality + PRESENT in data:
+                both &= np.asarray(data[modality + PRESENT], dtype=bool)
+        model.fit_stack(logp.numpy()[both], np.asarray(labels)[both])
 
     def _collapse_warnings(self, data: Mapping[str, np.ndarray], split: str) -> list[str]:
         """A model that predicts one class for everything learned nothing but the majority:
@@ -714,7 +737,7 @@ def _load_encoders(
     if "image" in entries:
         image = get_image_encoder(entries["image"]["name"], **entries["image"]["config"])
     if "text" in entries:
-        text = get_text_encoder(entries["text"]["name"], **entries["text"]["config"])
+        text = saved_text_encoder(entries["text"]["name"], entries["text"]["config"])
         if text.learns:
             text.load(directory)
     for kind, encoder in (("image", image), ("text", text)):

@@ -4,7 +4,14 @@ Importing the package registers every encoder; heavy models load on first ``enco
 """
 
 from sentimodal.features.defaults import FINE_TUNED_TEXT_ENCODER, FROZEN_TEXT_ENCODER
-from sentimodal.features.text_encoders import glove_mean, minilm, minilm_tokens, tokens, vader
+from sentimodal.features.text_encoders import (
+    glove_mean,
+    minilm,
+    minilm_tokens,
+    mpnet,
+    tokens,
+    vader,
+)
 from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.features.text_encoders.glove_mean import glove_vector
 from sentimodal.features.text_encoders.minilm import minilm_vectors
@@ -12,6 +19,7 @@ from sentimodal.features.text_encoders.registry import (
     get_text_encoder,
     list_text_encoders,
     register_text_encoder,
+    saved_text_encoder,
     text_encoder_class,
 )
 from sentimodal.features.text_encoders.tokens import lengths_from_ids, tokenize
@@ -28,7 +36,9 @@ __all__ = [
     "minilm",
     "minilm_tokens",
     "minilm_vectors",
+    "mpnet",
     "register_text_encoder",
+    "saved_text_encoder",
     "text_encoder_class",
     "tokenize",
     "tokens",

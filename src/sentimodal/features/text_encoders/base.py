@@ -6,7 +6,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -26,6 +26,9 @@ class TextEncoder(ABC):
     #: the pretrained transformer whose own token ids this encoder gives (that transformer is
     #: then fine-tuned with the model); None for everything else
     backbone: str | None = None
+    #: settings added after models were first saved, at the value those models were trained
+    #: with: a saved config without one of them means this (see ``saved_text_encoder``)
+    legacy_config: ClassVar[dict[str, Any]] = {}
 
     @property
     @abstractmethod

@@ -14,6 +14,11 @@ import numpy as np
 from sentimodal.features import resources
 from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.features.text_encoders.registry import register_text_encoder
+from sentimodal.features.text_normalize import (
+    DEFAULT_TEXT_NORMALIZATION,
+    check_normalization,
+    normalize_texts,
+)
 
 MINILM_DIM = 384
 _WEIGHTS_FILE = "model.safetensors"
@@ -36,19 +41,27 @@ def minilm_vectors(
 
 @register_text_encoder
 class MiniLMEncoder(TextEncoder):
-    """Sentence embeddings; ``batch_size`` and ``device`` change speed, not the vectors, so
-    they stay out of ``config`` (and of the feature cache key)."""
+    """Sentence embeddings of the texts after ``normalize`` (see
+    :mod:`sentimodal.features.text_normalize`); ``batch_size`` and ``device`` change speed, not
+    the vectors, so they stay out of ``config`` (and of the feature cache key)."""
 
     name = "minilm"
+    legacy_config = {"normalize": "none"}
     shape = (MINILM_DIM,)
 
-    def __init__(self, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        batch_size: int = 64,
+        device: str = "cpu",
+        normalize: str = DEFAULT_TEXT_NORMALIZATION,
+    ) -> None:
         self.batch_size = batch_size
         self.device = device
+        self.normalize = check_normalization(normalize)
 
     @property
     def config(self) -> dict[str, Any]:
-        return {}
+        return {"normalize": self.normalize}
 
     @property
     def identity(self) -> str:
@@ -57,4 +70,6 @@ class MiniLMEncoder(TextEncoder):
         return f"all-MiniLM-L6-v2:file:{digest[:16]}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return minilm_vectors(texts, batch_size=self.batch_size, device=self.device)
+        return minilm_vectors(
+            normalize_texts(texts, self.normalize), batch_size=self.batch_size, device=self.device
+        )

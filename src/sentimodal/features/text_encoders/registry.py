@@ -23,6 +23,12 @@ def get_text_encoder(name: str, **config: Any) -> TextEncoder:
     return _REGISTRY.build(name, **config)
 
 
+def saved_text_encoder(name: str, config: dict[str, Any]) -> TextEncoder:
+    """The encoder a saved model was trained with, from its saved name and config: a setting
+    added since that model was saved takes the value it had then (``legacy_config``)."""
+    return get_text_encoder(name, **{**text_encoder_class(name).legacy_config, **config})
+
+
 def text_encoder_class(name: str) -> type[TextEncoder]:
     """The class of encoder ``name``, to read what it gives without building it."""
     return _REGISTRY.get(name)
