@@ -64,6 +64,12 @@ def test_emoji_become_their_names_and_elongations_are_cut() -> None:
     )
 
 
+def test_an_elongated_hashtag_is_cut_before_it_is_split() -> None:
+    assert normalize_tweet("#" + "x" * 5000) == "xxx"
+    laughs = " ".join(["face with tears of joy"] * 3)
+    assert normalize_tweet("#yessss 😂😂😂😂😂") == f"yesss {laughs}"
+
+
 def test_segmentation_keeps_unknown_words_whole() -> None:
     assert segment("sobeautiful") == ["so", "beautiful"]
     assert segment("photooftheday") == ["photo", "of", "the", "day"]

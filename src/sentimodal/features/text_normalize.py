@@ -67,9 +67,10 @@ def normalize_tweet(text: str) -> str:
     text = ftfy.fix_text(html.unescape(text), unescape_html=False)
     text = _URL.sub(f" {URL_TOKEN} ", text)
     text = _MENTION.sub(USER_TOKEN, text)
+    # before hashtags, so that "#soooooo" is one word and not a row of "ooo" pieces
+    text = _ELONGATED.sub(lambda match: match.group(1) * 3, text)
     text = _HASHTAG.sub(lambda match: " " + " ".join(split_hashtag(match.group(1))), text)
     text = _emoji_as_words(text)
-    text = _ELONGATED.sub(lambda match: match.group(1) * 3, text)
     return _SPACES.sub(" ", text).strip()
 
 
