@@ -168,12 +168,13 @@ def minilm_state_dict() -> dict[str, Any]:
 
 
 @functools.cache
-def minilm_model(device: str = "cpu") -> SentenceTransformer:
-    """The MiniLM sentence-transformer, loaded offline once per (process, device)."""
+def sentence_model(folder: Path, device: str = "cpu") -> SentenceTransformer:
+    """The sentence-transformer in ``folder`` (MiniLM's, MPNet's), loaded offline once per
+    (process, folder, device)."""
     sentence_transformers: Any = require("sentence_transformers")
     with _quiet_loading():
         return sentence_transformers.SentenceTransformer(
-            str(minilm_path()), device=device, local_files_only=True
+            str(folder), device=device, local_files_only=True
         )
 
 
@@ -234,16 +235,6 @@ def _unpack_split_zip(parts: Sequence[Path], target: Path) -> None:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-@functools.cache
-def mpnet_model(device: str = "cpu") -> SentenceTransformer:
-    """The all-mpnet-base-v2 sentence-transformer, loaded offline once per (process, device)."""
-    sentence_transformers: Any = require("sentence_transformers")
-    with _quiet_loading():
-        return sentence_transformers.SentenceTransformer(
-            str(mpnet_path()), device=device, local_files_only=True
-        )
 
 
 @contextlib.contextmanager
