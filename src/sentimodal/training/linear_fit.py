@@ -14,14 +14,15 @@ the bias): ``C * sum(cross-entropy) + ||W||^2 / 2``, so ``C`` means what it mean
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import torch
 from torch.nn import functional
+
+from sentimodal.features.engine import torch_threads
 
 
 @dataclass
@@ -35,19 +36,6 @@ class LinearFit:
     cv_loss: dict[float, float] = field(default_factory=dict)
     #: C -> mean held-out accuracy over the inner folds
     cv_accuracy: dict[float, float] = field(default_factory=dict)
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Each L-BFGS step is a handful of small matrix products: with several intra-op threads,
-    their synchronisation costs more than the arithmetic (measured on the shared 2-core
-    machine: 57 ms against 0.4 ms per step for 45 x 3072 features), so the solver runs on one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _objective(
@@ -160,7 +148,10 @@ def fit_linear(
     (Hastie, Tibshirani and Friedman): the strongest penalty the CV cannot tell from the best.
     The folds are fewer when a class has fewer examples; a single C, or a class with one
     example, skips the search (the middle C of the grid is then used)."""
-    with _one_thread():
+    # Each L-BFGS step is a handful of small matrix products: with several intra-op threads
+    # their synchronisation costs more than the arithmetic (measured on the shared 2-core
+    # machine: 57 ms against 0.4 ms per step for 45 x 3072 features), so the solver runs on one.
+    with torch_threads(1):
         return _fit_linear(
             x, y, n_classes, c_values, folds, seed, sample_weight, max_iter, select, one_se
         )
