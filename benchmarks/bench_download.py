@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from fault_server import FaultServer, jpeg_bytes, ok  # noqa: E402
 from sentimodal.download import download  # noqa: E402
-from sentimodal.features.engine import available_cores  # noqa: E402
+from sentimodal.pool import available_cores  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mvsa_single" / "data"
 

@@ -28,8 +28,9 @@ import torch
 
 from sentimodal.errors import RecordError
 from sentimodal.features.batch_work import ImageBatchWork
-from sentimodal.features.engine import LocalEngine, available_cores, reuse_freed_memory
+from sentimodal.features.engine import LocalEngine, reuse_freed_memory
 from sentimodal.features.image_encoders import ImageEncoder, get_image_encoder
+from sentimodal.pool import available_cores
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mvsa_single" / "data"
 

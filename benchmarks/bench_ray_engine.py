@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sentimodal.features.engine import available_cores
 from sentimodal.features.store import extract_features
+from sentimodal.pool import available_cores
 from sentimodal.preparation.dataset import PreparedDataset
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mvsa_single" / "data"

@@ -25,13 +25,17 @@ R = TypeVar("R")
 MAX_DEFAULT_WORKERS = 8
 
 
+def available_cores() -> int:
+    """CPU cores this process may use (respects affinity masks and container cpusets)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def default_workers() -> int:
     """The cores this process may run on, at most :data:`MAX_DEFAULT_WORKERS`."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, MAX_DEFAULT_WORKERS))
+    return max(1, min(available_cores(), MAX_DEFAULT_WORKERS))
 
 
 def ordered_map(

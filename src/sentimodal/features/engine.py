@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
-import os
 import platform
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sentimodal.errors import UserInputError
+from sentimodal.pool import available_cores
 
 #: One record to featurise: plain data (``position``, ``id``, and ``image`` or ``text``), so
 #: that it pickles cheaply into worker processes and converts to Ray columns.
@@ -133,14 +133,6 @@ class Engine(Protocol):
     def run(self, work: BatchWork, batches: Sequence[list[Row]]) -> Iterator[BatchResult]:
         """Yield one or more results covering every row of ``batches``."""
         ...
-
-
-def available_cores() -> int:
-    """CPU cores this process may use (respects affinity masks and container cpusets)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def compute_threads(cores: int | None = None) -> int:
