@@ -3,6 +3,7 @@ back by id, and the engines' plumbing."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -465,6 +466,22 @@ def test_allocator_setting_is_applied_once_and_restored(monkeypatch: pytest.Monk
             assert calls == [(engine._M_MMAP_MAX, 0), (engine._M_TRIM_THRESHOLD, 2**31 - 1)]
         assert len(calls) == 2  # the inner block leaves the outer one's setting alone
     assert calls[2:] == list(engine._GLIBC_DEFAULTS)
+
+
+def test_loading_workers_keep_the_allocator_switches_for_their_whole_life(monkeypatch) -> None:
+    """A worker sets them once at start; nothing may set the defaults back behind it (a
+    dropped context manager used to, at once, which made the workers fault more, not less)."""
+    calls: list[tuple[int, int]] = []
+
+    class FakeLibc:
+        def mallopt(self, option: int, value: int) -> int:
+            calls.append((option, value))
+            return 1
+
+    monkeypatch.setattr(engine, "_glibc", FakeLibc)
+    engine._worker_start(0)
+    gc.collect()
+    assert calls == [(engine._M_MMAP_MAX, 0), (engine._M_TRIM_THRESHOLD, 2**31 - 1)]
 
 
 # --------------------------------------------------------------------------- real data

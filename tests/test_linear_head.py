@@ -22,7 +22,7 @@ from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.pipeline import prepare
 from sentimodal.sample import sample_path
 from sentimodal.training.estimator import SentimentModel
-from sentimodal.training.linear_fit import _choose, fit_linear, solve
+from sentimodal.training.linear_fit import _choose, fit_linear, fit_softmax_regression, solve
 
 PIXELS = {"image_encoder": "pixels32", "feature_workers": 0}
 
@@ -47,6 +47,19 @@ def test_the_solver_reaches_scikit_learns_logistic_regression() -> None:
         weight, bias = solve(torch.tensor(x), torch.tensor(y), 3, c)
         np.testing.assert_allclose(weight.numpy(), reference.coef_, atol=2e-4)
         np.testing.assert_allclose(bias.numpy(), reference.intercept_, atol=2e-4)
+
+
+def test_a_class_absent_from_the_labels_is_never_predicted() -> None:
+    """The stacked late fusion's combination is fitted on val, which may lack a class."""
+    x, y = _blobs()
+    y = np.where(y == 1, 2, y)  # classes 0 and 2 of 3
+    weight, bias = fit_softmax_regression(x, y, 3)
+    reference = LogisticRegression(max_iter=5000, tol=1e-10).fit(x, y)
+    predicted = (torch.tensor(x) @ weight.T + bias).argmax(dim=1).numpy()
+    assert set(predicted) <= {0, 2}
+    assert (predicted == reference.predict(x)).mean() > 0.97
+    assert bias[1] < -1e3 and not weight[1].any()
+    assert fit_softmax_regression(x, np.zeros(len(x), dtype=int), 3) is None
 
 
 def test_cross_validation_picks_a_strength_from_the_grid() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -182,32 +181,16 @@ class LateFusion(SentimentNet):
         if config.combine == "stacked":
             n = config.n_classes
             self.stack = nn.Linear(2 * n, n)
-            with torch.no_grad():  # the normalised geometric mean until fit_stack
+            with torch.no_grad():  # the normalised geometric mean until set_stack
                 self.stack.weight.copy_(torch.cat([torch.eye(n), torch.eye(n)], dim=1) / 2)
                 self.stack.bias.zero_()
 
-    def fit_stack(self, logp: np.ndarray, labels: np.ndarray) -> None:
-        """Fit the stacked combination: a multinomial logistic regression (L2, as
-        scikit-learn's default) from both branches' log-probabilities ``logp`` (N, 2 * classes:
-        text's then image's, of posts the branches did not train on) to ``labels``."""
-        from sklearn.linear_model import LogisticRegression
-
-        if len(np.unique(labels)) < 2:
-            return  # nothing to weigh: keep the geometric mean
-        fitted = LogisticRegression(max_iter=2000).fit(logp, labels)
-        coef, intercept = fitted.coef_, fitted.intercept_
-        if len(fitted.classes_) == 2:  # one logit: the second class's against the first's
-            coef = np.vstack([np.zeros_like(coef), coef])
-            intercept = np.array([0.0, intercept[0]])
-        n = self.config.n_classes
-        weight = torch.zeros(n, 2 * n)
-        bias = torch.full((n,), -1e4)  # a class absent from the labels is never predicted
-        for row, label in enumerate(fitted.classes_.tolist()):
-            weight[label] = torch.as_tensor(coef[row], dtype=torch.float32)
-            bias[label] = float(intercept[row])
+    def set_stack(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Use a fitted stacked combination: ``weight`` (classes, 2 * classes) and ``bias``
+        map both branches' log-probabilities (text's then image's) to class logits."""
         with torch.no_grad():
-            self.stack.weight.copy_(weight)
-            self.stack.bias.copy_(bias)
+            self.stack.weight.copy_(weight.to(self.stack.weight.dtype))
+            self.stack.bias.copy_(bias.to(self.stack.bias.dtype))
 
     def branch_log_probs(self, batch: Batch) -> torch.Tensor:
         """Both branches' class log-probabilities side by side (the stacker's input)."""

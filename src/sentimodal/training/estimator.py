@@ -51,6 +51,7 @@ from sentimodal.training.inference import (
     predict_scores,
     run_batched,
 )
+from sentimodal.training.linear_fit import fit_softmax_regression
 from sentimodal.training.run_config import RunConfig
 from sentimodal.training.scaler import FeatureScaler
 from sentimodal.training.train_config import given_settings
@@ -257,7 +258,11 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         for modality in ("text", "image"):
             if modality + PRESENT in data:
                 both &= np.asarray(data[modality + PRESENT], dtype=bool)
-        model.fit_stack(logp.numpy()[both], np.asarray(labels)[both])
+        fitted = fit_softmax_regression(
+            logp.numpy()[both], np.asarray(labels)[both], model.config.n_classes
+        )
+        if fitted is not None:  # else one class only: nothing to weigh, keep the mean
+            model.set_stack(*fitted)
 
     def _collapse_warnings(self, data: Mapping[str, np.ndarray], split: str) -> list[str]:
         """A model that predicts one class for everything learned nothing but the majority:

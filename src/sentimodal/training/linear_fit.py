@@ -91,6 +91,29 @@ def solve(
     return weight.detach(), bias.detach()
 
 
+def fit_softmax_regression(
+    x: np.ndarray, labels: np.ndarray, n_classes: int, c: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Weights (n_classes, dim) and bias of the L2 softmax regression of ``labels`` on ``x``
+    at one ``C`` (scikit-learn's default 1.0), over the classes present; a class absent from
+    ``labels`` gets a bias that never lets it win. None when fewer than two classes occur."""
+    present = np.unique(labels)
+    if len(present) < 2:
+        return None
+    with torch_threads(1):
+        weight, bias = solve(
+            torch.as_tensor(x, dtype=torch.float64),
+            torch.as_tensor(np.searchsorted(present, labels)),
+            len(present),
+            c,
+        )
+    full_weight = torch.zeros(n_classes, x.shape[1], dtype=torch.float64)
+    full_bias = torch.full((n_classes,), -1e4, dtype=torch.float64)
+    full_weight[torch.as_tensor(present)] = weight
+    full_bias[torch.as_tensor(present)] = bias
+    return full_weight, full_bias
+
+
 def stratified_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """Each example's inner fold, stratified by class (seeded)."""
     rng = np.random.default_rng(seed)

@@ -1,0 +1,169 @@
+"""Training time of the default models against the ones they replaced, measured in one run.
+
+On MVSA-Single (prepared once into ``--work``, merged labels, 70/20/10), each leg trains a
+model from the stored features for ``--epochs`` epochs and is timed from the model's own
+per-epoch history. Features are extracted (and cached) before any leg is timed, so every leg
+measures training alone; the first extraction's time is printed separately.
+
+Legs (``--legs`` picks some):
+
+- ``late``: ``sentimodal train``'s default now (fine-tuned MiniLM on tweet-normalised text +
+  MLP on frozen EfficientNet-Lite0, late fusion);
+- ``late-before``: the same before issue 15 (raw text: ``normalize: none``);
+- ``image``: ``train --model image``'s default now (the cross-validated linear head);
+- ``image-before``: the MLP head it replaced (``--model image_mlp``).
+
+Legs alternate over ``--rounds`` so that machine load hits them alike. Prints seconds per
+epoch, training posts per second and each new leg's ratio to the leg it replaced.
+
+    python benchmarks/bench_train.py --epochs 1 --rounds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from sentimodal.features.store import extract_features
+from sentimodal.preparation.dataset import INFO_FILE, PreparedDataset
+from sentimodal.preparation.pipeline import prepare
+from sentimodal.training.estimator import SentimentModel
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "mvsa_single"
+
+#: leg -> (what it is, run-config overrides of the default, the leg it replaced)
+LEGS: dict[str, tuple[str, dict[str, Any], str | None]] = {
+    "late": ("default train (late, tweet-normalised text)", {}, "late-before"),
+    "late-before": (
+        "default train before issue 15 (raw text)",
+        {"text_encoder_config": {"normalize": "none"}},
+        None,
+    ),
+    "image": ("train --model image (linear head)", {"model": "image"}, "image-before"),
+    "image-before": ("train --model image_mlp (MLP head)", {"model": "image_mlp"}, None),
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MVSA-Single folder")
+    parser.add_argument(
+        "--work", type=Path, default=REPO / "runs" / "bench-train",
+        help="where the prepared dataset and its feature cache are kept between runs",
+    )  # fmt: skip
+    parser.add_argument("--legs", default=",".join(LEGS), help="comma-separated legs")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs of each fine-tuned leg")
+    parser.add_argument("--rounds", type=int, default=1)
+    return parser.parse_args()
+
+
+def prepared(data: Path, work: Path) -> PreparedDataset:
+    """MVSA-Single prepared once (the default 70/20/10 split), reused by later runs."""
+    folder = work / "mvsa"
+    if not (folder / INFO_FILE).exists():
+        prepare("mvsa", data, folder, progress=False)
+    return PreparedDataset.load(folder)
+
+
+def model_for(leg: str, epochs: int) -> SentimentModel:
+    overrides = LEGS[leg][1]
+    model = SentimentModel(overrides)
+    run = model.run_config()
+    if run.fine_tunes:
+        # a shorter schedule of the same shape: the per-epoch cost is what is compared
+        return SentimentModel({**overrides, "train": {"epochs": epochs}})
+    return model
+
+
+def timed_fit(leg: str, dataset: PreparedDataset, epochs: int) -> dict[str, float]:
+    model = model_for(leg, epochs)
+    started = time.perf_counter()
+    model.fit(dataset, progress=False)
+    total = time.perf_counter() - started
+    history = getattr(model, "history_", None) or []
+    epoch_seconds = [row["seconds"] for row in history if "seconds" in row]
+    # a closed-form head has no epochs: its whole fit is one pass over the data
+    per_epoch = statistics.mean(epoch_seconds) if epoch_seconds else total
+    n_epochs = len(epoch_seconds) or 1
+    n = len(dataset.split("train"))
+    return {
+        "fit_s": total,
+        "epochs": n_epochs,
+        "s_per_epoch": per_epoch,
+        "posts_per_s": n * n_epochs / sum(epoch_seconds) if epoch_seconds else n / total,
+    }
+
+
+def warm_features(legs: list[str], dataset: PreparedDataset) -> None:
+    """Extract every leg's features once, untimed by the legs; print what it cost."""
+    for leg in legs:
+        run = model_for(leg, 1).run_config()
+        started = time.perf_counter()
+        extract_features(
+            dataset,
+            image=run.image_encoder if run.uses_image else None,
+            text=run.text_encoder if run.uses_text else None,
+            image_config=run.image_encoder_config,
+            text_config=run.text_encoder_config,
+            batch_size=run.feature_batch_size,
+            workers=run.feature_workers,
+            progress=False,
+        )
+        seconds = time.perf_counter() - started
+        encoders = ", ".join(
+            str(name)
+            for name, used in (
+                (run.text_encoder, run.uses_text),
+                (run.image_encoder, run.uses_image),
+            )
+            if used
+        )
+        print(f"features of {leg} ({encoders}): {seconds:.1f} s (about 0 when cached)", flush=True)
+
+
+def main() -> None:
+    args = parse_args()
+    legs = [leg.strip() for leg in args.legs.split(",") if leg.strip()]
+    unknown = sorted(set(legs) - set(LEGS))
+    if unknown:
+        raise SystemExit(f"unknown legs {unknown}; choose from {', '.join(LEGS)}")
+    dataset = prepared(args.data, args.work)
+    print(f"MVSA-Single: {len(dataset.split('train'))} train posts, {os.cpu_count()} cpus, "
+          f"load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+    warm_features(legs, dataset)
+    results: dict[str, list[dict[str, float]]] = {leg: [] for leg in legs}
+    for round_ in range(args.rounds):
+        for leg in legs:
+            result = timed_fit(leg, dataset, args.epochs)
+            results[leg].append(result)
+            print(f"round {round_} {leg}: {result['s_per_epoch']:.1f} s/epoch over "
+                  f"{result['epochs']:.0f} epochs, {result['posts_per_s']:.1f} posts/s, "
+                  f"fit {result['fit_s']:.1f} s", flush=True)  # fmt: skip
+    print()
+    print("| leg | what | s per epoch | train posts/s | whole fit s |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    medians = {}
+    for leg in legs:
+        medians[leg] = {key: statistics.median(r[key] for r in results[leg]) for key in
+                        ("s_per_epoch", "posts_per_s", "fit_s")}  # fmt: skip
+        m = medians[leg]
+        print(f"| {leg} | {LEGS[leg][0]} | {m['s_per_epoch']:.1f} | {m['posts_per_s']:.1f} "
+              f"| {m['fit_s']:.1f} |")  # fmt: skip
+    print()
+    for leg in legs:
+        before = LEGS[leg][2]
+        if before in medians:
+            now, then = medians[leg], medians[before]
+            epoch = now["s_per_epoch"] / then["s_per_epoch"]
+            whole = now["fit_s"] / then["fit_s"]
+            print(f"{leg} / {before}: time per epoch x{epoch:.2f}, whole fit x{whole:.2f}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
