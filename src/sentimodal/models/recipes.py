@@ -214,8 +214,9 @@ RECIPES: dict[str, Recipe] = {
             None,
             {"image": _ANY_IMAGE},
             _image_only,
-            # each stage's mean and std beside the last layer's pool: +2.6 points on Emotion6
-            # and +X.X on MVSA's image labels (docs/results/image-only.md), same single pass
+            # each stage's mean and std beside the last layer's pool, from the same single pass:
+            # +2.6 points of accuracy on Emotion6, +1.7 of macro-F1 on MVSA's binary image
+            # labels (5-fold CV, docs/results/image-only.md)
             default_image_config={"levels": True},
         ),
         Recipe(
