@@ -8,9 +8,10 @@ folds validates), this fits:
 - ``majority``: the most frequent training label;
 - ``logreg``: the project's logistic-regression baseline (``analysis.crossval``: standardised
   features, C in 0.001 / 0.01 / 0.1 / 1 chosen on the validation tenth);
-- ``linear``: the image recipe's default (``SentimentModel(model="image")``: a linear softmax
-  layer, L2 chosen by 5-fold CV on the training folds); for a concatenation, the same solver
-  (``training.linear_fit``) on the concatenated standardised features;
+- ``linear``: the image recipe's classifier (``SentimentModel(model="image")`` on exactly the
+  named features: the encoder settings are given, so not the recipe's ``levels`` default): a
+  linear softmax layer, L2 chosen by 5-fold CV on the training folds; for a concatenation,
+  the same solver (``training.linear_fit``) on the concatenated standardised features;
 - ``mlp``: the previous default (``SentimentModel(model="image_mlp")``, one encoder only).
 
 Features are read from each dataset's feature store (extract them first with

@@ -293,6 +293,7 @@ def main() -> None:
                     "model": model,
                     "fold": k,
                     **{figure: report[figure] for figure in FIGURES},
+                    **{f"f1:{c}": v for c, v in report["per_class_f1"].items()},
                     "seconds": time.perf_counter() - start,
                     **extra,
                 }

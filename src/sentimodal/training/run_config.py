@@ -46,7 +46,7 @@ class RunConfig(Config):
     model: str = DEFAULT_RECIPE
     head: HeadKind = "softmax"
     image_encoder: str = DEFAULT_IMAGE_ENCODER
-    #: None: the recipe's settings for the default encoder (filled in on validation)
+    #: not given: the recipe's settings for the default encoder (filled in on validation)
     image_encoder_config: dict[str, Any] = Field(default_factory=dict)
     #: None: the recipe's own text encoder (filled in on validation)
     text_encoder: str | None = None
