@@ -53,9 +53,10 @@ MODELS = ("majority", "logreg", "linear", "mlp")
 
 
 def encoder_of(name: str) -> tuple[str, dict[str, bool]]:
-    """``efficientnet_lite0@flip`` -> the encoder and its settings (flip averaging)."""
+    """``efficientnet_lite0@flip`` / ``@levels`` -> the encoder and its settings (flip
+    averaging, multi-level features)."""
     encoder, _, option = name.partition("@")
-    return encoder, {"flip": True} if option == "flip" else {}
+    return encoder, {option: True} if option in ("flip", "levels") else {}
 
 
 def stored(dataset: PreparedDataset, name: str) -> tuple[list[str], np.ndarray]:
@@ -178,7 +179,8 @@ def main() -> None:
     parser.add_argument(
         "--features",
         required=True,
-        help="encoders, comma-separated; a+b concatenates, name@flip averages with the mirror",
+        help="encoders, comma-separated; a+b concatenates, name@flip averages with the mirror, "
+        "name@levels adds each stage's mean and std (EfficientNet-Lite)",
     )
     parser.add_argument("--models", default=",".join(MODELS), help=",".join(MODELS))
     parser.add_argument("--folds", type=int, default=5)
