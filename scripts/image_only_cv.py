@@ -8,9 +8,10 @@ folds validates), this fits:
 - ``majority``: the most frequent training label;
 - ``logreg``: the project's logistic-regression baseline (``analysis.crossval``: standardised
   features, C in 0.001 / 0.01 / 0.1 / 1 chosen on the validation tenth);
-- ``linear``: the image recipe's default (``SentimentModel(model="image")``: a linear softmax
-  layer, L2 chosen by 5-fold CV on the training folds); for a concatenation, the same solver
-  (``training.linear_fit``) on the concatenated standardised features;
+- ``linear``: the image recipe's classifier (``SentimentModel(model="image")`` on exactly the
+  named features: the encoder settings are given, so not the recipe's ``levels`` default): a
+  linear softmax layer, L2 chosen by 5-fold CV on the training folds; for a concatenation,
+  the same solver (``training.linear_fit``) on the concatenated standardised features;
 - ``mlp``: the previous default (``SentimentModel(model="image_mlp")``, one encoder only).
 
 Features are read from each dataset's feature store (extract them first with
@@ -52,9 +53,10 @@ MODELS = ("majority", "logreg", "linear", "mlp")
 
 
 def encoder_of(name: str) -> tuple[str, dict[str, bool]]:
-    """``efficientnet_lite0@flip`` -> the encoder and its settings (flip averaging)."""
+    """``efficientnet_lite0@flip`` / ``@levels`` -> the encoder and its settings (flip
+    averaging, multi-level features)."""
     encoder, _, option = name.partition("@")
-    return encoder, {"flip": True} if option == "flip" else {}
+    return encoder, {option: True} if option in ("flip", "levels") else {}
 
 
 def stored(dataset: PreparedDataset, name: str) -> tuple[list[str], np.ndarray]:
@@ -177,7 +179,8 @@ def main() -> None:
     parser.add_argument(
         "--features",
         required=True,
-        help="encoders, comma-separated; a+b concatenates, name@flip averages with the mirror",
+        help="encoders, comma-separated; a+b concatenates, name@flip averages with the mirror, "
+        "name@levels adds each stage's mean and std (EfficientNet-Lite)",
     )
     parser.add_argument("--models", default=",".join(MODELS), help=",".join(MODELS))
     parser.add_argument("--folds", type=int, default=5)

@@ -217,6 +217,34 @@ def test_flip_averages_the_mirror_images_features(pretrained: dict, photos: dict
     assert not np.allclose(flipped.encode(batch), plain.encode(batch), rtol=1e-3, atol=1e-3)
 
 
+def test_levels_add_each_stages_mean_and_std(pretrained: dict, photos: dict) -> None:
+    plain = pretrained["efficientnet_lite0"]
+    levels = get_image_encoder("efficientnet_lite0", levels=True)
+    # a separate cache key only when set; the width is known before any weight loads
+    assert levels.config == {"weights": "imagenet", "levels": True}
+    assert levels.dim == 1280 + 2 * (16 + 24 + 40 + 80 + 112 + 192 + 320)
+    assert levels.shape == (levels.dim,)
+    assert get_image_encoder("efficientnet_lite2", levels=True).dim == 1280 + 2 * (
+        16 + 24 + 48 + 88 + 120 + 208 + 352
+    )
+    batch = torch.stack([plain.transform(img) for img in photos.values()])
+    features = levels.encode(batch)
+    assert features.shape == (len(photos), levels.dim)
+    # the first 1280 are the plain pooled vector; then the stages' means, then their stds
+    np.testing.assert_allclose(features[:, :1280], plain.encode(batch), rtol=1e-4, atol=1e-4)
+    net = plain.module().net
+    with torch.no_grad():
+        x = net._swish(net._bn0(net._conv_stem(batch)))
+        first_stage = net._blocks[0](x)  # Lite0's first stage is one block of 16 channels
+    np.testing.assert_allclose(
+        features[:, 1280:1296], first_stage.mean((2, 3)).numpy(), rtol=1e-4, atol=1e-4
+    )
+    stds = features[:, 1280 + 784 : 1280 + 784 + 16]
+    expected = first_stage.flatten(2).std(2, unbiased=False).numpy()
+    np.testing.assert_allclose(stds, expected, rtol=1e-4, atol=1e-4)
+    assert (features[:, 1280 + 784 :] >= 0).all()
+
+
 def test_lite_checkpoints_are_fed_at_their_own_resolution() -> None:
     from sentimodal.features.image_encoders.weights import TF_LITE
 

@@ -46,6 +46,7 @@ class RunConfig(Config):
     model: str = DEFAULT_RECIPE
     head: HeadKind = "softmax"
     image_encoder: str = DEFAULT_IMAGE_ENCODER
+    #: not given: the recipe's settings for the default encoder (filled in on validation)
     image_encoder_config: dict[str, Any] = Field(default_factory=dict)
     #: None: the recipe's own text encoder (filled in on validation)
     text_encoder: str | None = None
@@ -78,6 +79,11 @@ class RunConfig(Config):
         recipe = get_recipe(model)
         if data.get("text_encoder") is None:
             data["text_encoder"] = recipe.default_text_encoder or "minilm"
+        if (
+            data.get("image_encoder_config") is None
+            and data.get("image_encoder", DEFAULT_IMAGE_ENCODER) == DEFAULT_IMAGE_ENCODER
+        ):
+            data["image_encoder_config"] = dict(recipe.default_image_config)
         tuned = "text" in recipe.modalities and fine_tunes(str(data["text_encoder"]))
         data["train"] = apply_profile(
             data.get("train"), FINE_TUNE_PROFILE if tuned else FROZEN_PROFILE

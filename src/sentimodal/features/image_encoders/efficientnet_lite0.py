@@ -2,10 +2,15 @@
 
 ``efficientnet_lite0`` (224 px) is the default image encoder; ``efficientnet_lite1`` (240 px)
 and ``efficientnet_lite2`` (260 px) are the larger members of the family. All give the
-1280-d global average pool.
+1280-d global average pool; with ``levels=True`` also the mean and standard deviation over
+positions of each of the seven stages' outputs (Lite0: 1280 + 2 x 784 = 2848 values from the
+same single pass): colour and texture statistics of the early stages that the last layer has
+abstracted away, which carry affect (docs/results/image-only.md).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,15 +21,41 @@ from sentimodal.features.image_encoders.registry import register_image_encoder
 from sentimodal.features.image_encoders.weights import TF_LITE, tf_lite_preprocessing
 
 
-class _PooledFeatures(nn.Module):
-    """The network up to its global pool; the package's model only exposes logits or maps."""
+def stage_widths(architecture: str) -> list[int]:
+    """The output channels of each stage (block group) of an EfficientNet-Lite architecture."""
+    utils = resources.require("efficientnet_lite_pytorch").utils
+    blocks, params = utils.get_model_params(architecture, {})
+    return [utils.round_filters(block.output_filters, params) for block in blocks]
 
-    def __init__(self, net: nn.Module) -> None:
+
+class _PooledFeatures(nn.Module):
+    """The network up to its global pool; the package's model only exposes logits or maps.
+    ``levels``: the head's pool, then each stage output's spatial means, then their standard
+    deviations."""
+
+    def __init__(self, net: nn.Module, levels: bool = False) -> None:
         super().__init__()
         self.net = net
+        self.levels = levels
+        # a stage ends where the next block has another width (and at the last block)
+        widths = [block._block_args.output_filters for block in net._blocks] + [None]
+        self.stage_ends = {n for n in range(len(widths) - 1) if widths[n + 1] != widths[n]}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net._avg_pooling(self.net.extract_features(x)).flatten(1)
+        if not self.levels:
+            return self.net._avg_pooling(self.net.extract_features(x)).flatten(1)
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        means, stds = [], []
+        for index, block in enumerate(net._blocks):
+            x = block(x)
+            if index in self.stage_ends:
+                mean = x.mean((2, 3), keepdim=True)
+                means.append(mean.flatten(1))
+                # written out rather than torch.std, which the ONNX exporter handles less well
+                stds.append((x - mean).square().mean((2, 3)).sqrt())
+        head = net._swish(net._bn1(net._conv_head(x)))
+        return torch.cat([head.mean((2, 3)), *means, *stds], dim=1)
 
 
 @register_image_encoder
@@ -36,6 +67,22 @@ class EfficientNetLite0Encoder(BackboneEncoder):
     #: the architecture's name in ``efficientnet_lite_pytorch``
     architecture = "efficientnet-lite0"
 
+    def __init__(
+        self, weights: str = "imagenet", seed: int = 0, flip: bool = False, levels: bool = False
+    ) -> None:
+        super().__init__(weights, seed, flip)
+        self.levels = bool(levels)
+        if self.levels:
+            self.dim = type(self).dim + 2 * sum(stage_widths(self.architecture))
+            self.shape = (self.dim,)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        config = super().config
+        if self.levels:  # only when set: the plain encoder's features keep their cache key
+            config["levels"] = True
+        return config
+
     def build(self) -> nn.Module:
         package = resources.require("efficientnet_lite_pytorch")
         # The package's convolutions pad statically for this input size.
@@ -43,7 +90,7 @@ class EfficientNetLite0Encoder(BackboneEncoder):
 
     def split(self, model: nn.Module) -> tuple[nn.Module, nn.Module]:
         # Dropout is inactive in eval, so the head is the final linear layer.
-        return _PooledFeatures(model), model._fc
+        return _PooledFeatures(model, self.levels), model._fc
 
 
 @register_image_encoder
