@@ -15,7 +15,8 @@ Protocols (the test split is never read):
   last epoch evaluated on the held-out fold (no epoch selection).
 
     python scripts/mpnet_top_eval.py /tmp/tweet/mvsa --cache /tmp/textft/cache \\
-        --models mpnet:11 minilm --protocol split --seeds 0 1 2 --out /tmp/textft/split.json
+        --models mpnet:11 mpnet:9@1e-4 minilm --protocol split --seeds 0 1 2 \\
+        --out /tmp/textft/split.json
 """
 
 from __future__ import annotations
@@ -166,12 +167,13 @@ def make_batch(kind: str, data: Any, rows: np.ndarray) -> tuple[torch.Tensor, to
 
 
 def predict(model: nn.Module, kind: str, data: Any, rows: np.ndarray) -> np.ndarray:
+    """Class probabilities of ``rows``."""
     model.eval()
     out = []
     with torch.inference_mode():
         for b in range(0, len(rows), 64):
             x, mask = make_batch(kind, data, rows[b : b + 64])
-            out.append(model(x, mask).argmax(1).numpy())
+            out.append(model(x, mask).softmax(1).numpy())
     return np.concatenate(out)
 
 
@@ -189,13 +191,15 @@ def fit_eval(
 ) -> dict[str, Any]:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    kind = spec.split(":")[0]
-    model = MiniLMFull(3) if kind == "minilm" else MPNetTop(int(spec.split(":")[1]), 3)
+    name, _, rate = spec.partition("@")
+    kind = name.split(":")[0]
+    model = MiniLMFull(3) if kind == "minilm" else MPNetTop(int(name.split(":")[1]), 3)
     backbone = model.backbone()
     in_backbone = {id(p) for p in backbone}
     head = [p for p in model.parameters() if p.requires_grad and id(p) not in in_backbone]
     optimizer = torch.optim.AdamW(
-        [{"params": head, "lr": 1e-3}, {"params": backbone, "lr": 5e-5}], weight_decay=0.01
+        [{"params": head, "lr": 1e-3}, {"params": backbone, "lr": float(rate or 5e-5)}],
+        weight_decay=0.01,
     )
     steps = EPOCHS * math.ceil(len(train) / BATCH)
     warmup = int(0.1 * steps)
@@ -218,11 +222,19 @@ def fit_eval(
             optimizer.step()
             schedule.step()
         seconds = time.perf_counter() - start
-        result = scores(labels[held], predict(model, kind, data, held))
+        probabilities = predict(model, kind, data, held)
+        result = scores(labels[held], probabilities.argmax(1))
         result.update(epoch=epoch + 1, train_seconds=seconds)
         print(spec, seed, json.dumps(result), flush=True)
         epochs.append(result)
-    return {"spec": spec, "seed": seed, "epochs": epochs}
+    # the last epoch's probabilities, for ensembles of runs over the same held-out posts
+    return {
+        "spec": spec,
+        "seed": seed,
+        "epochs": epochs,
+        "held": held.tolist(),
+        "probabilities": probabilities.round(5).tolist(),
+    }
 
 
 def latency(texts: list[str], dataset: PreparedDataset, splits: np.ndarray) -> dict[str, Any]:
@@ -272,7 +284,9 @@ def main() -> None:
     dataset = PreparedDataset.load(args.dataset)
     _ids, texts, labels, splits = texts_and_labels(dataset)
     splits = np.array(splits)
-    layers = sorted({int(s.split(":")[1]) for s in args.models if s.startswith("mpnet")})
+    layers = sorted(
+        {int(s.partition("@")[0].split(":")[1]) for s in args.models if s.startswith("mpnet")}
+    )
     states = mpnet_cache(texts, layers, args.cache) if layers else {}
     if args.cache_only:
         return
@@ -298,7 +312,8 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.is_file() else []
     done = {(r["spec"], r["seed"]) for r in results}
     for spec in args.models:
-        data = minilm if spec == "minilm" else states[int(spec.split(":")[1])]
+        name = spec.partition("@")[0]
+        data = minilm if name == "minilm" else states[int(name.split(":")[1])]
         for seed, train, held in runs:
             if (spec, seed) in done:
                 continue

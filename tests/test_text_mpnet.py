@@ -16,6 +16,7 @@ from sentimodal.errors import UserInputError
 from sentimodal.features import resources
 from sentimodal.features.text_encoders import get_text_encoder, lengths_from_ids
 from sentimodal.features.text_encoders.sentence import sentence_vectors
+from sentimodal.inference.onnx_export import export_onnx
 from sentimodal.models.base import PretrainedStart
 from sentimodal.models.recipes import ModalityInput, get_recipe
 from sentimodal.models.registry import get_model
@@ -86,6 +87,13 @@ def test_the_training_memo_changes_the_cost_not_the_output() -> None:
     assert model._memo is not None and len(model._memo) == 3  # one entry per post
     assert torch.allclose(plain, first, atol=1e-3)
     assert torch.allclose(first[[2, 0]], again, atol=1e-5)
+    # states kept while predicting (inference mode) feed a training step later
+    other = torch.as_tensor(get_text_encoder("mpnet_tokens").encode(["a new post", "and one"]))
+    with torch.inference_mode():
+        model.scores({"text": other})
+    assert len(model._memo) == 5
+    model.train()
+    torch.nn.functional.cross_entropy(model({"text": other}), torch.tensor([2, 0])).backward()
     model.end_training()
     assert model._memo is None
 
@@ -161,3 +169,5 @@ def test_partly_fine_tuned_mpnet_trains_saves_and_reloads(
     assert [p.label for p in out] == model.predict_frame(sample_dataset, "test")["label"][
         :5
     ].tolist()
+    with pytest.raises(UserInputError, match="mpnet_tokens.*tokenizer"):
+        export_onnx(tmp_path / "model", tmp_path / "onnx")
