@@ -44,6 +44,19 @@ CONFIGS = {
         },
         "init": "random",
     },  # fmt: skip
+    "text_mpnet": {
+        "architecture": {
+            "vocab_size": 30,
+            "hidden_size": 8,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 16,
+            "max_position_embeddings": 16,
+            "pad_token_id": 1,
+        },
+        "init": "random",
+        "frozen_layers": 1,
+    },  # fmt: skip
     "pixel_cnn": {"channels": (4, 6), "hidden": [10]},
     "concat": {"text_dim": 7, "image_dim": 12},
     "gated": {"text_dim": 7, "image_dim": 12, "compress_image": 9},
@@ -60,7 +73,11 @@ def _batch(n: int = 5, kind: str = "") -> dict[str, torch.Tensor]:
     ids = torch.zeros(n, 9, dtype=torch.int64)
     for row, length in enumerate(lengths):
         ids[row, :length] = torch.randint(1, 30, (int(length),))
-    text = ids if kind in ("text_lstm", "text_transformer", "late") else torch.randn(n, 7)
+    text = (
+        ids
+        if kind in ("text_lstm", "text_transformer", "text_mpnet", "late")
+        else torch.randn(n, 7)
+    )
     image = torch.rand(n, 3, 32, 32) if kind == "pixel_cnn" else torch.randn(n, 12)
     return {"text": text, "text_lengths": lengths, "image": image}
 

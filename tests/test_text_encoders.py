@@ -31,6 +31,7 @@ def test_registry_lists_every_encoder() -> None:
         "minilm",
         "minilm_tokens",
         "mpnet",
+        "mpnet_tokens",
         "tokens",
         "vader",
     ]

@@ -206,6 +206,27 @@ def mpnet_path() -> Path:
     return target
 
 
+@functools.cache
+def mpnet_tokenizer() -> Any:
+    """all-mpnet-base-v2's tokenizer (fast), loaded offline once per process."""
+    transformers: Any = require("transformers")
+    return transformers.AutoTokenizer.from_pretrained(str(mpnet_path()), local_files_only=True)
+
+
+def mpnet_config() -> dict[str, Any]:
+    """The bundled MPNet transformer's architecture (its ``config.json``), as plain data."""
+    import json
+
+    return json.loads((mpnet_path() / "config.json").read_text(encoding="utf-8"))
+
+
+def mpnet_state_dict() -> dict[str, Any]:
+    """The bundled MPNet transformer's pretrained weights, by parameter name."""
+    from safetensors.torch import load_file
+
+    return load_file(str(mpnet_path() / "model.safetensors"))
+
+
 def _unpack_split_zip(parts: Sequence[Path], target: Path) -> None:
     """Join the parts, unpack the archive's one folder into ``target``: all in a staging
     folder beside it, renamed into place last, so an interrupted unpack leaves no half model."""

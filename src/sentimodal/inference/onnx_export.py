@@ -91,7 +91,13 @@ def export_onnx(
         if is_token_encoder(encoder) and encoder.name not in GRAPH_TEXT_ENCODERS:
             raise UserInputError(
                 f"ONNX export supports token ids of {', '.join(GRAPH_TEXT_ENCODERS)} only, not "
-                f"{encoder.name!r} (its model reads token lengths)"
+                f"{encoder.name!r} ("
+                + (
+                    "its tokenizer is not carried into the export"
+                    if encoder.backbone
+                    else "its model reads token lengths"
+                )
+                + ")"
             )
         inputs.append("text")
         text_entry = {

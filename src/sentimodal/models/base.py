@@ -73,6 +73,13 @@ class SentimentNet(nn.Module, ABC):
             if isinstance(child, SentimentNet):
                 child.start_pretrained(start)
 
+    def end_training(self) -> None:
+        """Drop what only training needed (a memo of frozen layers' outputs), once ``fit`` is
+        done; composite models pass it on."""
+        for child in self.children():
+            if isinstance(child, SentimentNet):
+                child.end_training()
+
     def training_outputs(self, batch: Batch) -> list[torch.Tensor]:
         """Outputs the training loss is computed on (summed); one per jointly trained part."""
         return [self(batch)]

@@ -134,6 +134,24 @@ class TextTransformerConfig(ModelConfig):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
 
 
+class TextMPNetConfig(ModelConfig):
+    """all-mpnet-base-v2 over its own ids (``mpnet_tokens``), only its top layers fine-tuned.
+
+    The bottom ``frozen_layers`` of its 12 layers (and the embeddings) keep their pretrained
+    weights; during training their output is computed once per post and reused every epoch,
+    so an epoch costs the top ``12 - frozen_layers`` layers only. ``architecture`` and
+    ``init`` are as for :class:`TextTransformerConfig`.
+    """
+
+    kind: Literal["text_mpnet"] = "text_mpnet"
+    backbone: Literal["all-mpnet-base-v2"] = "all-mpnet-base-v2"
+    architecture: dict[str, Any] = Field(default_factory=dict)
+    init: Literal["pretrained", "random"] = "pretrained"
+    frozen_layers: int = Field(11, ge=0)
+    pooling: Literal["mean", "cls"] = "mean"
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+
 class PixelCNNConfig(ModelConfig):
     """The study's small CNN over 32x32 pixels: two conv / max-pool / batch-norm stages, dense."""
 
@@ -184,7 +202,8 @@ class GatedFusionConfig(ModelConfig):
 
 
 TextBranchConfig = Annotated[
-    MLPConfig | TextLSTMConfig | TextTransformerConfig, Field(discriminator="kind")
+    MLPConfig | TextLSTMConfig | TextTransformerConfig | TextMPNetConfig,
+    Field(discriminator="kind"),
 ]
 ImageBranchConfig = Annotated[MLPConfig | PixelCNNConfig, Field(discriminator="kind")]
 
@@ -221,6 +240,7 @@ AnyModelConfig = Annotated[
     | LinearConfig
     | TextLSTMConfig
     | TextTransformerConfig
+    | TextMPNetConfig
     | PixelCNNConfig
     | ConcatFusionConfig
     | GatedFusionConfig

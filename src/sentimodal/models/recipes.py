@@ -19,7 +19,7 @@ import numpy as np
 
 from sentimodal.errors import UserInputError
 from sentimodal.features.defaults import FINE_TUNED_TEXT_ENCODER, FROZEN_TEXT_ENCODER
-from sentimodal.models.config import ModelConfig, TextTransformerConfig
+from sentimodal.models.config import ModelConfig, TextMPNetConfig, TextTransformerConfig
 
 if TYPE_CHECKING:  # the table itself stays cheap to import: the CLI's help reads it
     from sentimodal.features.image_encoders.base import ImageEncoder
@@ -64,6 +64,14 @@ def branch_settings(modality: Modality, given: ModalityInput) -> dict[str, Any]:
         return {"kind": "mlp", "input": modality, "input_dim": given.dim}
     if given.form == "pixels":
         return {"kind": "pixel_cnn", "image_size": given.dim}
+    if given.backbone == TextMPNetConfig.model_fields["backbone"].default:
+        from sentimodal.models.text_mpnet import mpnet_architecture
+
+        return {
+            "kind": "text_mpnet",
+            "backbone": given.backbone,
+            "architecture": mpnet_architecture(TextMPNetConfig()),
+        }
     if given.backbone is not None:
         from sentimodal.models.text_transformer import backbone_architecture
 

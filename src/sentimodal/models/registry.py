@@ -20,6 +20,7 @@ from sentimodal.models.config import (
     ModelConfig,
     PixelCNNConfig,
     TextLSTMConfig,
+    TextMPNetConfig,
     TextTransformerConfig,
 )
 from sentimodal.models.fusion import ConcatFusion, GatedFusion, LateFusion
@@ -27,6 +28,7 @@ from sentimodal.models.linear import FeatureLinear
 from sentimodal.models.mlp import FeatureMLP
 from sentimodal.models.pixel_cnn import PixelCNN
 from sentimodal.models.text_lstm import TextBiLSTM
+from sentimodal.models.text_mpnet import TextMPNet
 from sentimodal.models.text_transformer import TextTransformer
 
 
@@ -39,6 +41,7 @@ _BUILDERS: dict[str, tuple[type[ModelConfig], Callable[[Any], SentimentNet]]] = 
     "linear": (LinearConfig, FeatureLinear),
     "text_lstm": (TextLSTMConfig, TextBiLSTM),
     "text_transformer": (TextTransformerConfig, TextTransformer),
+    "text_mpnet": (TextMPNetConfig, TextMPNet),
     "pixel_cnn": (PixelCNNConfig, PixelCNN),
     "concat": (ConcatFusionConfig, ConcatFusion),
     "gated": (GatedFusionConfig, GatedFusion),

@@ -237,6 +237,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             self.confident_kept_ = int(tuned.kept.sum())
         if val_pair is not None:
             self._fit_late_stack(*val_pair)
+        self.model_.end_training()
         self.metrics_: dict[str, Any] = {}
         checked = (val.data, "val") if val is not None else (train.data, "train")
         self.warnings_ = self._collapse_warnings(*checked)

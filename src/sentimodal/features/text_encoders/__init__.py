@@ -9,6 +9,7 @@ from sentimodal.features.text_encoders import (
     minilm,
     minilm_tokens,
     mpnet,
+    mpnet_tokens,
     tokens,
     vader,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "minilm_tokens",
     "minilm_vectors",
     "mpnet",
+    "mpnet_tokens",
     "register_text_encoder",
     "saved_text_encoder",
     "text_encoder_class",
