@@ -23,21 +23,12 @@ from sentimodal.features.text_encoders.mpnet_tokens import ID_SHIFT
 from sentimodal.models.base import PAD_ID, Batch, PretrainedStart, SentimentNet
 from sentimodal.models.config import TextMPNetConfig
 from sentimodal.models.heads import make_head
-
-#: keys of a transformer's config.json that describe where it came from, not its shape
-_PROVENANCE_KEYS = ("architectures", "transformers_version", "gradient_checkpointing", "use_cache")
-#: buffers some transformers versions keep and others rebuild (never learned)
-_OPTIONAL_BUFFERS = {"embeddings.position_ids"}
+from sentimodal.models.text_transformer import load_matching_weights, shape_settings
 
 
 def mpnet_architecture(config: TextMPNetConfig) -> dict[str, Any]:
     """The transformer's architecture as plain data: the config's own, or the bundled one's."""
-    architecture = dict(config.architecture) or resources.mpnet_config()
-    return {
-        key: value
-        for key, value in architecture.items()
-        if not key.startswith("_") and key not in _PROVENANCE_KEYS
-    }
+    return shape_settings(dict(config.architecture) or resources.mpnet_config())
 
 
 class TextMPNet(SentimentNet):
@@ -154,18 +145,4 @@ class TextMPNet(SentimentNet):
 
     def load_pretrained(self) -> None:
         """Start from the bundled all-mpnet-base-v2 weights."""
-        own = self.encoder.state_dict()
-        weights = {k: v for k, v in resources.mpnet_state_dict().items() if k in own}
-        missing = sorted(set(own) - set(weights) - _OPTIONAL_BUFFERS)
-        if missing:
-            raise UserInputError(
-                f"the bundled {self.config.backbone} weights lack {missing[:3]} "
-                f"({len(missing)} tensors): they do not fit this architecture"
-            )
-        for key, value in weights.items():
-            if value.shape != own[key].shape:
-                raise UserInputError(
-                    f"pretrained {key} has shape {tuple(value.shape)}, "
-                    f"the network expects {tuple(own[key].shape)}"
-                )
-        self.encoder.load_state_dict(weights, strict=False)
+        load_matching_weights(self.encoder, resources.mpnet_state_dict(), self.config.backbone)

@@ -9,6 +9,7 @@ only its config and weights; the bundled pretrained weights are loaded by
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -24,15 +25,19 @@ from sentimodal.models.heads import make_head
 _PROVENANCE_KEYS = ("architectures", "transformers_version", "gradient_checkpointing", "use_cache")
 
 
-def backbone_architecture(config: TextTransformerConfig) -> dict[str, Any]:
-    """The transformer's architecture as plain data: the config's own, or the bundled one's,
-    cut to ``num_layers``."""
-    architecture = dict(config.architecture) or resources.minilm_config()
-    architecture = {
+def shape_settings(architecture: Mapping[str, Any]) -> dict[str, Any]:
+    """A transformer's config.json as plain data, without what says where it came from."""
+    return {
         key: value
         for key, value in architecture.items()
         if not key.startswith("_") and key not in _PROVENANCE_KEYS
     }
+
+
+def backbone_architecture(config: TextTransformerConfig) -> dict[str, Any]:
+    """The transformer's architecture as plain data: the config's own, or the bundled one's,
+    cut to ``num_layers``."""
+    architecture = shape_settings(dict(config.architecture) or resources.minilm_config())
     if config.num_layers is not None:
         available = int(architecture.get("num_hidden_layers", config.num_layers))
         if config.num_layers > available:
@@ -81,21 +86,29 @@ class TextTransformer(SentimentNet):
 
     def load_pretrained(self) -> None:
         """Start from the bundled pretrained weights (the first ``num_layers`` layers)."""
-        own = self.encoder.state_dict()
-        weights = {k: v for k, v in resources.minilm_state_dict().items() if k in own}
-        missing = sorted(set(own) - set(weights) - _OPTIONAL_BUFFERS)
-        if missing:
+        load_matching_weights(self.encoder, resources.minilm_state_dict(), self.config.backbone)
+
+
+def load_matching_weights(
+    encoder: nn.Module, pretrained: Mapping[str, torch.Tensor], backbone: str
+) -> None:
+    """Load a bundled transformer's weights into ``encoder``: each of its tensors must be
+    there with its shape (extra pretrained layers are left out); one-line errors otherwise."""
+    own = encoder.state_dict()
+    weights = {k: v for k, v in pretrained.items() if k in own}
+    missing = sorted(set(own) - set(weights) - _OPTIONAL_BUFFERS)
+    if missing:
+        raise UserInputError(
+            f"the bundled {backbone} weights lack {missing[:3]} "
+            f"({len(missing)} tensors): they do not fit this architecture"
+        )
+    for key, value in weights.items():
+        if value.shape != own[key].shape:
             raise UserInputError(
-                f"the bundled {self.config.backbone} weights lack {missing[:3]} "
-                f"({len(missing)} tensors): they do not fit this architecture"
+                f"pretrained {key} has shape {tuple(value.shape)}, "
+                f"the network expects {tuple(own[key].shape)}"
             )
-        for key, value in weights.items():
-            if value.shape != own[key].shape:
-                raise UserInputError(
-                    f"pretrained {key} has shape {tuple(value.shape)}, "
-                    f"the network expects {tuple(own[key].shape)}"
-                )
-        self.encoder.load_state_dict(weights, strict=False)
+    encoder.load_state_dict(weights, strict=False)
 
 
 #: buffers some transformers versions keep and others rebuild (never learned)
