@@ -40,6 +40,7 @@ from sentimodal.analysis.crossval import (
     mean_std_table,
     summarise,
 )
+from sentimodal.analysis.report import markdown_table
 from sentimodal.evaluation.metrics import classification_report
 from sentimodal.features.folder import FeatureFolder
 from sentimodal.features.store import extract_features
@@ -198,10 +199,7 @@ def main() -> None:
     table = mean_std_table(summarise(rows.drop(columns=["features"])))
     seconds = rows.groupby("model", sort=False)["seconds"].mean()
     table["s/fold"] = [f"{seconds[m]:.1f}" for m in table["model"]]
-    print("| " + " | ".join(table.columns) + " |")
-    print("| " + " | ".join("---" for _ in table.columns) + " |")
-    for values in table.itertuples(index=False):
-        print("| " + " | ".join(str(v) for v in values) + " |")
+    print(markdown_table(table))
 
 
 if __name__ == "__main__":

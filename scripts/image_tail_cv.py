@@ -42,6 +42,7 @@ from sentimodal.analysis.crossval import (  # noqa: E402
     mean_std_table,
     summarise,
 )
+from sentimodal.analysis.report import markdown_table  # noqa: E402
 from sentimodal.evaluation.metrics import classification_report  # noqa: E402
 from sentimodal.features.image_encoders import get_image_encoder  # noqa: E402
 from sentimodal.models.config import LinearConfig  # noqa: E402
@@ -307,10 +308,7 @@ def main() -> None:
     table = mean_std_table(summarise(frame[["model", "fold", *FIGURES]]))
     seconds = frame.groupby("model", sort=False)["seconds"].mean()
     table["s/fold"] = [f"{seconds[m]:.1f}" for m in table["model"]]
-    print("| " + " | ".join(table.columns) + " |")
-    print("| " + " | ".join("---" for _ in table.columns) + " |")
-    for values in table.itertuples(index=False):
-        print("| " + " | ".join(str(v) for v in values) + " |")
+    print(markdown_table(table))
 
 
 if __name__ == "__main__":
