@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sentimodal.features.store import extract_features
 from sentimodal.preparation.dataset import INFO_FILE, PreparedDataset
 from sentimodal.preparation.pipeline import prepare
-from sentimodal.training.estimator import SentimentModel
+from sentimodal.training.estimator import SentimentModel, extract_run_features
+from sentimodal.training.run_config import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mvsa_single"
@@ -72,30 +72,25 @@ def prepared(data: Path, work: Path) -> PreparedDataset:
 
 def model_for(leg: str, epochs: int) -> SentimentModel:
     overrides = LEGS[leg][1]
-    model = SentimentModel(overrides)
-    run = model.run_config()
-    if run.fine_tunes:
+    if RunConfig.model_validate(overrides).fine_tunes:
         # a shorter schedule of the same shape: the per-epoch cost is what is compared
-        return SentimentModel({**overrides, "train": {"epochs": epochs}})
-    return model
+        overrides = {**overrides, "train": {"epochs": epochs}}
+    return SentimentModel(overrides)
 
 
 def timed_fit(leg: str, dataset: PreparedDataset, epochs: int) -> dict[str, float]:
+    """One leg's fit; per-epoch figures from the model's history (a closed-form head such as
+    ``linear`` records its whole solve as one epoch)."""
     model = model_for(leg, epochs)
     started = time.perf_counter()
     model.fit(dataset, progress=False)
     total = time.perf_counter() - started
-    history = getattr(model, "history_", None) or []
-    epoch_seconds = [row["seconds"] for row in history if "seconds" in row]
-    # a closed-form head has no epochs: its whole fit is one pass over the data
-    per_epoch = statistics.mean(epoch_seconds) if epoch_seconds else total
-    n_epochs = len(epoch_seconds) or 1
-    n = len(dataset.split("train"))
+    epoch_seconds = [row["seconds"] for row in model.history_]
     return {
         "fit_s": total,
-        "epochs": n_epochs,
-        "s_per_epoch": per_epoch,
-        "posts_per_s": n * n_epochs / sum(epoch_seconds) if epoch_seconds else n / total,
+        "epochs": len(epoch_seconds),
+        "s_per_epoch": statistics.mean(epoch_seconds),
+        "posts_per_s": len(dataset.split("train")) * len(epoch_seconds) / sum(epoch_seconds),
     }
 
 
@@ -104,16 +99,7 @@ def warm_features(legs: list[str], dataset: PreparedDataset) -> None:
     for leg in legs:
         run = model_for(leg, 1).run_config()
         started = time.perf_counter()
-        extract_features(
-            dataset,
-            image=run.image_encoder if run.uses_image else None,
-            text=run.text_encoder if run.uses_text else None,
-            image_config=run.image_encoder_config,
-            text_config=run.text_encoder_config,
-            batch_size=run.feature_batch_size,
-            workers=run.feature_workers,
-            progress=False,
-        )
+        extract_run_features(run, dataset, progress=False)
         seconds = time.perf_counter() - started
         encoders = ", ".join(
             str(name)

@@ -286,16 +286,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         A text encoder that learns (``tokens``) is fit on the train split by the store; the
         fitted state is read back from its feature folder so predictions use the same vocab.
         """
-        results = extract_features(
-            dataset,
-            image=run.image_encoder if run.uses_image else None,
-            text=run.text_encoder if run.uses_text else None,
-            image_config=run.image_encoder_config,
-            text_config=run.text_encoder_config,
-            batch_size=run.feature_batch_size,
-            workers=run.feature_workers,
-            progress=progress,
-        )
+        results = extract_run_features(run, dataset, progress=progress)
         image = text = None
         if run.uses_image:
             image = get_image_encoder(run.image_encoder, **run.image_encoder_config)
@@ -725,6 +716,23 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         stats = getattr(self.model_, "gate_stats", None)
         return stats() if callable(stats) else None
+
+
+def extract_run_features(
+    run: RunConfig, dataset: PreparedDataset, *, progress: bool = True
+) -> dict[str, ExtractionResult]:
+    """Extract (or find in the cache) the features a run reads, with its encoders, their
+    settings and its batch size and workers: what ``fit`` trains from."""
+    return extract_features(
+        dataset,
+        image=run.image_encoder if run.uses_image else None,
+        text=run.text_encoder if run.uses_text else None,
+        image_config=run.image_encoder_config,
+        text_config=run.text_encoder_config,
+        batch_size=run.feature_batch_size,
+        workers=run.feature_workers,
+        progress=progress,
+    )
 
 
 def _read(results: Mapping[str, ExtractionResult]) -> dict[str, FeatureSet]:
