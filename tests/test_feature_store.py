@@ -452,7 +452,9 @@ def test_ray_engine_matches_the_local_engine(tmp_path: Path) -> None:
             np.testing.assert_array_equal(got.lengths, want.lengths)
 
 
-def test_allocator_setting_is_applied_once_and_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def mallopt_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The glibc allocator switches set, in order (a stand-in C library records them)."""
     calls: list[tuple[int, int]] = []
 
     class FakeLibc:
@@ -461,6 +463,11 @@ def test_allocator_setting_is_applied_once_and_restored(monkeypatch: pytest.Monk
             return 1
 
     monkeypatch.setattr(engine, "_glibc", FakeLibc)
+    return calls
+
+
+def test_allocator_setting_is_applied_once_and_restored(mallopt_calls: list) -> None:
+    calls = mallopt_calls
     with engine.reuse_freed_memory():
         with engine.reuse_freed_memory():
             assert calls == [(engine._M_MMAP_MAX, 0), (engine._M_TRIM_THRESHOLD, 2**31 - 1)]
@@ -468,17 +475,12 @@ def test_allocator_setting_is_applied_once_and_restored(monkeypatch: pytest.Monk
     assert calls[2:] == list(engine._GLIBC_DEFAULTS)
 
 
-def test_loading_workers_keep_the_allocator_switches_for_their_whole_life(monkeypatch) -> None:
+def test_loading_workers_keep_the_allocator_switches_for_their_whole_life(
+    mallopt_calls: list,
+) -> None:
     """A worker sets them once at start; nothing may set the defaults back behind it (a
     dropped context manager used to, at once, which made the workers fault more, not less)."""
-    calls: list[tuple[int, int]] = []
-
-    class FakeLibc:
-        def mallopt(self, option: int, value: int) -> int:
-            calls.append((option, value))
-            return 1
-
-    monkeypatch.setattr(engine, "_glibc", FakeLibc)
+    calls = mallopt_calls
     engine._worker_start(0)
     gc.collect()
     assert calls == [(engine._M_MMAP_MAX, 0), (engine._M_TRIM_THRESHOLD, 2**31 - 1)]
