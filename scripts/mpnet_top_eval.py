@@ -36,6 +36,7 @@ from torch import nn
 
 from sentimodal.features import resources
 from sentimodal.features.text_normalize import normalize_texts
+from sentimodal.models.text_transformer import load_matching_weights, shape_settings
 from sentimodal.preparation.dataset import PreparedDataset
 
 MAX_LEN = 128
@@ -133,11 +134,11 @@ class MiniLMFull(nn.Module):
         super().__init__()
         transformers: Any = resources.require("transformers")
         config = transformers.BertConfig(
-            **{k: v for k, v in resources.minilm_config().items() if not k.startswith("_")}
+            **shape_settings(resources.transformer_config(resources.minilm_path()))
         )
         config._attn_implementation = "sdpa"
         self.encoder = transformers.BertModel(config, add_pooling_layer=False)
-        self.encoder.load_state_dict(resources.minilm_state_dict(), strict=False)
+        load_matching_weights(self.encoder, resources.minilm_path(), "all-MiniLM-L6-v2")
         self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(384, n_classes))
 
     def backbone(self) -> list[nn.Parameter]:

@@ -153,18 +153,20 @@ def minilm_tokenizer() -> Any:
     return tokenizer
 
 
-def minilm_config() -> dict[str, Any]:
-    """The bundled MiniLM transformer's architecture (its ``config.json``), as plain data."""
+def transformer_config(folder: Path) -> dict[str, Any]:
+    """A bundled transformer's architecture (its ``config.json`` in ``folder``: MiniLM's,
+    MPNet's), as plain data."""
     import json
 
-    return json.loads((minilm_path() / "config.json").read_text(encoding="utf-8"))
+    return json.loads((folder / "config.json").read_text(encoding="utf-8"))
 
 
-def minilm_state_dict() -> dict[str, Any]:
-    """The bundled MiniLM transformer's pretrained weights, by parameter name."""
+def transformer_state_dict(folder: Path) -> dict[str, Any]:
+    """A bundled transformer's pretrained weights (``model.safetensors`` in ``folder``), by
+    parameter name."""
     from safetensors.torch import load_file
 
-    return load_file(str(minilm_path() / "model.safetensors"))
+    return load_file(str(folder / "model.safetensors"))
 
 
 @functools.cache
@@ -211,20 +213,6 @@ def mpnet_tokenizer() -> Any:
     """all-mpnet-base-v2's tokenizer (fast), loaded offline once per process."""
     transformers: Any = require("transformers")
     return transformers.AutoTokenizer.from_pretrained(str(mpnet_path()), local_files_only=True)
-
-
-def mpnet_config() -> dict[str, Any]:
-    """The bundled MPNet transformer's architecture (its ``config.json``), as plain data."""
-    import json
-
-    return json.loads((mpnet_path() / "config.json").read_text(encoding="utf-8"))
-
-
-def mpnet_state_dict() -> dict[str, Any]:
-    """The bundled MPNet transformer's pretrained weights, by parameter name."""
-    from safetensors.torch import load_file
-
-    return load_file(str(mpnet_path() / "model.safetensors"))
 
 
 def _unpack_split_zip(parts: Sequence[Path], target: Path) -> None:

@@ -28,7 +28,9 @@ from sentimodal.models.text_transformer import load_matching_weights, shape_sett
 
 def mpnet_architecture(config: TextMPNetConfig) -> dict[str, Any]:
     """The transformer's architecture as plain data: the config's own, or the bundled one's."""
-    return shape_settings(dict(config.architecture) or resources.mpnet_config())
+    return shape_settings(
+        dict(config.architecture) or resources.transformer_config(resources.mpnet_path())
+    )
 
 
 class TextMPNet(SentimentNet):
@@ -145,4 +147,4 @@ class TextMPNet(SentimentNet):
 
     def load_pretrained(self) -> None:
         """Start from the bundled all-mpnet-base-v2 weights."""
-        load_matching_weights(self.encoder, resources.mpnet_state_dict(), self.config.backbone)
+        load_matching_weights(self.encoder, resources.mpnet_path(), self.config.backbone)

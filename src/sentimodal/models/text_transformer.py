@@ -10,6 +10,7 @@ only its config and weights; the bundled pretrained weights are loaded by
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,7 +38,9 @@ def shape_settings(architecture: Mapping[str, Any]) -> dict[str, Any]:
 def backbone_architecture(config: TextTransformerConfig) -> dict[str, Any]:
     """The transformer's architecture as plain data: the config's own, or the bundled one's,
     cut to ``num_layers``."""
-    architecture = shape_settings(dict(config.architecture) or resources.minilm_config())
+    architecture = shape_settings(
+        dict(config.architecture) or resources.transformer_config(resources.minilm_path())
+    )
     if config.num_layers is not None:
         available = int(architecture.get("num_hidden_layers", config.num_layers))
         if config.num_layers > available:
@@ -86,15 +89,15 @@ class TextTransformer(SentimentNet):
 
     def load_pretrained(self) -> None:
         """Start from the bundled pretrained weights (the first ``num_layers`` layers)."""
-        load_matching_weights(self.encoder, resources.minilm_state_dict(), self.config.backbone)
+        load_matching_weights(self.encoder, resources.minilm_path(), self.config.backbone)
 
 
-def load_matching_weights(
-    encoder: nn.Module, pretrained: Mapping[str, torch.Tensor], backbone: str
-) -> None:
-    """Load a bundled transformer's weights into ``encoder``: each of its tensors must be
-    there with its shape (extra pretrained layers are left out); one-line errors otherwise."""
+def load_matching_weights(encoder: nn.Module, folder: Path, backbone: str) -> None:
+    """Load the weights of the bundled transformer in ``folder`` into ``encoder``: each of its
+    tensors must be there with its shape (extra pretrained layers are left out); one-line
+    errors otherwise."""
     own = encoder.state_dict()
+    pretrained = resources.transformer_state_dict(folder)
     weights = {k: v for k, v in pretrained.items() if k in own}
     missing = sorted(set(own) - set(weights) - _OPTIONAL_BUFFERS)
     if missing:
