@@ -23,7 +23,7 @@ from sentimodal.features.text_encoders.mpnet_tokens import ID_SHIFT
 from sentimodal.models.base import PAD_ID, Batch, PretrainedStart, SentimentNet
 from sentimodal.models.config import TextMPNetConfig
 from sentimodal.models.heads import make_head
-from sentimodal.models.text_transformer import load_matching_weights, shape_settings
+from sentimodal.models.text_transformer import load_matching_weights, pool_states, shape_settings
 
 
 def mpnet_architecture(config: TextMPNetConfig) -> dict[str, Any]:
@@ -86,18 +86,18 @@ class TextMPNet(SentimentNet):
         ids = self.token_ids(batch, "mpnet_tokens")
         mask = ids != PAD_ID
         mask[:, 0] = True
-        states = self._bottom(ids, mask)
+        states = self._layers(self._bottom(ids, mask), mask, slice(self.frozen, None))
+        return self.dropout(pool_states(states, mask, self.config.pooling))
+
+    def _layers(self, states: torch.Tensor, mask: torch.Tensor, which: slice) -> torch.Tensor:
+        """Run ``states`` through the transformer layers ``which`` (the frozen bottom ones or
+        the trained top ones)."""
         additive = (1.0 - mask[:, None, None, :].to(states.dtype)) * torch.finfo(states.dtype).min
         encoder = self.encoder.encoder
         bias = encoder.compute_position_bias(states)
-        for layer in encoder.layer[self.frozen :]:
+        for layer in encoder.layer[which]:
             states = layer(states, additive, bias)[0]
-        if self.config.pooling == "cls":
-            pooled = states[:, 0]
-        else:
-            weights = mask.unsqueeze(-1).to(states.dtype)
-            pooled = (states * weights).sum(dim=1) / weights.sum(dim=1)
-        return self.dropout(pooled)
+        return states
 
     def _embeddings(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         model_ids = torch.where(mask, ids - ID_SHIFT, torch.full_like(ids, self.pad_token_id))
@@ -107,12 +107,7 @@ class TextMPNet(SentimentNet):
         states = self._embeddings(ids, mask)
         if self.frozen == 0:
             return states
-        additive = (1.0 - mask[:, None, None, :].to(states.dtype)) * torch.finfo(states.dtype).min
-        encoder = self.encoder.encoder
-        bias = encoder.compute_position_bias(states)
-        for layer in encoder.layer[: self.frozen]:
-            states = layer(states, additive, bias)[0]
-        return states
+        return self._layers(states, mask, slice(0, self.frozen))
 
     def _bottom(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The frozen part's output: computed, or (while training) read from the memo."""

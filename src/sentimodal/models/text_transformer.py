@@ -76,12 +76,7 @@ class TextTransformer(SentimentNet):
         # An empty row (all padding) still attends to its first position.
         mask[:, 0] = True
         states = self.encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state
-        if self.config.pooling == "cls":
-            pooled = states[:, 0]
-        else:
-            weights = mask.unsqueeze(-1).to(states.dtype)
-            pooled = (states * weights).sum(dim=1) / weights.sum(dim=1)
-        return self.dropout(pooled)
+        return self.dropout(pool_states(states, mask, self.config.pooling))
 
     def start_pretrained(self, start: PretrainedStart) -> None:
         if self.config.init == "pretrained":
@@ -90,6 +85,15 @@ class TextTransformer(SentimentNet):
     def load_pretrained(self) -> None:
         """Start from the bundled pretrained weights (the first ``num_layers`` layers)."""
         load_matching_weights(self.encoder, resources.minilm_path(), self.config.backbone)
+
+
+def pool_states(states: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """One vector per text from a transformer's token states: the first token's (``cls``) or
+    the mean over the real tokens (``mean``)."""
+    if pooling == "cls":
+        return states[:, 0]
+    weights = mask.unsqueeze(-1).to(states.dtype)
+    return (states * weights).sum(dim=1) / weights.sum(dim=1)
 
 
 def load_matching_weights(encoder: nn.Module, folder: Path, backbone: str) -> None:
