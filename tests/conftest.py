@@ -32,3 +32,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def small_text_transformer() -> dict:
+    """Settings of a text model on MiniLM's ids with one transformer layer: the estimator
+    tests stay fast; the full model is tested in slow tests."""
+    return {
+        "model": "text",
+        "text_encoder": "minilm_tokens",
+        "model_options": {"num_layers": 1},
+        "train": {"epochs": 1, "seed": 0},
+        "feature_workers": 0,
+    }

@@ -278,6 +278,29 @@ def test_late_fusion_averages_branch_probabilities():
         torch.testing.assert_close(rebuilt.eval().scores(batch), expected)
 
 
+def test_late_fusion_joint_loss_adds_the_fused_output_from_one_pass():
+    branches = {
+        "text": {"kind": "mlp", "input": "text", "input_dim": 7, "hidden": [4]},
+        "image": {"kind": "mlp", "input": "image", "input_dim": 12, "hidden": [4]},
+    }
+    late = get_model("late", joint_loss=True, seed=0, **branches).eval()
+    batch = _batch()
+    calls = []
+    late.text.register_forward_hook(lambda *_: calls.append("text"))
+    with torch.no_grad():
+        text_out, image_out, fused = late.training_outputs(batch)
+        torch.testing.assert_close(fused, late(batch))
+    assert calls == ["text", "text"]  # once for the three outputs, once for forward
+    torch.testing.assert_close(text_out, late.text(batch))
+    # the fused loss reaches both branches
+    late.train()
+    late.training_outputs(batch)[2].logsumexp(dim=1).sum().backward()
+    assert late.text.head.linear.weight.grad is not None
+    assert late.image.head.linear.weight.grad is not None
+    plain = get_model("late", seed=0, **branches)
+    assert len(plain.training_outputs(batch)) == 2
+
+
 def test_late_fusion_branches_follow_the_fusion_head():
     late = get_model(
         "late",

@@ -98,20 +98,15 @@ def test_normalisation_is_in_the_encoder_config() -> None:
     assert not np.array_equal(plain.encode([raw]), plain.encode([clean]))
 
 
-def test_saved_model_applies_its_normalisation_when_predicting(tmp_path: Path, one_thread) -> None:
+def test_saved_model_applies_its_normalisation_when_predicting(
+    tmp_path: Path, one_thread, small_text_transformer: dict
+) -> None:
     from sentimodal.preparation.pipeline import prepare
     from sentimodal.sample import sample_path
     from sentimodal.training.estimator import SentimentModel
 
     data = prepare("mvsa", sample_path(), tmp_path / "data", progress=False)
-    settings = {
-        "model": "text",
-        "text_encoder": "minilm_tokens",
-        "model_options": {"num_layers": 1},
-        "train": {"epochs": 1, "seed": 0},
-        "feature_workers": 0,
-    }
-    SentimentModel(**settings).fit(data, progress=False).save(tmp_path / "model")
+    SentimentModel(**small_text_transformer).fit(data, progress=False).save(tmp_path / "model")
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["encoders"]["text"]["config"]["normalize"] == "tweet"
 

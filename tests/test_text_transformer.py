@@ -24,14 +24,6 @@ from sentimodal.training.run_config import RunConfig
 from sentimodal.training.train_config import TrainConfig
 
 TEXTS = ["I love this so much :)", "worst day ever...", ""]
-#: one transformer layer keeps the estimator tests fast; the full model is tested in slow tests
-SMALL = {
-    "model": "text",
-    "text_encoder": "minilm_tokens",
-    "model_options": {"num_layers": 1},
-    "train": {"epochs": 1, "seed": 0},
-    "feature_workers": 0,
-}
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +109,9 @@ def test_backbone_learns_at_its_own_rate_and_the_schedule_warms_then_decays() ->
 
 
 def test_fine_tuned_model_saves_and_reloads(
-    sample_dataset: PreparedDataset, tmp_path: Path, one_thread
+    sample_dataset: PreparedDataset, tmp_path: Path, one_thread, small_text_transformer: dict
 ) -> None:
-    model = SentimentModel(**SMALL).fit(sample_dataset, progress=False)
+    model = SentimentModel(**small_text_transformer).fit(sample_dataset, progress=False)
     before = [p.detach().clone() for p in model.model_.encoder.parameters()]
     assert model.history_[0]["val_accuracy"] > 0
     model.save(tmp_path / "model")
@@ -142,15 +134,17 @@ def test_fine_tuned_model_saves_and_reloads(
 
 
 def test_training_on_train_and_val_uses_both_without_validation(
-    sample_dataset: PreparedDataset, one_thread
+    sample_dataset: PreparedDataset, one_thread, small_text_transformer: dict
 ) -> None:
-    model = SentimentModel(**SMALL).fit(
+    model = SentimentModel(**small_text_transformer).fit(
         sample_dataset, train_splits=("train", "val"), progress=False
     )
     assert model.train_splits_ == ["train", "val"]
     assert "val_accuracy" not in model.history_[0] and model.best_epoch_ is None
     with pytest.raises(UserInputError, match="no dev split"):
-        SentimentModel(**SMALL).fit(sample_dataset, train_splits=("train", "dev"), progress=False)
+        SentimentModel(**small_text_transformer).fit(
+            sample_dataset, train_splits=("train", "dev"), progress=False
+        )
 
 
 @pytest.mark.slow  # fine-tunes the full MiniLM for 4 epochs: about 3 min on 2 busy cores

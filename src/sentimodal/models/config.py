@@ -221,6 +221,8 @@ class LateFusionConfig(ModelConfig):
     #: post by a logistic regression on both branches' log-probabilities, fit on the val split
     #: after training (before that, and with no val split, their normalised geometric mean)
     combine: Literal["mean", "stacked"] = "mean"
+    #: train on the fused output's loss too, beside each branch's own
+    joint_loss: bool = False
 
     @model_validator(mode="after")
     def _branches(self) -> Self:

@@ -167,7 +167,8 @@ class LateFusion(SentimentNet):
     outputs (``scores``) is that average and cross-entropy on them is its negative log.
     Embedding head: outputs are the mean of the branches' unit-length label-space vectors.
     Training sums the branches' own losses (``training_outputs``), i.e. each branch learns as a
-    unimodal model, as in the study; only their predictions are combined.
+    unimodal model, as in the study; only their predictions are combined. With ``joint_loss``
+    the fused output's loss is added, so each branch also learns where the other one errs.
     """
 
     inputs = ("text", "image")
@@ -222,7 +223,10 @@ class LateFusion(SentimentNet):
         return torch.cat([self.text.embed(batch), self.image.embed(batch)], dim=1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        text, image = self.text(batch), self.image(batch)
+        return self._combine(batch, self.text(batch), self.image(batch))
+
+    def _combine(self, batch: Batch, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """The fused output from both branches' outputs."""
         if self.config.head == "embedding":
             parts = torch.stack([F.normalize(text, dim=1), F.normalize(image, dim=1)])
         else:
@@ -249,7 +253,10 @@ class LateFusion(SentimentNet):
         return torch.where(rows.all(dim=0)[:, None], stacked, fused)
 
     def training_outputs(self, batch: Batch) -> list[torch.Tensor]:
-        return [self.text(batch), self.image(batch)]
+        text, image = self.text(batch), self.image(batch)
+        if not self.config.joint_loss:
+            return [text, image]
+        return [text, image, self._combine(batch, text, image)]
 
     def scores_of(self, outputs: torch.Tensor) -> torch.Tensor:
         return self.text.head.scores(outputs)
