@@ -75,6 +75,29 @@ def test_onnx_matches_torch_on_64_real_posts(
     assert [p.label for p in torch_out] == [p.label for p in onnx_out]
 
 
+def test_int8_export_says_each_step_and_stays_close_to_torch(
+    default_like: Path, held_out: list[dict], tmp_path: Path
+) -> None:
+    from sentimodal.inference.onnx_export import export_onnx
+
+    steps: list[str] = []
+    out = export_onnx(default_like, tmp_path / "int8", int8=True, on_step=steps.append)
+    assert steps == [
+        "loading the model",
+        "tracing the model into an ONNX graph",
+        "quantising the matrix products to int8",
+    ]
+    manifest = json.loads((out / "onnx.json").read_text())
+    assert manifest["quantization"] == "int8 dynamic (MatMul)"
+    torch_out = SentimentModel.load(default_like).predict_posts(held_out, workers=0)
+    int8_out = predict_rows(OnnxModel.load(out).work, post_rows(held_out))
+    labels = torch_out[0].scores
+    a = np.array([[p.scores[c] for c in labels] for p in torch_out])
+    b = np.array([[p.scores[c] for c in labels] for p in int8_out])
+    # quantised, so not equal; a broken graph (shuffled or constant scores) would be far off
+    assert 0 < np.abs(a - b).max() < 0.1
+
+
 def test_onnx_runtime_needs_no_training_code_nor_weight_packages(
     exported: Path, held_out: list[dict], tmp_path: Path
 ) -> None:

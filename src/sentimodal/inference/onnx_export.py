@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,15 +72,23 @@ class _ScoreGraph(nn.Module):
 
 
 def export_onnx(
-    directory: str | Path, out: str | Path, *, opset: int = 17, int8: bool = False
+    directory: str | Path,
+    out: str | Path,
+    *,
+    opset: int = 17,
+    int8: bool = False,
+    on_step: Callable[[str], None] | None = None,
 ) -> Path:
     """Write the ONNX export of the model directory ``directory`` into ``out``.
 
     ``int8``: quantise the matrix products (the text transformer's linear layers; the image
     CNN's convolutions and the small heads stay float) to int8 weights with dynamic int8
-    activations, onnxruntime's dynamic quantisation.
+    activations, onnxruntime's dynamic quantisation. ``on_step`` hears the name of each step
+    as it starts (tracing a transformer takes a while: the CLI shows where it is).
     """
+    step = on_step or (lambda _: None)
     directory, out = Path(directory), Path(out)
+    step("loading the model")
     model = SentimentModel.load(directory)
     run = model.run_
     inputs: list[str] = []
@@ -123,6 +132,7 @@ def export_onnx(
             {0: "batch", 1: "tokens"} if tensor.dim() == 2 and _ids(tensor) else {0: "batch"}
         )
     out.mkdir(parents=True, exist_ok=True)
+    step("tracing the model into an ONNX graph")
     with torch.inference_mode():
         reference = graph(*examples)
     with warnings.catch_warnings():
@@ -139,6 +149,7 @@ def export_onnx(
             dynamo=False,
         )
     if int8:
+        step("quantising the matrix products to int8")
         _quantize(out / GRAPH_FILE)
     if text_entry is not None and text_entry["name"] == "minilm_tokens":
         tokenizer = out / TOKENIZER_DIR

@@ -31,6 +31,9 @@ def export_command(
         raise UserInputError(f"unknown export format {format!r}: the one format is onnx")
     from sentimodal.inference.onnx_export import export_onnx
 
-    written = export_onnx(model_dir, out, int8=int8)
+    with console.status("exporting", spinner="dots") as status:
+        written = export_onnx(
+            model_dir, out, int8=int8, on_step=lambda s: status.update(f"exporting: {s}")
+        )
     files = ", ".join(sorted(p.name for p in written.iterdir()))
     console.print(f"exported {model_dir} -> {written} ({files})", soft_wrap=True)
