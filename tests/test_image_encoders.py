@@ -245,6 +245,30 @@ def test_levels_add_each_stages_mean_and_std(pretrained: dict, photos: dict) -> 
     assert (features[:, 1280 + 784 :] >= 0).all()
 
 
+def test_mobilenet_v2_levels_add_each_stages_mean_and_std(pretrained: dict, photos: dict) -> None:
+    plain = pretrained["mobilenet_v2"]
+    levels = get_image_encoder("mobilenet_v2", levels=True)
+    assert levels.config == {"weights": "imagenet", "levels": True}
+    assert plain.config == {"weights": "imagenet"}  # the plain features keep their cache key
+    assert levels.dim == 1280 + 2 * (16 + 24 + 32 + 64 + 96 + 160 + 320)
+    batch = torch.stack([plain.transform(img) for img in photos.values()])
+    features = levels.encode(batch)
+    assert features.shape == (len(photos), levels.dim)
+    np.testing.assert_allclose(features[:, :1280], plain.encode(batch), rtol=1e-4, atol=1e-4)
+    with torch.no_grad():  # the plain encoder's module is torchvision's network
+        second_stage = plain.module().features[:4](batch)  # stem, the 16-channel block, two of 24
+    np.testing.assert_allclose(
+        features[:, 1280 + 16 : 1280 + 40], second_stage.mean((2, 3)).numpy(), rtol=1e-4, atol=1e-4
+    )
+    expected = second_stage.flatten(2).std(2, unbiased=False).numpy()
+    stds = features[:, 1280 + 712 + 16 : 1280 + 712 + 40]
+    np.testing.assert_allclose(stds, expected, rtol=1e-4, atol=1e-4)
+    # flip averaging applies to the whole vector, levels included
+    both = get_image_encoder("mobilenet_v2", levels=True, flip=True)
+    expected = (features + levels.encode(batch.flip(-1))) / 2
+    np.testing.assert_allclose(both.encode(batch), expected, rtol=1e-4, atol=1e-4)
+
+
 def test_lite_checkpoints_are_fed_at_their_own_resolution() -> None:
     from sentimodal.features.image_encoders.weights import TF_LITE
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from sentimodal.features import resources
-from sentimodal.features.image_encoders.base import BackboneEncoder
+from sentimodal.features.image_encoders.base import BackboneEncoder, spatial_mean_std
 from sentimodal.features.image_encoders.registry import register_image_encoder
 from sentimodal.features.image_encoders.weights import TF_LITE, tf_lite_preprocessing
 
@@ -50,10 +50,9 @@ class _PooledFeatures(nn.Module):
         for index, block in enumerate(net._blocks):
             x = block(x)
             if index in self.stage_ends:
-                mean = x.mean((2, 3), keepdim=True)
-                means.append(mean.flatten(1))
-                # written out rather than torch.std, which the ONNX exporter handles less well
-                stds.append((x - mean).square().mean((2, 3)).sqrt())
+                mean, std = spatial_mean_std(x)
+                means.append(mean)
+                stds.append(std)
         head = net._swish(net._bn1(net._conv_head(x)))
         return torch.cat([head.mean((2, 3)), *means, *stds], dim=1)
 
