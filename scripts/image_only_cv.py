@@ -2,10 +2,10 @@
 
 For each feature set (one image encoder, ``encoder@flip`` for its features averaged with the
 mirror image's, ``encoder@levels`` for its multi-level features, both as
-``encoder@levels@flip``, or several joined with "+": their stored features concatenated) and
-each fold
-(stratified, seeded, as ``sentimodal crossval`` cuts them; a stratified tenth of the training
-folds validates), this fits:
+``encoder@levels@flip``, ``encoder@r320`` for another input resolution (EfficientNet-Lite),
+or several joined with "+": their stored features concatenated) and each fold (stratified,
+seeded, as ``sentimodal crossval`` cuts them; a stratified tenth of the training folds
+validates), this fits:
 
 - ``majority``: the most frequent training label;
 - ``logreg``: the project's logistic-regression baseline (``analysis.crossval``: standardised
@@ -60,14 +60,19 @@ MODELS = ("majority", "logreg", "linear", "mlp")
 OPTIONS = ("flip", "levels")
 
 
-def encoder_of(name: str) -> tuple[str, dict[str, bool]]:
-    """``efficientnet_lite0@flip`` / ``@levels`` / ``@levels@flip`` -> the encoder and its
-    settings (flip averaging, multi-level features)."""
+def encoder_of(name: str) -> tuple[str, dict[str, bool | int]]:
+    """``efficientnet_lite0@flip`` / ``@levels`` / ``@levels@flip`` / ``@r320`` -> the encoder
+    and its settings (flip averaging, multi-level features, input resolution)."""
     encoder, *options = name.split("@")
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise SystemExit(f"{name}: unknown option(s) {unknown}; choose from {OPTIONS}")
-    return encoder, {option: True for option in options}
+    config: dict[str, bool | int] = {}
+    for option in options:
+        if option in OPTIONS:
+            config[option] = True
+        elif option[:1] == "r" and option[1:].isdigit():
+            config["resolution"] = int(option[1:])
+        else:
+            raise SystemExit(f"{name}: unknown option {option!r}; choose from {OPTIONS} or rNNN")
+    return encoder, config
 
 
 def stored(dataset: PreparedDataset, name: str) -> tuple[list[str], np.ndarray]:

@@ -280,6 +280,27 @@ def test_lite_checkpoints_are_fed_at_their_own_resolution() -> None:
         assert tuple(encoder.transform(grey).shape) == (3, crop, crop)
 
 
+def test_a_second_input_scale_of_the_same_lite_weights(pretrained: dict, photos: dict) -> None:
+    plain = pretrained["efficientnet_lite0"]
+    larger = get_image_encoder("efficientnet_lite0", levels=True, resolution=320)
+    assert larger.config == {"weights": "imagenet", "levels": True, "resolution": 320}
+    assert get_image_encoder("efficientnet_lite0", **larger.config).crop_size == 320
+    assert (larger.preprocessing.resize, larger.load_size) == (352, 352)
+    assert larger.preprocessing.mean == plain.preprocessing.mean  # the weights' own scaling
+    assert larger.identity == plain.identity and larger.dim == 2848
+    image = next(iter(photos.values()))
+    assert tuple(larger.transform(image).shape) == (3, 320, 320)
+    features = larger.encode(torch.stack([larger.transform(img) for img in photos.values()]))
+    assert features.shape == (len(photos), 2848)
+    # the same network sees the image larger: related features, not the same ones
+    at_224 = get_image_encoder("efficientnet_lite0", levels=True)
+    base = at_224.encode(torch.stack([at_224.transform(img) for img in photos.values()]))
+    assert not np.allclose(features, base, atol=1e-2)
+    assert np.corrcoef(features[:, :1280].ravel(), base[:, :1280].ravel())[0, 1] > 0.5
+    with pytest.raises(UserInputError, match="resolution"):
+        get_image_encoder("efficientnet_lite0", resolution=8)
+
+
 def test_pixels32_values_and_shapes() -> None:
     image = Image.new("RGB", (300, 200), (255, 0, 51))
     flat = get_image_encoder("pixels32")
