@@ -115,8 +115,9 @@ def fit_softmax_regression(
     x: np.ndarray, labels: np.ndarray, n_classes: int, c: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Weights (n_classes, dim) and bias of the L2 softmax regression of ``labels`` on ``x``
-    at one ``C`` (scikit-learn's default 1.0), over the classes present; a class absent from
-    ``labels`` gets a bias that never lets it win. None when fewer than two classes occur."""
+    at one ``C`` (scikit-learn's default 1.0), over the classes present (two present: the
+    binary model, as scikit-learn fits it); a class absent from ``labels`` gets a bias that
+    never lets it win. None when fewer than two classes occur."""
     present = np.unique(labels)
     if len(present) < 2:
         return None
