@@ -1,9 +1,11 @@
 """Image-only classifiers on frozen CNN features, compared by k-fold cross-validation.
 
 For each feature set (one image encoder, ``encoder@flip`` for its features averaged with the
-mirror image's, or several joined with "+": their stored features concatenated) and each fold
-(stratified, seeded, as ``sentimodal crossval`` cuts them; a stratified tenth of the training
-folds validates), this fits:
+mirror image's, ``encoder@levels`` for its multi-level features, both as
+``encoder@levels@flip``, ``encoder@r320`` for another input resolution (EfficientNet-Lite),
+or several joined with "+": their stored features concatenated) and each fold (stratified,
+seeded, as ``sentimodal crossval`` cuts them; a stratified tenth of the training folds
+validates), this fits:
 
 - ``majority``: the most frequent training label;
 - ``logreg``: the project's logistic-regression baseline (``analysis.crossval``: standardised
@@ -16,7 +18,9 @@ folds validates), this fits:
 
 Features are read from each dataset's feature store (extract them first with
 ``sentimodal features DIR --image ENCODER --text none``). Writes one row per (model, fold)
-with accuracy, macro-F1, weighted-F1 and seconds, and prints the mean ± std table.
+with accuracy, macro-F1, weighted-F1, each class's F1, seconds and the chosen C, and prints
+the mean ± std table. ``--splits train,val`` keeps only those posts (a prepared dataset's
+test split left out).
 
     python scripts/image_only_cv.py runs/e6-folder --features efficientnet_lite0 \\
         --models majority,logreg,linear,mlp --out runs/image-only/e6.csv
@@ -53,11 +57,22 @@ from sentimodal.training.run_config import RunConfig
 MODELS = ("majority", "logreg", "linear", "mlp")
 
 
-def encoder_of(name: str) -> tuple[str, dict[str, bool]]:
-    """``efficientnet_lite0@flip`` / ``@levels`` -> the encoder and its settings (flip
-    averaging, multi-level features)."""
-    encoder, _, option = name.partition("@")
-    return encoder, {option: True} if option in ("flip", "levels") else {}
+OPTIONS = ("flip", "levels")
+
+
+def encoder_of(name: str) -> tuple[str, dict[str, bool | int]]:
+    """``efficientnet_lite0@flip`` / ``@levels`` / ``@levels@flip`` / ``@r320`` -> the encoder
+    and its settings (flip averaging, multi-level features, input resolution)."""
+    encoder, *options = name.split("@")
+    config: dict[str, bool | int] = {}
+    for option in options:
+        if option in OPTIONS:
+            config[option] = True
+        elif option[:1] == "r" and option[1:].isdigit():
+            config["resolution"] = int(option[1:])
+        else:
+            raise SystemExit(f"{name}: unknown option {option!r}; choose from {OPTIONS} or rNNN")
+    return encoder, config
 
 
 def stored(dataset: PreparedDataset, name: str) -> tuple[list[str], np.ndarray]:
@@ -94,7 +109,7 @@ def split_arrays(
 
 def concat_linear(
     data: PreparedDataset, ids: list[str], x: np.ndarray, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, float]:
     """The default's solver and C grid on a concatenation (train folds only)."""
     x_train, y_train = split_arrays(data, ids, x, "train")
     x_test, y_test = split_arrays(data, ids, x, "test")
@@ -113,7 +128,7 @@ def concat_linear(
         one_se=grid.one_standard_error,
     )
     logits = torch.as_tensor((x_test - mean) / std) @ fitted.weight.double().T + fitted.bias
-    return y_test, np.asarray(labels, dtype=object)[logits.argmax(1).numpy()]
+    return y_test, np.asarray(labels, dtype=object)[logits.argmax(1).numpy()], fitted.c
 
 
 def estimator(data: PreparedDataset, recipe: str, encoder: str, seed: int) -> tuple:
@@ -128,11 +143,30 @@ def estimator(data: PreparedDataset, recipe: str, encoder: str, seed: int) -> tu
     model = SentimentModel(run).fit(data, progress=False)
     frame = model.predict_frame(data, "test")
     truth = data.examples.set_index(data.examples["id"].astype(str))["label"].astype(str)
-    return truth.loc[frame["id"]].to_numpy(), frame["label"].to_numpy()
+    extra = {"c": model.history_[0]["c"]} if "c" in model.history_[0] else {}
+    return truth.loc[frame["id"]].to_numpy(), frame["label"].to_numpy(), extra
 
 
-def run(dataset_dir: Path, names: list[str], models: list[str], folds: int, seed: int):
+def load(dataset_dir: Path, splits: list[str]) -> PreparedDataset:
+    """The prepared dataset, only the posts of ``splits`` when given."""
     dataset = PreparedDataset.load(dataset_dir)
+    if not splits:
+        return dataset
+    keep = dataset.examples["split"].isin(splits)
+    return PreparedDataset(
+        dataset.examples[keep].reset_index(drop=True), dataset.info, dataset.root
+    )
+
+
+def run(
+    dataset_dir: Path,
+    names: list[str],
+    models: list[str],
+    folds: int,
+    seed: int,
+    splits: list[str] = (),
+):
+    dataset = load(dataset_dir, list(splits))
     all_ids = dataset.examples["id"].astype(str).tolist()
     fold = fold_of(all_ids, dataset.examples["label"].astype(str).tolist(), folds, seed)
     rows = []
@@ -155,10 +189,10 @@ def run(dataset_dir: Path, names: list[str], models: list[str], folds: int, seed
                         data, ids, x, [0.001, 0.01, 0.1, 1.0]
                     )
                 elif model == "linear" and "+" in name:
-                    y_true, y_pred = concat_linear(data, ids, x, seed)
+                    y_true, y_pred, extra["c"] = concat_linear(data, ids, x, seed)
                 else:
                     recipe = "image" if model == "linear" else "image_mlp"
-                    y_true, y_pred = estimator(data, recipe, name, seed)
+                    y_true, y_pred, extra = estimator(data, recipe, name, seed)
                 report = classification_report(y_true, y_pred, dataset.labels)
                 rows.append(
                     {
@@ -166,6 +200,7 @@ def run(dataset_dir: Path, names: list[str], models: list[str], folds: int, seed
                         "model": f"{model} ({name})",
                         "fold": k,
                         **{figure: report[figure] for figure in FIGURES},
+                        **{f"f1:{c}": v for c, v in report["per_class_f1"].items()},
                         "seconds": time.perf_counter() - start,
                         **extra,
                     }
@@ -186,6 +221,9 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS), help=",".join(MODELS))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--splits", default="", help="only posts of these splits (e.g. train,val: no test post)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="CSV of per-fold rows")
     args = parser.parse_args()
     models = [m for m in args.models.split(",") if m]
@@ -193,10 +231,11 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
     torch.set_num_threads(2)
-    rows = run(args.dataset, args.features.split(","), models, args.folds, args.seed)
+    splits = [s for s in args.splits.split(",") if s]
+    rows = run(args.dataset, args.features.split(","), models, args.folds, args.seed, splits)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows.to_csv(args.out, index=False)
-    table = mean_std_table(summarise(rows.drop(columns=["features"])))
+    table = mean_std_table(summarise(rows[["model", "fold", *FIGURES]]))
     seconds = rows.groupby("model", sort=False)["seconds"].mean()
     table["s/fold"] = [f"{seconds[m]:.1f}" for m in table["model"]]
     print(markdown_table(table))

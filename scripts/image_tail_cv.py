@@ -273,7 +273,7 @@ def main() -> None:
                     y_true, y_pred, extra["c"] = linear_variant(data, ids, x, args)
                     model += args.tag
                 else:
-                    y_true, y_pred = concat_linear(data, ids, x, args.seed)
+                    y_true, y_pred, extra["c"] = concat_linear(data, ids, x, args.seed)
             elif kind in ("tail1", "tail5"):
                 first, key = (15, "pre15") if kind == "tail1" else (11, "pre11")
                 y_true, y_pred, extra = fine_tune(

@@ -245,6 +245,30 @@ def test_levels_add_each_stages_mean_and_std(pretrained: dict, photos: dict) -> 
     assert (features[:, 1280 + 784 :] >= 0).all()
 
 
+def test_mobilenet_v2_levels_add_each_stages_mean_and_std(pretrained: dict, photos: dict) -> None:
+    plain = pretrained["mobilenet_v2"]
+    levels = get_image_encoder("mobilenet_v2", levels=True)
+    assert levels.config == {"weights": "imagenet", "levels": True}
+    assert plain.config == {"weights": "imagenet"}  # the plain features keep their cache key
+    assert levels.dim == 1280 + 2 * (16 + 24 + 32 + 64 + 96 + 160 + 320)
+    batch = torch.stack([plain.transform(img) for img in photos.values()])
+    features = levels.encode(batch)
+    assert features.shape == (len(photos), levels.dim)
+    np.testing.assert_allclose(features[:, :1280], plain.encode(batch), rtol=1e-4, atol=1e-4)
+    with torch.no_grad():  # the plain encoder's module is torchvision's network
+        second_stage = plain.module().features[:4](batch)  # stem, the 16-channel block, two of 24
+    np.testing.assert_allclose(
+        features[:, 1280 + 16 : 1280 + 40], second_stage.mean((2, 3)).numpy(), rtol=1e-4, atol=1e-4
+    )
+    expected = second_stage.flatten(2).std(2, unbiased=False).numpy()
+    stds = features[:, 1280 + 712 + 16 : 1280 + 712 + 40]
+    np.testing.assert_allclose(stds, expected, rtol=1e-4, atol=1e-4)
+    # flip averaging applies to the whole vector, levels included
+    both = get_image_encoder("mobilenet_v2", levels=True, flip=True)
+    expected = (features + levels.encode(batch.flip(-1))) / 2
+    np.testing.assert_allclose(both.encode(batch), expected, rtol=1e-4, atol=1e-4)
+
+
 def test_lite_checkpoints_are_fed_at_their_own_resolution() -> None:
     from sentimodal.features.image_encoders.weights import TF_LITE
 
@@ -254,6 +278,27 @@ def test_lite_checkpoints_are_fed_at_their_own_resolution() -> None:
         assert encoder.preprocessing.mean == TF_LITE.mean
         grey = Image.new("RGB", (400, 300), (127, 127, 127))
         assert tuple(encoder.transform(grey).shape) == (3, crop, crop)
+
+
+def test_a_second_input_scale_of_the_same_lite_weights(pretrained: dict, photos: dict) -> None:
+    plain = pretrained["efficientnet_lite0"]
+    larger = get_image_encoder("efficientnet_lite0", levels=True, resolution=320)
+    assert larger.config == {"weights": "imagenet", "levels": True, "resolution": 320}
+    assert get_image_encoder("efficientnet_lite0", **larger.config).crop_size == 320
+    assert (larger.preprocessing.resize, larger.load_size) == (352, 352)
+    assert larger.preprocessing.mean == plain.preprocessing.mean  # the weights' own scaling
+    assert larger.identity == plain.identity and larger.dim == 2848
+    image = next(iter(photos.values()))
+    assert tuple(larger.transform(image).shape) == (3, 320, 320)
+    features = larger.encode(torch.stack([larger.transform(img) for img in photos.values()]))
+    assert features.shape == (len(photos), 2848)
+    # the same network sees the image larger: related features, not the same ones
+    at_224 = get_image_encoder("efficientnet_lite0", levels=True)
+    base = at_224.encode(torch.stack([at_224.transform(img) for img in photos.values()]))
+    assert not np.allclose(features, base, atol=1e-2)
+    assert np.corrcoef(features[:, :1280].ravel(), base[:, :1280].ravel())[0, 1] > 0.5
+    with pytest.raises(UserInputError, match="resolution"):
+        get_image_encoder("efficientnet_lite0", resolution=8)
 
 
 def test_pixels32_values_and_shapes() -> None:

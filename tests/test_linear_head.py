@@ -49,6 +49,33 @@ def test_the_solver_reaches_scikit_learns_logistic_regression() -> None:
         np.testing.assert_allclose(bias.numpy(), reference.intercept_, atol=2e-4)
 
 
+def test_two_classes_are_scikit_learns_binary_logistic_regression_at_the_same_c() -> None:
+    """For two classes scikit-learn fits one weight vector for the log-odds; a softmax with
+    both rows penalised would equal it only at 2C (half the regularisation)."""
+    x, y = _blobs(n=300)
+    y = (y == 1).astype(int)  # 1 against the rest: unbalanced, as MVSA's image labels are
+    sample_weight = np.random.default_rng(2).uniform(0.5, 2.0, len(y))
+    for c in (0.001, 0.1):
+        reference = LogisticRegression(C=c, max_iter=5000, tol=1e-10)
+        reference.fit(x, y, sample_weight=sample_weight)
+        weight, bias = solve(
+            torch.tensor(x), torch.tensor(y), 2, c, sample_weight=torch.tensor(sample_weight)
+        )
+        assert weight.shape == (2, x.shape[1])  # still one row per class for the callers
+        np.testing.assert_allclose((weight[1] - weight[0]).numpy(), reference.coef_[0], atol=2e-4)
+        np.testing.assert_allclose(float(bias[1] - bias[0]), reference.intercept_[0], atol=2e-4)
+        probabilities = torch.softmax(torch.tensor(x) @ weight.T + bias, dim=1).numpy()
+        np.testing.assert_allclose(probabilities, reference.predict_proba(x), atol=2e-4)
+        # warm-started from another C's two rows, it reaches the same answer
+        warm, _ = solve(torch.tensor(x), torch.tensor(y), 2, c, start=(weight * 3, bias))
+        cold, _ = solve(torch.tensor(x), torch.tensor(y), 2, c)
+        np.testing.assert_allclose(warm.numpy(), cold.numpy(), atol=2e-4)
+    # what C meant before (scikit-learn's model at 2C) is a measurably different model
+    weight, _ = solve(torch.tensor(x), torch.tensor(y), 2, 0.001)
+    twice = LogisticRegression(C=0.002, max_iter=5000, tol=1e-10).fit(x, y)
+    assert np.abs((weight[1] - weight[0]).numpy() - twice.coef_[0]).max() > 20 * 2e-4
+
+
 def test_a_class_absent_from_the_labels_is_never_predicted() -> None:
     """The stacked late fusion's combination is fitted on val, which may lack a class."""
     x, y = _blobs()

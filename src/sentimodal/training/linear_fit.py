@@ -8,8 +8,13 @@ problem: one answer whatever the seed) for each strength on a grid, and the stre
 chosen by k stratified folds of the training data (mean held-out accuracy or log-loss, the
 best or the strongest within one standard error of it).
 
-The objective is scikit-learn's ``LogisticRegression`` (multinomial, L2 on the weights, not
-the bias): ``C * sum(cross-entropy) + ||W||^2 / 2``, so ``C`` means what it means there.
+The objective is scikit-learn's ``LogisticRegression`` (L2 on the weights, not the bias):
+``C * sum(cross-entropy) + ||W||^2 / 2``, so ``C`` means what it means there. For more than two
+classes that is the multinomial model, one weight vector per class; for two it is the binary
+model, one weight vector ``w`` for the log-odds. (A two-row softmax penalised on both rows
+would be half as regularised: its optimal rows are ``-w/2`` and ``w/2``, whose squared norms
+sum to ``||w||^2 / 2``, so it equals binary logistic regression at ``2C``.) The binary solution
+is returned as those two softmax rows, so every caller still sees one row per class.
 """
 
 from __future__ import annotations
@@ -46,8 +51,15 @@ def _objective(
     c: float,
     sample_weight: torch.Tensor | None,
 ) -> torch.Tensor:
-    """The penalised loss divided by ``C * n`` (same minimiser, well-scaled for L-BFGS)."""
-    losses = functional.cross_entropy(x @ weight.T + bias, y, reduction="none")
+    """The penalised loss divided by ``C * n`` (same minimiser, well-scaled for L-BFGS). One
+    weight row is the binary model: its logit is the log-odds of class 1."""
+    logits = x @ weight.T + bias
+    if len(weight) == 1:
+        losses = functional.binary_cross_entropy_with_logits(
+            logits[:, 0], y.to(logits.dtype), reduction="none"
+        )
+    else:
+        losses = functional.cross_entropy(logits, y, reduction="none")
     if sample_weight is not None:
         losses = losses * sample_weight
     return losses.mean() + (weight * weight).sum() / (2.0 * c * len(y))
@@ -63,12 +75,17 @@ def solve(
     sample_weight: torch.Tensor | None = None,
     max_iter: int = 500,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Minimise the objective for one C (float64, full batch); ``start`` warm-starts it."""
+    """Minimise the objective for one C (float64, full batch); ``start`` warm-starts it.
+    Returns one weight row and bias per class; two classes are solved as the binary model
+    (one row ``w``) and returned as the softmax rows ``-w/2``, ``w/2`` (same probabilities)."""
+    rows = 1 if n_classes == 2 else n_classes
     if start is None:
-        weight = torch.zeros(n_classes, x.shape[1], dtype=x.dtype)
-        bias = torch.zeros(n_classes, dtype=x.dtype)
+        weight = torch.zeros(rows, x.shape[1], dtype=x.dtype)
+        bias = torch.zeros(rows, dtype=x.dtype)
     else:
         weight, bias = (t.detach().clone().to(x.dtype) for t in start)
+        if rows == 1:  # the two softmax rows back to the log-odds row
+            weight, bias = weight[1:] - weight[:1], bias[1:] - bias[:1]
     weight.requires_grad_(True)
     bias.requires_grad_(True)
     optimizer = torch.optim.LBFGS(
@@ -88,15 +105,19 @@ def solve(
         return loss
 
     optimizer.step(closure)
-    return weight.detach(), bias.detach()
+    weight, bias = weight.detach(), bias.detach()
+    if rows == 1:
+        weight, bias = torch.cat([-weight, weight]) / 2, torch.cat([-bias, bias]) / 2
+    return weight, bias
 
 
 def fit_softmax_regression(
     x: np.ndarray, labels: np.ndarray, n_classes: int, c: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Weights (n_classes, dim) and bias of the L2 softmax regression of ``labels`` on ``x``
-    at one ``C`` (scikit-learn's default 1.0), over the classes present; a class absent from
-    ``labels`` gets a bias that never lets it win. None when fewer than two classes occur."""
+    at one ``C`` (scikit-learn's default 1.0), over the classes present (two present: the
+    binary model, as scikit-learn fits it); a class absent from ``labels`` gets a bias that
+    never lets it win. None when fewer than two classes occur."""
     present = np.unique(labels)
     if len(present) < 2:
         return None

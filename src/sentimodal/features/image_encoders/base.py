@@ -21,6 +21,14 @@ from sentimodal.features.images import load_image
 from sentimodal.net import FetchPolicy
 
 
+def spatial_mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each channel's mean and standard deviation over the positions of a map (N, C, H, W):
+    the statistics a stage contributes to the multi-level (``levels``) features. Written out
+    rather than ``torch.std``, which the ONNX exporter handles less well."""
+    mean = x.mean((2, 3), keepdim=True)
+    return mean.flatten(1), (x - mean).square().mean((2, 3)).sqrt()
+
+
 class ImageEncoder(ABC):
     """A frozen (or fine-tunable) image backbone: PIL image -> tensor -> feature vector.
 

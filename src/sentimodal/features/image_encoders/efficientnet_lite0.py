@@ -5,18 +5,22 @@ and ``efficientnet_lite2`` (260 px) are the larger members of the family. All gi
 1280-d global average pool; with ``levels=True`` also the mean and standard deviation over
 positions of each of the seven stages' outputs (Lite0: 1280 + 2 x 784 = 2848 values from the
 same single pass): colour and texture statistics of the early stages that the last layer has
-abstracted away, which carry affect (docs/results/image-only.md).
+abstracted away, which carry affect (docs/results/image-only.md). ``resolution`` feeds the
+same weights another input size (crop ``resolution`` of the image resized to ``resolution +
+32``): a second scale of the image.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
+from sentimodal.errors import UserInputError
 from sentimodal.features import resources
-from sentimodal.features.image_encoders.base import BackboneEncoder
+from sentimodal.features.image_encoders.base import BackboneEncoder, spatial_mean_std
 from sentimodal.features.image_encoders.registry import register_image_encoder
 from sentimodal.features.image_encoders.weights import TF_LITE, tf_lite_preprocessing
 
@@ -50,10 +54,9 @@ class _PooledFeatures(nn.Module):
         for index, block in enumerate(net._blocks):
             x = block(x)
             if index in self.stage_ends:
-                mean = x.mean((2, 3), keepdim=True)
-                means.append(mean.flatten(1))
-                # written out rather than torch.std, which the ONNX exporter handles less well
-                stds.append((x - mean).square().mean((2, 3)).sqrt())
+                mean, std = spatial_mean_std(x)
+                means.append(mean)
+                stds.append(std)
         head = net._swish(net._bn1(net._conv_head(x)))
         return torch.cat([head.mean((2, 3)), *means, *stds], dim=1)
 
@@ -68,19 +71,37 @@ class EfficientNetLite0Encoder(BackboneEncoder):
     architecture = "efficientnet-lite0"
 
     def __init__(
-        self, weights: str = "imagenet", seed: int = 0, flip: bool = False, levels: bool = False
+        self,
+        weights: str = "imagenet",
+        seed: int = 0,
+        flip: bool = False,
+        levels: bool = False,
+        resolution: int | None = None,
     ) -> None:
         super().__init__(weights, seed, flip)
         self.levels = bool(levels)
         if self.levels:
             self.dim = type(self).dim + 2 * sum(stage_widths(self.architecture))
             self.shape = (self.dim,)
+        self.resolution = None if resolution is None else int(resolution)
+        if self.resolution is not None:
+            if self.resolution < 32:
+                raise UserInputError(f"{self.name}: resolution must be >= 32, not {resolution}")
+            # another input scale for the same weights: the crop and the weights' own margin
+            # around it (Lite: + 32) follow it; the pixel scaling stays the weights'
+            margin = self.preprocessing.resize - self.preprocessing.crop
+            self.preprocessing = replace(
+                self.preprocessing, crop=self.resolution, resize=self.resolution + margin
+            )
+            self.load_size = self.preprocessing.resize
 
     @property
     def config(self) -> dict[str, Any]:
         config = super().config
         if self.levels:  # only when set: the plain encoder's features keep their cache key
             config["levels"] = True
+        if self.resolution is not None:  # the same
+            config["resolution"] = self.resolution
         return config
 
     def build(self) -> nn.Module:
