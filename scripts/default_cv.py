@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from sklearn.linear_model import LogisticRegression
 
 from sentimodal.analysis.crossval import fold_dataset, fold_of, logistic_regression
 from sentimodal.analysis.report import markdown_table
@@ -171,6 +172,35 @@ def _baselines(dataset: PreparedDataset, seed: int) -> dict[str, list[np.ndarray
     return out
 
 
+def _frozen_text_probs(dataset: PreparedDataset, encoder: str, seed: int) -> list[np.ndarray]:
+    """Per fold, the held-out posts' probabilities from a logistic regression on a frozen
+    text encoder's vectors (standardised on the fold's train part, C by its val tenth)."""
+    result = extract_features(dataset, image=None, text=encoder, progress=False)["text"]
+    features = FeatureFolder(result.directory).read()
+    row = {i: n for n, i in enumerate(features.ids)}
+    x = features.values.reshape(len(features.ids), -1).astype(np.float64)
+    classes = dataset.labels
+    out = []
+    for data in fold_data(dataset, seed)[1]:
+        parts = {}
+        for split in ("train", "val", "test"):
+            frame = data.split(split)
+            parts[split] = (
+                x[[row[i] for i in frame["id"].astype(str)]],
+                frame["label"].astype(str).to_numpy(),
+            )
+        mean, std = parts["train"][0].mean(axis=0), parts["train"][0].std(axis=0) + 1e-6
+        scaled = {k: ((v - mean) / std, y) for k, (v, y) in parts.items()}
+        fits = [
+            LogisticRegression(C=c, max_iter=2000).fit(*scaled["train"])
+            for c in (0.001, 0.01, 0.1, 1.0)
+        ]
+        best = max(fits, key=lambda m: (m.predict(scaled["val"][0]) == scaled["val"][1]).mean())
+        assert list(best.classes_) == classes
+        out.append(best.predict_proba(scaled["test"][0]))
+    return out
+
+
 def table(args: argparse.Namespace, dataset: PreparedDataset) -> None:
     runs = _load_runs(args.out)
     if not runs:
@@ -187,6 +217,21 @@ def table(args: argparse.Namespace, dataset: PreparedDataset) -> None:
         if [f["ids"] for f in folds] != [f["ids"] for f in first]:
             raise SystemExit(f"{name}: folds differ from the first configuration's")
         scored.update({row: (truths, s) for row, s in _rows_of(name, folds).items()})
+    for encoder in args.add_frozen:
+        frozen = _frozen_text_probs(dataset, encoder, args.seed)
+        for data, f in zip(fold_data(dataset, args.seed)[1], first, strict=True):
+            assert data.split("test")["id"].astype(str).tolist() == f["ids"], "fold order"
+        scored[f"logreg, frozen {encoder}"] = (truths, frozen)
+        for name, folds in runs.items():
+            if "text" not in folds[0]:
+                continue
+            scored[f"{name} + frozen {encoder} (mean of 3 branches)"] = (
+                truths,
+                [
+                    (np.asarray(f["text"]) + np.asarray(f["image"]) + p) / 3
+                    for f, p in zip(folds, frozen, strict=True)
+                ],
+            )
     for spec in args.ensemble:
         members = spec.split("+")
         missing = [m for m in members if m not in runs]
@@ -229,6 +274,9 @@ def main() -> None:
     )
     parser.add_argument("--table", action="store_true", help="print the stored folds' table")
     parser.add_argument("--baselines", action="store_true", help="majority + logreg rows")
+    parser.add_argument(
+        "--add-frozen", nargs="*", default=[], help="text encoders added as a third branch"
+    )
     parser.add_argument("--ensemble", nargs="*", default=[], help="NAME+NAME: mean of runs")
     args = parser.parse_args()
     dataset = labelled(args.dataset)

@@ -196,6 +196,16 @@ def test_pretrained_backbones_recognise_imagenet_photos(
         assert top5[0] in expected, f"{name} saw {photo} as {top5}"
 
 
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "mobilenet_v2"])
+def test_multi_level_encoders_still_classify_imagenet(
+    name: str, pretrained: dict, photos: dict
+) -> None:
+    plain = pretrained[name]
+    levels = get_image_encoder(name, levels=True)
+    batch = torch.stack([plain.transform(img) for img in photos.values()])
+    np.testing.assert_allclose(levels.classify(batch), plain.classify(batch), atol=1e-3)
+
+
 def test_module_matches_encode_for_fine_tuning(pretrained: dict, photos: dict) -> None:
     encoder = pretrained["efficientnet_lite0"].to("cpu")
     batch = torch.stack([encoder.transform(img) for img in photos.values()])

@@ -178,7 +178,8 @@ class BackboneEncoder(ImageEncoder):
     def classify(self, batch: torch.Tensor) -> np.ndarray:
         """ImageNet logits (N, 1000) for a preprocessed batch: shows the weights really are the
         pretrained ones, and serves zero-shot analyses."""
-        features = self._forward(batch)
+        # multi-level features start with the last layer's pool, which is what the head reads
+        features = self._forward(batch)[:, : type(self).dim]
         assert self._head is not None
         return self._head.eval()(features).float().cpu().numpy()
 
