@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,10 @@ def _report(truth: np.ndarray, scores: np.ndarray, classes: list[str]) -> dict[s
 def _load_runs(out: Path) -> dict[str, list[dict[str, Any]]]:
     """Every configuration whose five folds are stored."""
     runs = {}
-    for folder in sorted(p for p in out.iterdir() if p.is_dir()):
+    folders = sorted(
+        (p for p in out.iterdir() if p.is_dir()), key=lambda p: (p.name != "default", p.name)
+    )
+    for folder in folders:
         files = [folder / f"fold{k}.json" for k in range(FOLDS)]
         if all(f.exists() for f in files):
             runs[folder.name] = [json.loads(f.read_text()) for f in files]
@@ -201,6 +205,23 @@ def _frozen_text_probs(dataset: PreparedDataset, encoder: str, seed: int) -> lis
     return out
 
 
+def _cached(path: Path, compute: Callable[[], Any]) -> Any:
+    """Baselines are deterministic and slow (scikit-learn on 1,664 values): computed once per
+    output folder, as lists of per-fold arrays."""
+    if not path.exists():
+        value = compute()
+        plain = (
+            {k: [np.asarray(a).tolist() for a in v] for k, v in value.items()}
+            if isinstance(value, dict)
+            else [np.asarray(a).tolist() for a in value]
+        )
+        write_json_atomic(path, plain)
+    stored = json.loads(path.read_text())
+    if isinstance(stored, dict):
+        return {k: [np.asarray(a) for a in v] for k, v in stored.items()}
+    return [np.asarray(a) for a in stored]
+
+
 def table(args: argparse.Namespace, dataset: PreparedDataset) -> None:
     runs = _load_runs(args.out)
     if not runs:
@@ -210,7 +231,7 @@ def table(args: argparse.Namespace, dataset: PreparedDataset) -> None:
     truths = [_truth(dataset, f["ids"]) for f in first]
     scored: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
     if args.baselines:
-        base = _baselines(dataset, args.seed)
+        base = _cached(args.out / "_baselines.json", lambda: _baselines(dataset, args.seed))
         base_truth = base.pop("_truth")
         scored.update({name: (base_truth, s) for name, s in base.items()})
     for name, folds in runs.items():
@@ -218,7 +239,10 @@ def table(args: argparse.Namespace, dataset: PreparedDataset) -> None:
             raise SystemExit(f"{name}: folds differ from the first configuration's")
         scored.update({row: (truths, s) for row, s in _rows_of(name, folds).items()})
     for encoder in args.add_frozen:
-        frozen = _frozen_text_probs(dataset, encoder, args.seed)
+        frozen = _cached(
+            args.out / f"_frozen-{encoder}.json",
+            lambda e=encoder: _frozen_text_probs(dataset, e, args.seed),
+        )
         for data, f in zip(fold_data(dataset, args.seed)[1], first, strict=True):
             assert data.split("test")["id"].astype(str).tolist() == f["ids"], "fold order"
         scored[f"logreg, frozen {encoder}"] = (truths, frozen)

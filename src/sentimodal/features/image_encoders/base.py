@@ -4,6 +4,7 @@ any backbone the same way; and the shared machinery of the ImageNet CNN backbone
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Self
 
@@ -27,6 +28,27 @@ def spatial_mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     rather than ``torch.std``, which the ONNX exporter handles less well."""
     mean = x.mean((2, 3), keepdim=True)
     return mean.flatten(1), (x - mean).square().mean((2, 3)).sqrt()
+
+
+def pooled_levels(
+    x: torch.Tensor,
+    layers: Iterable[torch.nn.Module],
+    stage_ends: set[int],
+    head: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The multi-level features of one pass through ``layers``: the pool of the last map (after
+    ``head``), then the spatial mean of each stage's output (the layers at ``stage_ends``),
+    then their standard deviations."""
+    means, stds = [], []
+    for index, layer in enumerate(layers):
+        x = layer(x)
+        if index in stage_ends:
+            mean, std = spatial_mean_std(x)
+            means.append(mean)
+            stds.append(std)
+    if head is not None:
+        x = head(x)
+    return torch.cat([x.mean((2, 3)), *means, *stds], dim=1)
 
 
 class ImageEncoder(ABC):

@@ -20,7 +20,7 @@ from torch import nn
 
 from sentimodal.errors import UserInputError
 from sentimodal.features import resources
-from sentimodal.features.image_encoders.base import BackboneEncoder, spatial_mean_std
+from sentimodal.features.image_encoders.base import BackboneEncoder, pooled_levels
 from sentimodal.features.image_encoders.registry import register_image_encoder
 from sentimodal.features.image_encoders.weights import TF_LITE, tf_lite_preprocessing
 
@@ -50,15 +50,9 @@ class _PooledFeatures(nn.Module):
             return self.net._avg_pooling(self.net.extract_features(x)).flatten(1)
         net = self.net
         x = net._swish(net._bn0(net._conv_stem(x)))
-        means, stds = [], []
-        for index, block in enumerate(net._blocks):
-            x = block(x)
-            if index in self.stage_ends:
-                mean, std = spatial_mean_std(x)
-                means.append(mean)
-                stds.append(std)
-        head = net._swish(net._bn1(net._conv_head(x)))
-        return torch.cat([head.mean((2, 3)), *means, *stds], dim=1)
+        return pooled_levels(
+            x, net._blocks, self.stage_ends, lambda x: net._swish(net._bn1(net._conv_head(x)))
+        )
 
 
 @register_image_encoder

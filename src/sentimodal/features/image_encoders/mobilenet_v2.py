@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sentimodal.features.image_encoders.base import BackboneEncoder, spatial_mean_std
+from sentimodal.features.image_encoders.base import BackboneEncoder, pooled_levels
 from sentimodal.features.image_encoders.registry import register_image_encoder
 
 #: the output channels of MobileNetV2's seven stages (groups of blocks of one width)
@@ -32,14 +32,7 @@ class _Levels(nn.Module):
         self.stage_ends = {n for n in range(1, len(widths) - 1) if widths[n + 1] != widths[n]}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        means, stds = [], []
-        for index, layer in enumerate(self.features):
-            x = layer(x)
-            if index in self.stage_ends:
-                mean, std = spatial_mean_std(x)
-                means.append(mean)
-                stds.append(std)
-        return torch.cat([x.mean((2, 3)), *means, *stds], dim=1)
+        return pooled_levels(x, self.features, self.stage_ends)
 
 
 @register_image_encoder
