@@ -25,9 +25,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from sklearn.linear_model import LogisticRegression
 
-from sentimodal.analysis.crossval import fold_dataset, fold_of, logistic_regression
+from sentimodal.analysis.crossval import (
+    fold_dataset,
+    fold_of,
+    logistic_regression,
+    logistic_regression_proba,
+    majority_label,
+)
 from sentimodal.analysis.report import markdown_table
 from sentimodal.evaluation.metrics import classification_report
 from sentimodal.features.folder import FeatureFolder
@@ -39,6 +44,8 @@ from sentimodal.training.estimator import SentimentModel
 FOLDS = 5
 VAL_FRACTION = 0.1
 FIGURES = ("accuracy", "weighted_f1", "macro_f1")
+#: the logistic-regression baselines' C values, chosen by the fold's val accuracy
+C_VALUES = (0.001, 0.01, 0.1, 1.0)
 
 
 def labelled(root: Path) -> PreparedDataset:
@@ -49,11 +56,12 @@ def labelled(root: Path) -> PreparedDataset:
     return PreparedDataset(kept, dict(dataset.info), dataset.root)
 
 
-def fold_data(dataset: PreparedDataset, seed: int) -> tuple[np.ndarray, list[PreparedDataset]]:
+def fold_data(dataset: PreparedDataset, seed: int) -> list[PreparedDataset]:
+    """The five train/val/test views of the dataset, one per held-out fold."""
     ids = dataset.examples["id"].astype(str).tolist()
     labels = dataset.examples["label"].astype(str).tolist()
     folds = fold_of(ids, labels, FOLDS, seed)
-    return folds, [fold_dataset(dataset, folds, k, VAL_FRACTION, seed) for k in range(FOLDS)]
+    return [fold_dataset(dataset, folds, k, VAL_FRACTION, seed) for k in range(FOLDS)]
 
 
 def run_fold(
@@ -82,7 +90,7 @@ def run_fold(
 def train(args: argparse.Namespace, dataset: PreparedDataset) -> None:
     config: dict[str, Any] = yaml.safe_load(args.config.read_text()) if args.config else {}
     config.setdefault("train", {})["seed"] = args.train_seed
-    _, folded = fold_data(dataset, args.seed)
+    folded = fold_data(dataset, args.seed)
     folder = args.out / args.name
     folder.mkdir(parents=True, exist_ok=True)
     splits = ("train", "val") if args.no_val else ("train",)
@@ -146,28 +154,27 @@ def _rows_of(name: str, folds: list[dict[str, Any]]) -> dict[str, list[np.ndarra
     return rows
 
 
-def _baselines(dataset: PreparedDataset, seed: int) -> dict[str, list[np.ndarray]]:
+def _baselines(
+    dataset: PreparedDataset, folded: list[PreparedDataset]
+) -> dict[str, list[np.ndarray]]:
     """Majority class and logistic regression on frozen MiniLM + EfficientNet-Lite0 (the
-    issue's baseline), as one-hot scores over the same folds."""
+    issue's baseline), as one-hot scores over the folds."""
     results = extract_features(dataset, image="efficientnet_lite0", text="minilm", progress=False)
     sets = {m: FeatureFolder(r.directory).read() for m, r in results.items()}
     common = sorted(set(sets["text"].ids) & set(sets["image"].ids))
-    x = np.concatenate(
-        [
-            sets[m].values[[sets[m].ids.index(i) for i in common]].reshape(len(common), -1)
-            for m in ("text", "image")
-        ],
-        axis=1,
-    ).astype(np.float64)
+    parts = []
+    for modality in ("text", "image"):
+        row = {i: n for n, i in enumerate(sets[modality].ids)}
+        values = sets[modality].values[[row[i] for i in common]]
+        parts.append(values.reshape(len(common), -1))
+    x = np.concatenate(parts, axis=1).astype(np.float64)
     classes = dataset.labels
-    _, folded = fold_data(dataset, seed)
     out: dict[str, list[np.ndarray]] = {"majority class": [], "logreg, frozen MiniLM + Lite0": []}
     for data in folded:
         test = data.split("test")["id"].astype(str).tolist()
-        train = data.split("train")["label"].astype(str).value_counts()
-        majority = classes.index(sorted(train.items(), key=lambda kv: (-kv[1], kv[0]))[0][0])
+        majority = classes.index(majority_label(data.split("train")["label"].astype(str)))
         out["majority class"].append(np.eye(len(classes))[[majority] * len(test)])
-        y_test, y_pred, _ = logistic_regression(data, common, x, [0.001, 0.01, 0.1, 1.0])
+        y_test, y_pred, _ = logistic_regression(data, common, x, C_VALUES)
         assert len(y_test) == len(test), "every labelled post has both modalities"
         out["logreg, frozen MiniLM + Lite0"].append(
             np.eye(len(classes))[[classes.index(p) for p in y_pred]]
@@ -176,32 +183,19 @@ def _baselines(dataset: PreparedDataset, seed: int) -> dict[str, list[np.ndarray
     return out
 
 
-def _frozen_text_probs(dataset: PreparedDataset, encoder: str, seed: int) -> list[np.ndarray]:
-    """Per fold, the held-out posts' probabilities from a logistic regression on a frozen
-    text encoder's vectors (standardised on the fold's train part, C by its val tenth)."""
+def _frozen_text_probs(
+    dataset: PreparedDataset, encoder: str, folded: list[PreparedDataset]
+) -> list[np.ndarray]:
+    """Per fold, the held-out posts' probabilities from the logistic-regression baseline on a
+    frozen text encoder's vectors."""
     result = extract_features(dataset, image=None, text=encoder, progress=False)["text"]
     features = FeatureFolder(result.directory).read()
-    row = {i: n for n, i in enumerate(features.ids)}
     x = features.values.reshape(len(features.ids), -1).astype(np.float64)
-    classes = dataset.labels
     out = []
-    for data in fold_data(dataset, seed)[1]:
-        parts = {}
-        for split in ("train", "val", "test"):
-            frame = data.split(split)
-            parts[split] = (
-                x[[row[i] for i in frame["id"].astype(str)]],
-                frame["label"].astype(str).to_numpy(),
-            )
-        mean, std = parts["train"][0].mean(axis=0), parts["train"][0].std(axis=0) + 1e-6
-        scaled = {k: ((v - mean) / std, y) for k, (v, y) in parts.items()}
-        fits = [
-            LogisticRegression(C=c, max_iter=2000).fit(*scaled["train"])
-            for c in (0.001, 0.01, 0.1, 1.0)
-        ]
-        best = max(fits, key=lambda m: (m.predict(scaled["val"][0]) == scaled["val"][1]).mean())
-        assert list(best.classes_) == classes
-        out.append(best.predict_proba(scaled["test"][0]))
+    for data in folded:
+        _, probabilities, classes, _ = logistic_regression_proba(data, features.ids, x, C_VALUES)
+        assert list(classes) == dataset.labels
+        out.append(probabilities)
     return out
 
 
@@ -227,11 +221,12 @@ def table(args: argparse.Namespace, dataset: PreparedDataset) -> None:
     if not runs:
         raise SystemExit(f"{args.out}: no configuration with all {FOLDS} folds stored")
     first = next(iter(runs.values()))
+    folded = fold_data(dataset, args.seed)
     classes = first[0]["classes"]
     truths = [_truth(dataset, f["ids"]) for f in first]
     scored: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
     if args.baselines:
-        base = _cached(args.out / "_baselines.json", lambda: _baselines(dataset, args.seed))
+        base = _cached(args.out / "_baselines.json", lambda: _baselines(dataset, folded))
         base_truth = base.pop("_truth")
         scored.update({name: (base_truth, s) for name, s in base.items()})
     for name, folds in runs.items():
@@ -241,9 +236,9 @@ def table(args: argparse.Namespace, dataset: PreparedDataset) -> None:
     for encoder in args.add_frozen:
         frozen = _cached(
             args.out / f"_frozen-{encoder}.json",
-            lambda e=encoder: _frozen_text_probs(dataset, e, args.seed),
+            lambda e=encoder: _frozen_text_probs(dataset, e, folded),
         )
-        for data, f in zip(fold_data(dataset, args.seed)[1], first, strict=True):
+        for data, f in zip(folded, first, strict=True):
             assert data.split("test")["id"].astype(str).tolist() == f["ids"], "fold order"
         scored[f"logreg, frozen {encoder}"] = (truths, frozen)
         for name, folds in runs.items():

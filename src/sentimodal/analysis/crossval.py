@@ -97,11 +97,28 @@ def _image_features(dataset: PreparedDataset, encoder: str) -> tuple[list[str], 
     return features.ids, features.values.reshape(len(features.ids), -1).astype(np.float64)
 
 
+def majority_label(labels: Sequence[str]) -> str:
+    """The most frequent label (ties: the first in sorted order), what the majority baseline
+    predicts for every post."""
+    counts = pd.Series(list(labels), dtype=object).value_counts()
+    return str(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0])
+
+
 def logistic_regression(
     dataset: PreparedDataset, ids: list[str], x: np.ndarray, c_values: Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Fit on train (standardised), C by val accuracy (ties: the first listed); test truth,
     test predictions and the chosen C."""
+    y_test, probabilities, classes, c = logistic_regression_proba(dataset, ids, x, c_values)
+    return y_test, classes[probabilities.argmax(axis=1)], c
+
+
+def logistic_regression_proba(
+    dataset: PreparedDataset, ids: list[str], x: np.ndarray, c_values: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """:func:`logistic_regression` with the test posts' class probabilities: test truth,
+    probabilities (posts, classes), the classes (sorted, as scikit-learn orders them) and the
+    chosen C; for combining the baseline with other models' probabilities."""
     position = {i: n for n, i in enumerate(ids)}
 
     def part(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -116,8 +133,8 @@ def logistic_regression(
     x_train, x_val, x_test = ((v - mean) / std for v in (x_train, x_val, x_test))
     fitted = [LogisticRegression(C=c, max_iter=2000).fit(x_train, y_train) for c in c_values]
     scores = [float((m.predict(x_val) == y_val).mean()) for m in fitted]
-    best = int(np.argmax(scores))
-    return y_test, fitted[best].predict(x_test), float(c_values[best])
+    best = fitted[int(np.argmax(scores))]
+    return y_test, best.predict_proba(x_test), best.classes_, float(best.C)
 
 
 def _row(name: str, fold: int, metrics: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
@@ -141,9 +158,8 @@ def cross_validate(
             data = fold_dataset(dataset, folds, fold, config.val_fraction, config.seed)
             truth = data.split("test")["label"].astype(str).to_numpy()
             if config.majority:
-                train = data.split("train")["label"].astype(str)
-                majority = sorted(train.value_counts().items(), key=lambda kv: (-kv[1], kv[0]))
-                predicted = np.full(len(truth), majority[0][0], dtype=object)
+                majority = majority_label(data.split("train")["label"].astype(str))
+                predicted = np.full(len(truth), majority, dtype=object)
                 report = classification_report(truth, predicted, dataset.labels)
                 rows.append(_row("majority class", fold, report))
                 bar.advance(task)
