@@ -38,6 +38,7 @@ from sentimodal.evaluation.metrics import classification_report
 from sentimodal.features.folder import FeatureFolder
 from sentimodal.features.store import extract_features
 from sentimodal.files import write_json_atomic
+from sentimodal.models.recipes import get_recipe
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.training.estimator import SentimentModel
 
@@ -80,7 +81,7 @@ def run_fold(
         "seconds": seconds,
         "history": model.history_,
     }
-    if model.run_.model == "late":
+    if get_recipe(model.run_.model).branches:  # late fusions (late, cross)
         for branch in ("text", "image"):
             part = model.branch(branch).predict_frame(data, "test")
             out[branch] = part[model.classes_].to_numpy(dtype=float).tolist()

@@ -44,6 +44,21 @@ CONFIGS = {
         },
         "init": "random",
     },  # fmt: skip
+    "text_cross": {
+        "architecture": {
+            "vocab_size": 30,
+            "hidden_size": 8,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 16,
+            "max_position_embeddings": 16,
+            "pad_token_id": 0,
+        },
+        "init": "random",
+        "image_dim": 12,
+        "image_positions": 4,
+        "attention_heads": 2,
+    },  # fmt: skip
     "text_mpnet": {
         "architecture": {
             "vocab_size": 30,
@@ -75,10 +90,12 @@ def _batch(n: int = 5, kind: str = "") -> dict[str, torch.Tensor]:
         ids[row, :length] = torch.randint(1, 30, (int(length),))
     text = (
         ids
-        if kind in ("text_lstm", "text_transformer", "text_mpnet", "late")
+        if kind in ("text_lstm", "text_transformer", "text_cross", "text_mpnet", "late")
         else torch.randn(n, 7)
     )
-    image = torch.rand(n, 3, 32, 32) if kind == "pixel_cnn" else torch.randn(n, 12)
+    image = {"pixel_cnn": torch.rand(n, 3, 32, 32), "text_cross": torch.randn(n, 4, 12)}.get(
+        kind, torch.randn(n, 12)
+    )
     return {"text": text, "text_lengths": lengths, "image": image}
 
 

@@ -57,7 +57,8 @@ class _ScoreGraph(nn.Module):
 
     def _scaled(self, key: str, values: torch.Tensor) -> torch.Tensor:
         mean, std = getattr(self, f"{key}_mean"), getattr(self, f"{key}_std")
-        if mean is None or values.dim() != 2 or values.dtype != torch.float32:
+        # vectors (N, dim) or a grid of them (N, positions, dim): per channel either way
+        if mean is None or values.dim() not in (2, 3) or values.dtype != torch.float32:
             return values
         return (values - mean) / std
 

@@ -134,6 +134,22 @@ class TextTransformerConfig(ModelConfig):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
 
 
+class TextCrossConfig(TextTransformerConfig):
+    """The fine-tuned transformer whose token states also attend over an image's regions.
+
+    After the transformer, each token reads a grid of image vectors (``image_positions`` x
+    ``image_dim``, e.g. EfficientNet-Lite0's 7 x 7 map) through one multi-head cross-attention
+    layer, added to its state through a learned gate that starts closed, so training starts
+    from the text model and opens the gate only as far as the image helps.
+    """
+
+    kind: Literal["text_cross"] = "text_cross"  # type: ignore[assignment]
+    image_dim: int = Field(ge=1)
+    image_positions: int = Field(ge=1)
+    attention_heads: int = Field(6, ge=1)
+    attention_dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+
 class TextMPNetConfig(ModelConfig):
     """all-mpnet-base-v2 over its own ids (``mpnet_tokens``), only its top layers fine-tuned.
 
@@ -202,7 +218,7 @@ class GatedFusionConfig(ModelConfig):
 
 
 TextBranchConfig = Annotated[
-    MLPConfig | TextLSTMConfig | TextTransformerConfig | TextMPNetConfig,
+    MLPConfig | TextLSTMConfig | TextTransformerConfig | TextCrossConfig | TextMPNetConfig,
     Field(discriminator="kind"),
 ]
 ImageBranchConfig = Annotated[MLPConfig | PixelCNNConfig, Field(discriminator="kind")]
@@ -242,6 +258,7 @@ AnyModelConfig = Annotated[
     | LinearConfig
     | TextLSTMConfig
     | TextTransformerConfig
+    | TextCrossConfig
     | TextMPNetConfig
     | PixelCNNConfig
     | ConcatFusionConfig

@@ -35,7 +35,11 @@ class MLPBody(nn.Module):
 
 
 class FeatureMLP(SentimentNet):
-    """Classifier over one modality's feature vectors (the study's classical classifier)."""
+    """Classifier over one modality's feature vectors (the study's classical classifier).
+
+    A grid of vectors (N, positions, dim), e.g. a CNN's map for token-level fusion, is read as
+    its mean over positions: the pooled vector the CNN would have given.
+    """
 
     def __init__(self, config: MLPConfig) -> None:
         super().__init__(config)
@@ -45,4 +49,7 @@ class FeatureMLP(SentimentNet):
 
     def embed(self, batch: Batch) -> torch.Tensor:
         self.check_inputs(batch)
-        return self.body(batch[self.config.input].float())
+        x = batch[self.config.input].float()
+        if x.ndim == 3:
+            x = x.mean(dim=1)
+        return self.body(x)

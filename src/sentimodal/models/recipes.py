@@ -26,15 +26,16 @@ if TYPE_CHECKING:  # the table itself stays cheap to import: the CLI's help read
     from sentimodal.features.text_encoders.base import TextEncoder
 
 Modality = Literal["text", "image"]
-Form = Literal["vectors", "token_ids", "pixels"]
+Form = Literal["vectors", "token_ids", "pixels", "grid"]
 
 
 @dataclass(frozen=True)
 class ModalityInput:
     """What one modality's features look like to a network.
 
-    ``dim`` is the vector width (vectors), the sequence length (token ids) or the image side
-    (pixels); ``vocab_size`` is the size of a learned token vocabulary; ``backbone`` names the
+    ``dim`` is the vector width (vectors, and each position's of a grid), the sequence length
+    (token ids) or the image side (pixels); ``positions`` is a grid's number of positions;
+    ``vocab_size`` is the size of a learned token vocabulary; ``backbone`` names the
     pretrained transformer whose own ids these are (it is then fine-tuned with the model).
     """
 
@@ -42,6 +43,7 @@ class ModalityInput:
     dim: int
     vocab_size: int | None = None
     backbone: str | None = None
+    positions: int | None = None
 
     @classmethod
     def of_text(cls, encoder: TextEncoder) -> ModalityInput:
@@ -55,6 +57,8 @@ class ModalityInput:
     def of_image(cls, encoder: ImageEncoder) -> ModalityInput:
         if len(encoder.shape) == 3:
             return cls("pixels", int(encoder.shape[-1]))
+        if len(encoder.shape) == 2:
+            return cls("grid", int(encoder.shape[1]), positions=int(encoder.shape[0]))
         return cls("vectors", int(np.prod(encoder.shape)))
 
 
@@ -109,17 +113,12 @@ class Recipe:
 
     def check_inputs(self, inputs: Mapping[Modality, ModalityInput], encoders: Mapping[str, str]):
         for modality in self.modalities:
-            form = inputs[modality].form
-            if form not in self.accepts[modality]:
+            form, accepted = inputs[modality].form, self.accepts[modality]
+            if form not in accepted:
                 raise UserInputError(
-                    f"the {self.name} model reads {modality} "
-                    f"{' or '.join(self.accepts[modality])}; the {encoders[modality]!r} encoder "
-                    f"gives {form.replace('_', ' ')}"
-                    + (
-                        ": use minilm or glove_mean (or model=late)"
-                        if modality == "text"
-                        else ": use a CNN encoder such as efficientnet_lite0"
-                    )
+                    f"the {self.name} model reads {modality} {' or '.join(accepted)}; the "
+                    f"{encoders[modality]!r} encoder gives {form.replace('_', ' ')}: "
+                    + _hint(modality, form, accepted)
                 )
 
     def model_config(
@@ -159,6 +158,19 @@ class Recipe:
         return "the network's own settings (e.g. hidden, dropout)"
 
 
+def _hint(modality: Modality, given: Form, accepted: tuple[Form, ...]) -> str:
+    """What to change when an encoder gives a modality in a form the model cannot read."""
+    if modality == "text":
+        if "vectors" not in accepted:
+            return "use minilm_tokens"
+        return "use minilm or glove_mean (or model=late)"
+    if given == "grid":
+        return "grid=true is for model=cross; leave it out"
+    if accepted == ("grid",):
+        return "give efficientnet_lite0 (or lite1/lite2) grid=true"
+    return "use a CNN encoder such as efficientnet_lite0"
+
+
 def _refuse_derived(derived: Mapping[str, Any], options: Mapping[str, Any], branch: str | None):
     taken = sorted(set(options) & (set(derived) | {"kind"}))
     if taken:
@@ -195,6 +207,27 @@ def _late(inputs: Mapping[Modality, ModalityInput]) -> dict[str, Any]:
         "kind": "late",
         "text": branch_settings("text", inputs["text"]),
         "image": branch_settings("image", inputs["image"]),
+    }
+
+
+def _cross(inputs: Mapping[Modality, ModalityInput]) -> dict[str, Any]:
+    """Late fusion whose text branch also attends over the image's regions; the image branch
+    is the default's MLP over the regions' mean (the pooled vector)."""
+    text, image = inputs["text"], inputs["image"]
+    if text.backbone != TextTransformerConfig.model_fields["backbone"].default:
+        raise UserInputError(
+            f"model=cross fine-tunes MiniLM with cross-attention; the text encoder's ids are "
+            f"{text.backbone}'s: use minilm_tokens"
+        )
+    return {
+        "kind": "late",
+        "text": {
+            **branch_settings("text", text),
+            "kind": "text_cross",
+            "image_dim": image.dim,
+            "image_positions": image.positions,
+        },
+        "image": {"kind": "mlp", "input": "image", "input_dim": image.dim},
     }
 
 
@@ -262,6 +295,18 @@ RECIPES: dict[str, Recipe] = {
             {"text": _ANY_TEXT, "image": _ANY_IMAGE},
             _late,
             branches=("text", "image"),
+        ),
+        Recipe(
+            "cross",
+            "token-level fusion: late fusion whose fine-tuned MiniLM's tokens also attend over "
+            "the image's 7x7 EfficientNet-Lite0 regions (grid=true) through a gated "
+            "cross-attention layer",
+            ("text", "image"),
+            FINE_TUNED_TEXT_ENCODER,
+            {"text": ("token_ids",), "image": ("grid",)},
+            _cross,
+            branches=("text", "image"),
+            default_image_config={"grid": True},
         ),
     )
 }

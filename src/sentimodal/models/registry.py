@@ -19,6 +19,7 @@ from sentimodal.models.config import (
     MLPConfig,
     ModelConfig,
     PixelCNNConfig,
+    TextCrossConfig,
     TextLSTMConfig,
     TextMPNetConfig,
     TextTransformerConfig,
@@ -27,6 +28,7 @@ from sentimodal.models.fusion import ConcatFusion, GatedFusion, LateFusion
 from sentimodal.models.linear import FeatureLinear
 from sentimodal.models.mlp import FeatureMLP
 from sentimodal.models.pixel_cnn import PixelCNN
+from sentimodal.models.text_cross import TextImageCrossAttention
 from sentimodal.models.text_lstm import TextBiLSTM
 from sentimodal.models.text_mpnet import TextMPNet
 from sentimodal.models.text_transformer import TextTransformer
@@ -41,6 +43,7 @@ _BUILDERS: dict[str, tuple[type[ModelConfig], Callable[[Any], SentimentNet]]] = 
     "linear": (LinearConfig, FeatureLinear),
     "text_lstm": (TextLSTMConfig, TextBiLSTM),
     "text_transformer": (TextTransformerConfig, TextTransformer),
+    "text_cross": (TextCrossConfig, TextImageCrossAttention),
     "text_mpnet": (TextMPNetConfig, TextMPNet),
     "pixel_cnn": (PixelCNNConfig, PixelCNN),
     "concat": (ConcatFusionConfig, ConcatFusion),

@@ -23,7 +23,8 @@ SCALER_FILE = "scaler.safetensors"
 class FeatureScaler:
     """Standardise each float feature-vector input (``text``, ``image``) to mean 0, std 1.
 
-    Token ids and image tensors (for end-to-end models) pass through unchanged.
+    A grid of vectors (N, positions, channels) is standardised per channel, over rows and
+    positions alike. Token ids and pixel tensors (for end-to-end models) pass through unchanged.
     """
 
     def __init__(self, epsilon: float = 1e-6) -> None:
@@ -31,16 +32,15 @@ class FeatureScaler:
 
     @staticmethod
     def _scaled(key: str, values: np.ndarray) -> bool:
-        return not key.endswith("_lengths") and values.ndim == 2 and values.dtype.kind == "f"
+        return not key.endswith("_lengths") and values.ndim in (2, 3) and values.dtype.kind == "f"
 
     def fit(self, data: Mapping[str, np.ndarray]) -> Self:
         self.stats_: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for key, values in data.items():
             if self._scaled(key, values):
-                values = values.astype(np.float64)
-                std = values.std(axis=0)
+                mean, std = _channel_stats(values.reshape(-1, values.shape[-1]))
                 self.stats_[key] = (
-                    values.mean(axis=0).astype(np.float32),
+                    mean.astype(np.float32),
                     np.where(std > self.epsilon, std, 1.0).astype(np.float32),
                 )
         return self
@@ -50,7 +50,7 @@ class FeatureScaler:
         for key, (mean, std) in self.stats_.items():
             if key in out:
                 values = out[key]
-                if values.ndim != 2 or values.shape[1] != mean.shape[0]:
+                if not self._scaled(key, values) or values.shape[-1] != mean.shape[0]:
                     raise UserInputError(
                         f"the {key} scaler has {mean.shape[0]} dimensions, the {key} features "
                         f"{values.shape[1:]}: the model directory does not fit its encoder"
@@ -86,3 +86,13 @@ class FeatureScaler:
                 )
             scaler.stats_[key] = (mean.astype(np.float32), std.astype(np.float32))
         return scaler
+
+
+def _channel_stats(rows: np.ndarray, chunk: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's mean and standard deviation in float64, a block of rows at a time: a
+    grid's rows are positions x posts, too many to copy in float64 at once."""
+    step = max(1, chunk // max(1, rows.shape[1]))
+    blocks = range(0, len(rows), step)
+    mean = sum(rows[i : i + step].sum(axis=0, dtype=np.float64) for i in blocks) / len(rows)
+    squares = sum(np.square(rows[i : i + step] - mean).sum(axis=0) for i in blocks)
+    return mean, np.sqrt(squares / len(rows))

@@ -200,8 +200,11 @@ class BackboneEncoder(ImageEncoder):
     def classify(self, batch: torch.Tensor) -> np.ndarray:
         """ImageNet logits (N, 1000) for a preprocessed batch: shows the weights really are the
         pretrained ones, and serves zero-shot analyses."""
+        features = self._forward(batch)
+        if features.ndim == 3:  # a grid of positions: the head reads their mean
+            features = features.mean(1)
         # multi-level features start with the last layer's pool, which is what the head reads
-        features = self._forward(batch)[:, : type(self).dim]
+        features = features[:, : type(self).dim]
         assert self._head is not None
         return self._head.eval()(features).float().cpu().numpy()
 
