@@ -140,7 +140,7 @@ def test_the_scaler_standardises_a_grid_per_channel(tmp_path: Path) -> None:
 def small(tmp_path_factory: pytest.TempPathFactory) -> PreparedDataset:
     root = tmp_path_factory.mktemp("cross")
     return PreparedDataset.from_dataframe(
-        sample_posts(90), text_column="text", image_column="image", id_column="id",
+        sample_posts(90), image_column="image", id_column="id",
         split=(0.6, 0.2, 0.2), root=root / "data",
     )  # fmt: skip
 
@@ -189,7 +189,6 @@ def test_the_modality_report_reads_the_cross_model_branches(
     assert analysis.summary["posts"] == len(small.split("test"))
 
 
-@pytest.mark.slow
 def test_the_cross_model_exports_to_onnx(
     small: PreparedDataset, cross_model: SentimentModel, tmp_path: Path
 ) -> None:

@@ -42,6 +42,7 @@ class TextImageCrossAttention(TextTransformer):
         )
         self.region_positions = nn.Parameter(torch.zeros(config.image_positions, width))
         nn.init.normal_(self.region_positions, std=0.02)
+        self.region_dropout = nn.Dropout(config.region_dropout)
         self.query_norm = nn.LayerNorm(width)
         self.attention = nn.MultiheadAttention(
             width, config.attention_heads, dropout=config.attention_dropout, batch_first=True
@@ -57,7 +58,7 @@ class TextImageCrossAttention(TextTransformer):
                 f"{expected[1]}), got {tuple(grid.shape)}: use the image encoder it was trained "
                 "with, grid=true"
             )
-        return self.image_projection(grid.float()) + self.region_positions
+        return self.region_dropout(self.image_projection(grid.float()) + self.region_positions)
 
     def embed(self, batch: Batch) -> torch.Tensor:
         ids = self.token_ids(batch, "minilm_tokens")
