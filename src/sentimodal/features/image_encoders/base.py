@@ -340,6 +340,7 @@ class BackboneEncoder(ImageEncoder):
         net, head = self.split(model)
         walk = self.walk(net)
         mode = "grid" if self.grid else "levels" if self.levels else "pool"
+        assert walk is not None or mode == "pool", f"{self.name} declares {mode} but no walk"
         features = net if walk is None else BackboneFeatures(net, walk, mode)
         self._features = features.eval().to(self.device, memory_format=torch.channels_last)
         self._head = head.eval().to(self.device)
