@@ -227,56 +227,140 @@ def test_flip_averages_the_mirror_images_features(pretrained: dict, photos: dict
     assert not np.allclose(flipped.encode(batch), plain.encode(batch), rtol=1e-3, atol=1e-3)
 
 
-def test_levels_add_each_stages_mean_and_std(pretrained: dict, photos: dict) -> None:
+def test_levels_widths_and_cache_keys(pretrained: dict, photos: dict) -> None:
     plain = pretrained["efficientnet_lite0"]
     levels = get_image_encoder("efficientnet_lite0", levels=True)
     # a separate cache key only when set; the width is known before any weight loads
+    assert plain.config == {"weights": "imagenet"}
     assert levels.config == {"weights": "imagenet", "levels": True}
     assert levels.dim == 1280 + 2 * (16 + 24 + 40 + 80 + 112 + 192 + 320)
     assert levels.shape == (levels.dim,)
     assert get_image_encoder("efficientnet_lite2", levels=True).dim == 1280 + 2 * (
         16 + 24 + 48 + 88 + 120 + 208 + 352
     )
-    batch = torch.stack([plain.transform(img) for img in photos.values()])
-    features = levels.encode(batch)
-    assert features.shape == (len(photos), levels.dim)
-    # the first 1280 are the plain pooled vector; then the stages' means, then their stds
-    np.testing.assert_allclose(features[:, :1280], plain.encode(batch), rtol=1e-4, atol=1e-4)
-    net = plain.module().net
-    with torch.no_grad():
-        x = net._swish(net._bn0(net._conv_stem(batch)))
-        first_stage = net._blocks[0](x)  # Lite0's first stage is one block of 16 channels
-    np.testing.assert_allclose(
-        features[:, 1280:1296], first_stage.mean((2, 3)).numpy(), rtol=1e-4, atol=1e-4
-    )
-    stds = features[:, 1280 + 784 : 1280 + 784 + 16]
-    expected = first_stage.flatten(2).std(2, unbiased=False).numpy()
-    np.testing.assert_allclose(stds, expected, rtol=1e-4, atol=1e-4)
-    assert (features[:, 1280 + 784 :] >= 0).all()
-
-
-def test_mobilenet_v2_levels_add_each_stages_mean_and_std(pretrained: dict, photos: dict) -> None:
-    plain = pretrained["mobilenet_v2"]
-    levels = get_image_encoder("mobilenet_v2", levels=True)
-    assert levels.config == {"weights": "imagenet", "levels": True}
-    assert plain.config == {"weights": "imagenet"}  # the plain features keep their cache key
-    assert levels.dim == 1280 + 2 * (16 + 24 + 32 + 64 + 96 + 160 + 320)
-    batch = torch.stack([plain.transform(img) for img in photos.values()])
-    features = levels.encode(batch)
-    assert features.shape == (len(photos), levels.dim)
-    np.testing.assert_allclose(features[:, :1280], plain.encode(batch), rtol=1e-4, atol=1e-4)
-    with torch.no_grad():  # the plain encoder's module is torchvision's network
-        second_stage = plain.module().features[:4](batch)  # stem, the 16-channel block, two of 24
-    np.testing.assert_allclose(
-        features[:, 1280 + 16 : 1280 + 40], second_stage.mean((2, 3)).numpy(), rtol=1e-4, atol=1e-4
-    )
-    expected = second_stage.flatten(2).std(2, unbiased=False).numpy()
-    stds = features[:, 1280 + 712 + 16 : 1280 + 712 + 40]
-    np.testing.assert_allclose(stds, expected, rtol=1e-4, atol=1e-4)
+    mobilenet = get_image_encoder("mobilenet_v2", levels=True)
+    assert mobilenet.config == {"weights": "imagenet", "levels": True}
+    assert pretrained["mobilenet_v2"].config == {"weights": "imagenet"}
+    assert mobilenet.dim == 1280 + 2 * (16 + 24 + 32 + 64 + 96 + 160 + 320)
     # flip averaging applies to the whole vector, levels included
     both = get_image_encoder("mobilenet_v2", levels=True, flip=True)
-    expected = (features + levels.encode(batch.flip(-1))) / 2
+    assert both.config == {"weights": "imagenet", "flip": True, "levels": True}
+    batch = torch.stack([plain.transform(img) for img in photos.values()])
+    expected = (mobilenet.encode(batch) + mobilenet.encode(batch.flip(-1))) / 2
     np.testing.assert_allclose(both.encode(batch), expected, rtol=1e-4, atol=1e-4)
+
+
+def _lite_pass(net: torch.nn.Module) -> tuple:
+    """EfficientNet-Lite0 written out from the package's own pieces: (last map as the package
+    computes it, its pool as the package computes it, stem, blocks, indices of the blocks that
+    end a stage (repeats 1, 2, 2, 3, 3, 4, 1), head)."""
+    return (
+        net.extract_features,
+        lambda x: net._avg_pooling(net.extract_features(x)).flatten(1),
+        lambda x: net._swish(net._bn0(net._conv_stem(x))),
+        list(net._blocks),
+        {0, 2, 4, 7, 10, 14, 15},
+        lambda x: net._swish(net._bn1(net._conv_head(x))),
+    )
+
+
+def _mobilenet_pass(net: torch.nn.Module) -> tuple:
+    """torchvision's MobileNetV2 (classifier removed, so its forward is the pool), the same
+    pieces: blocks of 16 (1), 24 (2), 32 (3), 64 (4), 96 (3), 160 (3), 320 (1) channels."""
+    blocks = list(net.features)[1:-1]
+    return net.features, net, net.features[0], blocks, {0, 2, 5, 9, 12, 15, 16}, net.features[-1]
+
+
+@pytest.mark.parametrize(
+    ("name", "own_pass"),
+    [("efficientnet_lite0", _lite_pass), ("mobilenet_v2", _mobilenet_pass)],
+)
+def test_every_output_mode_is_the_networks_own_computation(
+    name: str, own_pass, pretrained: dict, photos: dict
+) -> None:
+    """Plain, levels and grid against the package's / torchvision's own forward and a pass
+    written out here: the pool and the grid bit for bit, the stage statistics (torch's std
+    here, written out in the encoder for ONNX) to float rounding."""
+    plain = pretrained[name]
+    levels = get_image_encoder(name, levels=True)
+    grid = get_image_encoder(name, grid=True)
+    assert grid.shape == (49, 1280) and grid.config == {"weights": "imagenet", "grid": True}
+    batch = torch.stack([plain.transform(img) for img in photos.values()])
+    own_map, own_pool, stem, blocks, stage_ends, head = own_pass(plain.module().net)
+    with torch.inference_mode():
+        x = batch.contiguous(memory_format=torch.channels_last)  # as encode feeds the network
+        last_map, pooled = own_map(x), own_pool(x).numpy()
+        x = stem(x)
+        means, stds = [], []
+        for index, block in enumerate(blocks):
+            x = block(x)
+            if index in stage_ends:
+                means.append(x.mean((2, 3)))
+                stds.append(x.flatten(2).std(2, unbiased=False))
+        np.testing.assert_array_equal(head(x).numpy(), last_map.numpy())
+    np.testing.assert_array_equal(plain.encode(batch), pooled)
+    regions = grid.encode(batch)
+    assert regions.shape == (len(photos), 49, 1280)
+    np.testing.assert_array_equal(regions, last_map.flatten(2).transpose(1, 2).numpy())
+    np.testing.assert_allclose(regions.mean(axis=1), pooled, rtol=1e-5, atol=1e-5)
+    features = levels.encode(batch)
+    assert features.shape == (len(photos), levels.dim)
+    np.testing.assert_array_equal(features[:, :1280], pooled)
+    statistics = torch.cat([*means, *stds], dim=1).numpy()
+    np.testing.assert_allclose(features[:, 1280:], statistics, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grid.classify(batch), plain.classify(batch), atol=1e-4)
+
+
+def test_resnet50_grid_is_its_last_map(photos: dict) -> None:
+    plain = get_image_encoder("resnet50", weights="none")
+    grid = get_image_encoder("resnet50", weights="none", grid=True)
+    assert grid.shape == (49, 2048) and grid.dim == 49 * 2048
+    assert grid.config == {"weights": "none", "seed": 0, "grid": True}
+    batch = torch.stack([plain.transform(img) for img in photos.values()])
+    net = plain.module().net  # torchvision's ResNet-50, fc removed: its forward is the pool
+    with torch.inference_mode():
+        x = batch.contiguous(memory_format=torch.channels_last)
+        last_map = torch.nn.Sequential(*list(net.children())[:-2])(x)  # conv1 ... layer4
+        pooled = net(x).numpy()
+    np.testing.assert_array_equal(plain.encode(batch), pooled)
+    regions = grid.encode(batch)
+    np.testing.assert_array_equal(regions, last_map.flatten(2).transpose(1, 2).numpy())
+    scale = np.abs(pooled).max()
+    np.testing.assert_allclose(regions.mean(axis=1), pooled, rtol=1e-5, atol=1e-6 * scale)
+
+
+def test_declared_widths_are_what_each_walk_gives() -> None:
+    """The widths and map sides the encoders declare before any weight loads (dim, shape)
+    are those their networks produce."""
+    names = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2")
+    for name in (*names, "resnet50"):
+        encoder = get_image_encoder(name, weights="none")
+        walk = encoder.module().walk
+        with torch.inference_mode():
+            x = walk.stem(torch.zeros(1, 3, encoder.crop_size, encoder.crop_size))
+            widths = []
+            for stage in walk.stages:
+                x = stage(x)
+                widths.append(x.shape[1])
+            last = walk.head(x)
+        positions, channels = get_image_encoder(name, weights="none", grid=True).shape
+        assert (positions, channels) == (last.shape[2] * last.shape[3], encoder.pooled_dim)
+        if name != "resnet50":
+            assert tuple(widths) == encoder.stage_widths(), name
+    assert get_image_encoder("efficientnet_lite2", grid=True).shape == (81, 1280)  # 260 px
+
+
+def test_a_mode_a_backbone_lacks_is_a_user_error() -> None:
+    with pytest.raises(UserInputError, match=r"alexnet has no levels=true \(it gives only"):
+        get_image_encoder("alexnet", weights="none", levels=True)
+    with pytest.raises(UserInputError, match="alexnet has no grid=true"):
+        get_image_encoder("alexnet", weights="none", grid=True)
+    with pytest.raises(UserInputError, match=r"resnet50 has no levels=true \(it gives grid=true"):
+        get_image_encoder("resnet50", weights="none", levels=True)
+    for name in ("efficientnet_lite0", "mobilenet_v2", "resnet50"):
+        for other in ({"levels": True}, {"flip": True}):
+            with pytest.raises(UserInputError, match="grid=true keeps the positions"):
+                get_image_encoder(name, weights="none", grid=True, **other)
 
 
 def test_lite_checkpoints_are_fed_at_their_own_resolution() -> None:

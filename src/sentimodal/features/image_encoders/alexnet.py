@@ -11,7 +11,7 @@ from sentimodal.features.image_encoders.registry import register_image_encoder
 @register_image_encoder
 class AlexNetEncoder(BackboneEncoder):
     name = "alexnet"
-    dim = 4096
+    pooled_dim = 4096
 
     def build(self) -> nn.Module:
         import torchvision.models
