@@ -11,15 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from sentimodal.analysis.experiment.spec import check_run
-from sentimodal.analysis.model_report import modality_analysis
+from sentimodal.analysis.model_report import modality_analysis, model_report
 from sentimodal.errors import UserInputError
 from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.models import get_model
 from sentimodal.models.text_cross import TextImageCrossAttention
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.training.estimator import SentimentModel
-from sentimodal.training.run_config import RunConfig
+from sentimodal.training.run_config import RunConfig, check_run
 from sentimodal.training.scaler import FeatureScaler
 from server_fixtures import sample_posts
 
@@ -61,12 +60,30 @@ def test_only_the_cross_recipe_defaults_to_the_grid() -> None:
     assert run.text_encoder == "minilm_tokens" and run.fine_tunes
     assert RunConfig(model="late").image_encoder_config == {}
     assert RunConfig.model_validate(run.to_dict()) == run
+    # the grid is what the recipe reads, so any encoder named gets it; a config given is kept
+    assert RunConfig(model="cross", image_encoder="mobilenet_v2").image_encoder_config == {
+        "grid": True
+    }
+    assert RunConfig(model="cross", image_encoder_config={}).image_encoder_config == {}
+
+
+def test_a_run_that_cannot_read_its_features_fails_before_extracting_them(
+    tmp_path: Path,
+) -> None:
+    data = PreparedDataset.from_dataframe(
+        sample_posts(20), image_column="image", id_column="id", split=(0.6, 0.2, 0.2),
+        root=tmp_path / "data",
+    )  # fmt: skip
+    model = SentimentModel(model="cross", image_encoder_config={}, feature_workers=0)
+    with pytest.raises(UserInputError, match="needs grid: true"):
+        model.fit(data, progress=False)
+    assert not (data.root / "features").exists()
 
 
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"model": "cross", "image_encoder_config": {}}, "give efficientnet_lite0 .* grid=true"),
+        ({"model": "cross", "image_encoder_config": {}}, "image_encoder_config needs grid: true"),
         ({"model": "late", "image_encoder_config": {"grid": True}}, "grid=true is for model=cross"),
         ({"model": "image", "image_encoder_config": {"grid": True}}, "grid=true is for"),
         ({"model": "cross", "text_encoder": "minilm"}, "use minilm_tokens"),
@@ -181,12 +198,15 @@ def test_the_cross_model_trains_saves_loads_and_predicts_posts(
 
 
 def test_the_modality_report_reads_the_cross_model_branches(
-    small: PreparedDataset, cross_model: SentimentModel
+    small: PreparedDataset, cross_model: SentimentModel, tmp_path: Path
 ) -> None:
     analysis = modality_analysis(
         cross_model.branch("text"), cross_model.branch("image"), cross_model, small, "test"
     )
     assert analysis.summary["posts"] == len(small.split("test"))
+    model_report(cross_model, small, title="cross").write(tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    assert "How much do images add?" in markdown and "text only" in markdown
 
 
 def test_the_cross_model_exports_to_onnx(

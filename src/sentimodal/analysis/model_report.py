@@ -25,6 +25,7 @@ from sentimodal.analysis.plots import (
     training_curves,
 )
 from sentimodal.analysis.report import Report
+from sentimodal.models.recipes import get_recipe
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.training.estimator import SentimentModel
 
@@ -247,8 +248,8 @@ def model_report(
     run = model.run_
     report = add_model_summary(Report(title), model, dataset, metrics)
     split = "test" if "test" in metrics else next(iter(metrics), None)
-    if run.model == "late" and split is not None:
-        # A late fusion's branches are its own text-only and image-only models.
+    if get_recipe(run.model).branches and split is not None:
+        # A late fusion's branches (late, cross) are its own text-only and image-only models.
         add_modality_section(
             report, model.branch("text"), model.branch("image"), model, dataset, split
         )

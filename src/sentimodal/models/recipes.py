@@ -110,6 +110,9 @@ class Recipe:
     branches: tuple[Modality, ...] = ()
     #: settings of the default image encoder when the run gives the encoder none
     default_image_config: Mapping[str, Any] = field(default_factory=dict)
+    #: settings that make any image encoder give the form this recipe reads (grid=true),
+    #: filled in for whichever encoder the run names when it gives the encoder none
+    form_image_config: Mapping[str, Any] = field(default_factory=dict)
 
     def check_inputs(self, inputs: Mapping[Modality, ModalityInput], encoders: Mapping[str, str]):
         for modality in self.modalities:
@@ -167,7 +170,10 @@ def _hint(modality: Modality, given: Form, accepted: tuple[Form, ...]) -> str:
     if given == "grid":
         return "grid=true is for model=cross; leave it out"
     if accepted == ("grid",):
-        return "give efficientnet_lite0 (or lite1/lite2) grid=true"
+        return (
+            "its image_encoder_config needs grid: true (efficientnet_lite0-2, mobilenet_v2, "
+            "resnet50 give it)"
+        )
     return "use a CNN encoder such as efficientnet_lite0"
 
 
@@ -299,14 +305,14 @@ RECIPES: dict[str, Recipe] = {
         Recipe(
             "cross",
             "token-level fusion: late fusion whose fine-tuned MiniLM's tokens also attend over "
-            "the image's 7x7 EfficientNet-Lite0 regions (grid=true) through a gated "
-            "cross-attention layer",
+            "the image's regions (the CNN's last map, 7x7 for EfficientNet-Lite0: grid=true) "
+            "through a gated cross-attention layer",
             ("text", "image"),
             FINE_TUNED_TEXT_ENCODER,
             {"text": ("token_ids",), "image": ("grid",)},
             _cross,
             branches=("text", "image"),
-            default_image_config={"grid": True},
+            form_image_config={"grid": True},
         ),
     )
 }

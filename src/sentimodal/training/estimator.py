@@ -52,7 +52,7 @@ from sentimodal.training.inference import (
     run_batched,
 )
 from sentimodal.training.linear_fit import fit_softmax_regression
-from sentimodal.training.run_config import RunConfig
+from sentimodal.training.run_config import RunConfig, check_run
 from sentimodal.training.scaler import FeatureScaler
 from sentimodal.training.train_config import given_settings
 from sentimodal.training.trainer import fit as train_model
@@ -167,6 +167,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         ``data`` is a DataFrame of posts, or a list of texts for a text model).
         """
         run = self.run_config()
+        check_run(run)
         data = self._posts_table(data, y, label_column, run)
         dataset = self._dataset(
             data, text_columns, image_column, label_column, work_dir, split=(0.8, 0.2)

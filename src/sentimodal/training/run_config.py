@@ -13,7 +13,13 @@ from pydantic import Field, field_validator, model_validator
 from sentimodal.config import Config
 from sentimodal.features.defaults import DEFAULT_IMAGE_ENCODER, FEATURE_BATCH_SIZE, FEATURE_WORKERS
 from sentimodal.models.config import GLOVE_SOURCE, HeadKind, LabelSource
-from sentimodal.models.recipes import DEFAULT_RECIPE, fine_tunes, get_recipe, list_recipes
+from sentimodal.models.recipes import (
+    DEFAULT_RECIPE,
+    encoder_inputs,
+    fine_tunes,
+    get_recipe,
+    list_recipes,
+)
 from sentimodal.training.train_config import (
     FINE_TUNE_PROFILE,
     FROZEN_PROFILE,
@@ -79,11 +85,12 @@ class RunConfig(Config):
         recipe = get_recipe(model)
         if data.get("text_encoder") is None:
             data["text_encoder"] = recipe.default_text_encoder or "minilm"
-        if (
-            data.get("image_encoder_config") is None
-            and data.get("image_encoder", DEFAULT_IMAGE_ENCODER) == DEFAULT_IMAGE_ENCODER
-        ):
-            data["image_encoder_config"] = dict(recipe.default_image_config)
+        if data.get("image_encoder_config") is None:
+            default = data.get("image_encoder", DEFAULT_IMAGE_ENCODER) == DEFAULT_IMAGE_ENCODER
+            data["image_encoder_config"] = {
+                **(recipe.default_image_config if default else {}),
+                **recipe.form_image_config,
+            }
         tuned = "text" in recipe.modalities and fine_tunes(str(data["text_encoder"]))
         data["train"] = apply_profile(
             data.get("train"), FINE_TUNE_PROFILE if tuned else FROZEN_PROFILE
@@ -131,3 +138,29 @@ class RunConfig(Config):
         if self.confident is None:
             data.pop("confident")
         return data
+
+
+#: placeholders for what the data decides, so that options validate before any data is read
+_PLACEHOLDER_CLASSES = 2
+_PLACEHOLDER_LABEL_DIM = 1
+
+
+def check_run(run: RunConfig) -> None:
+    """Validate a run's encoders and model options through its recipe before any feature is
+    extracted (an experiment grid before its first cell, ``fit`` before its encoders run), as
+    the model config built after extraction will."""
+    recipe = get_recipe(run.model)
+    inputs = encoder_inputs(
+        recipe.modalities,
+        run.image_encoder,
+        run.image_encoder_config,
+        str(run.text_encoder),
+        run.text_encoder_config,
+    )
+    head = {
+        "head": run.head,
+        "n_classes": _PLACEHOLDER_CLASSES,
+        "label_dim": _PLACEHOLDER_LABEL_DIM if run.head == "embedding" else None,
+    }
+    encoders = {"text": str(run.text_encoder), "image": run.image_encoder}
+    recipe.model_config(inputs, head, run.model_options, encoders)

@@ -22,15 +22,11 @@ from pydantic import Field, ValidationError
 from sentimodal.analysis.baselines import BaselineConfig, BaselineName
 from sentimodal.config import Config, Seed, load_data, validation_message
 from sentimodal.errors import UserInputError
-from sentimodal.models.recipes import encoder_inputs, get_recipe
 from sentimodal.specs import list_specs, spec_path
-from sentimodal.training.run_config import RunConfig
+from sentimodal.training.run_config import RunConfig, check_run
 
 #: runs (cells x seeds) one grid may hold: beyond it a spec is a mistake, not a plan
 MAX_RUNS = 10_000
-#: placeholders for what the data decides, so that options validate before any data is read
-_PLACEHOLDER_CLASSES = 2
-_PLACEHOLDER_LABEL_DIM = 1
 
 Grid = dict[str, Any]
 
@@ -171,25 +167,6 @@ def expand_grid(spec: ExperimentSpec) -> list[Cell]:
             cell = Cell(_cell_id(values), values, _cell_label(values))
             cells.setdefault(cell.id, cell)
     return list(cells.values())
-
-
-def check_run(run: RunConfig) -> None:
-    """Validate a run's model options through its recipe, as ``SentimentModel.fit`` will."""
-    recipe = get_recipe(run.model)
-    inputs = encoder_inputs(
-        recipe.modalities,
-        run.image_encoder,
-        run.image_encoder_config,
-        str(run.text_encoder),
-        run.text_encoder_config,
-    )
-    head = {
-        "head": run.head,
-        "n_classes": _PLACEHOLDER_CLASSES,
-        "label_dim": _PLACEHOLDER_LABEL_DIM if run.head == "embedding" else None,
-    }
-    encoders = {"text": str(run.text_encoder), "image": run.image_encoder}
-    recipe.model_config(inputs, head, run.model_options, encoders)
 
 
 def check_spec(spec: ExperimentSpec) -> list[Cell]:
