@@ -11,10 +11,12 @@ Legs (``--legs`` picks some):
   MLP on frozen EfficientNet-Lite0, late fusion);
 - ``late-before``: the same before issue 15 (raw text: ``normalize: none``);
 - ``image``: ``train --model image``'s default now (the cross-validated linear head);
-- ``image-before``: the MLP head it replaced (``--model image_mlp``).
+- ``image-before``: the MLP head it replaced (``--model image_mlp``);
+- ``cross``: token-level fusion (``--model cross``), compared with ``late``, the default it
+  extends (it reads a 7x7 grid of image regions instead of the pooled vector).
 
 Legs alternate over ``--rounds`` so that machine load hits them alike. Prints seconds per
-epoch, training posts per second and each new leg's ratio to the leg it replaced.
+epoch, training posts per second and each leg's ratio to the leg it replaced or extends.
 
     python benchmarks/bench_train.py --epochs 1 --rounds 1
 """
@@ -36,7 +38,7 @@ from sentimodal.training.run_config import RunConfig
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mvsa_single"
 
-#: leg -> (what it is, run-config overrides of the default, the leg it replaced)
+#: leg -> (what it is, run-config overrides of the default, the leg it replaced or extends)
 LEGS: dict[str, tuple[str, dict[str, Any], str | None]] = {
     "late": ("default train (late, tweet-normalised text)", {}, "late-before"),
     "late-before": (
@@ -46,6 +48,7 @@ LEGS: dict[str, tuple[str, dict[str, Any], str | None]] = {
     ),
     "image": ("train --model image (linear head)", {"model": "image"}, "image-before"),
     "image-before": ("train --model image_mlp (MLP head)", {"model": "image_mlp"}, None),
+    "cross": ("train --model cross (token-level fusion)", {"model": "cross"}, "late"),
 }
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import uvicorn
 
@@ -101,3 +102,12 @@ class ThreadServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(15)
+
+
+def score_gap(ours: list, theirs: list) -> float:
+    """The largest difference between two predictions of the same posts, label by label (the
+    labels of ``ours``): how far an export or another runtime strays from the model."""
+    labels = list(ours[0].scores)
+    a = np.array([[p.scores[c] for c in labels] for p in ours])
+    b = np.array([[p.scores[c] for c in labels] for p in theirs])
+    return float(np.abs(a - b).max())

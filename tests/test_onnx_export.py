@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -20,7 +19,7 @@ from sentimodal.inference.onnx_runtime import OnnxModel
 from sentimodal.interfaces.cli import app
 from sentimodal.interfaces.server import ServerSettings
 from sentimodal.training.estimator import SentimentModel
-from server_fixtures import ThreadServer, sample_posts
+from server_fixtures import ThreadServer, sample_posts, score_gap
 
 runner = CliRunner()
 
@@ -68,10 +67,7 @@ def test_onnx_matches_torch_on_64_real_posts(
     torch_out = SentimentModel.load(default_like).predict_posts(held_out, workers=0)
     onnx_out = predict_rows(OnnxModel.load(exported).work, post_rows(held_out))
     assert len(onnx_out) == 64 and all(p.error is None for p in onnx_out)
-    labels = torch_out[0].scores
-    a = np.array([[p.scores[c] for c in labels] for p in torch_out])
-    b = np.array([[p.scores[c] for c in labels] for p in onnx_out])
-    assert np.abs(a - b).max() <= 1e-4
+    assert score_gap(torch_out, onnx_out) <= 1e-4
     assert [p.label for p in torch_out] == [p.label for p in onnx_out]
 
 
@@ -91,11 +87,8 @@ def test_int8_export_says_each_step_and_stays_close_to_torch(
     assert manifest["quantization"] == "int8 dynamic (MatMul)"
     torch_out = SentimentModel.load(default_like).predict_posts(held_out, workers=0)
     int8_out = predict_rows(OnnxModel.load(out).work, post_rows(held_out))
-    labels = torch_out[0].scores
-    a = np.array([[p.scores[c] for c in labels] for p in torch_out])
-    b = np.array([[p.scores[c] for c in labels] for p in int8_out])
     # quantised, so not equal; a broken graph (shuffled or constant scores) would be far off
-    assert 0 < np.abs(a - b).max() < 0.1
+    assert 0 < score_gap(torch_out, int8_out) < 0.1
 
 
 def test_onnx_runtime_needs_no_training_code_nor_weight_packages(
