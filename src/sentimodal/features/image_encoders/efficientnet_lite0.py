@@ -42,6 +42,8 @@ class EfficientNetLite0Encoder(BackboneEncoder):
     map_stride = 32
     #: the architecture's name in ``efficientnet_lite_pytorch``
     architecture = "efficientnet-lite0"
+    #: the output channels of its seven stages
+    stages: tuple[int, ...] = (16, 24, 40, 80, 112, 192, 320)
 
     def __init__(
         self,
@@ -74,10 +76,10 @@ class EfficientNetLite0Encoder(BackboneEncoder):
         return config
 
     def stage_widths(self) -> tuple[int, ...]:
-        """The output channels of each stage (block group) of the architecture."""
-        utils = resources.require("efficientnet_lite_pytorch").utils
-        blocks, params = utils.get_model_params(self.architecture, {})
-        return tuple(utils.round_filters(block.output_filters, params) for block in blocks)
+        """The output channels of each stage (block group) of the architecture: data, so that
+        a levels encoder is described without importing its package (a test checks them
+        against the built network)."""
+        return self.stages
 
     def build(self) -> nn.Module:
         package = resources.require("efficientnet_lite_pytorch")
@@ -115,3 +117,4 @@ class EfficientNetLite2Encoder(EfficientNetLite0Encoder):
     name = "efficientnet_lite2"
     default_preprocessing = tf_lite_preprocessing(260)
     architecture = "efficientnet-lite2"
+    stages = (16, 24, 48, 88, 120, 208, 352)
