@@ -207,6 +207,8 @@ def test_the_modality_report_reads_the_cross_model_branches(
     model_report(cross_model, small, title="cross").write(tmp_path)
     markdown = (tmp_path / "report.md").read_text()
     assert "How much do images add?" in markdown and "text only" in markdown
+    gate = cross_model.model_.text.gate_stats()
+    assert f"after training its mean is **{gate['mean']:.3f}**" in markdown
 
 
 def test_the_cross_model_exports_to_onnx(

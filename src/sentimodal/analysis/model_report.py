@@ -182,6 +182,7 @@ def add_model_details(
             "whose weights the model keeps.",
         )
     _add_gates(report, model, title)
+    _add_attention_gate(report, model, title)
     if model.label_space_ is not None and embedding_split in dataset.splits:
         _add_embedding_map(report, model, dataset, embedding_split, title, seed)
     report.add_config(run.applicable(), caption=f"Settings that act on this run: {title}")
@@ -206,6 +207,21 @@ def _add_gates(report: Report, model: SentimentModel, title: str) -> None:
             f"gates-{title}",
             "Distribution of the learned gate values of each modality (one per feature).",
         )
+
+
+def _add_attention_gate(report: Report, model: SentimentModel, title: str) -> None:
+    """How far a token-level fusion (``cross``) let the image regions into the words."""
+    stats = getattr(getattr(model.model_, "text", None), "gate_stats", None)
+    if not callable(stats):
+        return
+    gate = stats()
+    report.add_markdown(
+        "The text branch's words attend over the image's regions; a learned gate per channel "
+        "(|tanh|, 0 = text alone, 1 = fully open) decides how much of what they see joins "
+        f"them. It starts shut; after training its mean is **{gate['mean']:.3f}** and its "
+        f"largest **{gate['max']:.3f}**."
+    )
+    report.add_table(pd.DataFrame([gate]), caption=f"Image gate of the cross-attention: {title}")
 
 
 def _add_embedding_map(
