@@ -346,7 +346,7 @@ def test_declared_widths_are_what_each_walk_gives() -> None:
         positions, channels = get_image_encoder(name, weights="none", grid=True).shape
         assert (positions, channels) == (last.shape[2] * last.shape[3], encoder.pooled_dim)
         if name != "resnet50":
-            assert tuple(widths) == encoder.stage_widths(), name
+            assert tuple(widths) == encoder.stage_widths, name
     assert get_image_encoder("efficientnet_lite2", grid=True).shape == (81, 1280)  # 260 px
 
 

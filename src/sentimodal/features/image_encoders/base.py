@@ -155,7 +155,7 @@ class BackboneEncoder(ImageEncoder):
 
     Output modes, for the backbones whose :meth:`walk` says how their layers run (see
     :class:`BackboneFeatures`): ``levels=True`` adds each stage's spatial mean and standard
-    deviation to the pool (:meth:`stage_widths` declares their widths); ``grid=True`` gives the
+    deviation to the pool (:attr:`stage_widths` declares their widths); ``grid=True`` gives the
     last map unpooled, one vector per position (its side: the crop over :attr:`map_stride`,
     rounded up). The two exclude each other, and a grid does not take ``flip`` (a mirrored
     grid's positions differ). Each is written into :attr:`config` only when set, so the plain
@@ -169,6 +169,9 @@ class BackboneEncoder(ImageEncoder):
     default_preprocessing: Preprocessing = IMAGENET
     #: the stride of the last map relative to the input, for backbones that give ``grid=True``
     map_stride: int | None = None
+    #: the output channels of each stage of :meth:`walk`, for backbones that give
+    #: ``levels=True``: known before any weight loads
+    stage_widths: tuple[int, ...] = ()
 
     def __init__(
         self,
@@ -184,7 +187,7 @@ class BackboneEncoder(ImageEncoder):
                 f"{self.name}: grid=true keeps the positions of the last map; it does not combine "
                 "with levels (pooled statistics) or flip (a mirrored grid's positions differ)"
             )
-        if self.levels and not self.stage_widths():
+        if self.levels and not self.stage_widths:
             raise self._no_mode("levels")
         if self.grid and self.map_stride is None:
             raise self._no_mode("grid")
@@ -225,11 +228,6 @@ class BackboneEncoder(ImageEncoder):
         modes; None (the default): ``net`` gives the plain features itself, and no mode."""
         return None
 
-    def stage_widths(self) -> tuple[int, ...]:
-        """The output channels of each stage of :meth:`walk`, for ``levels=True``: known before
-        any weight loads. Empty (the default): no ``levels``."""
-        return ()
-
     def input_preprocessing(self, preprocessing: Preprocessing) -> Preprocessing:
         """What this encoder feeds the network, given how its weights were trained: the same by
         default; an encoder with another input scale changes it."""
@@ -238,7 +236,7 @@ class BackboneEncoder(ImageEncoder):
     def _no_mode(self, mode: str) -> UserInputError:
         modes = [
             f"{name}=true"
-            for name, given in (("levels", self.stage_widths()), ("grid", self.map_stride))
+            for name, given in (("levels", self.stage_widths), ("grid", self.map_stride))
             if given
         ]
         gives = " or ".join(modes) or "only its feature vector"
@@ -251,7 +249,7 @@ class BackboneEncoder(ImageEncoder):
             side = math.ceil(self.crop_size / self.map_stride)
             return (side * side, self.pooled_dim)
         if self.levels:
-            return (self.pooled_dim + 2 * sum(self.stage_widths()),)
+            return (self.pooled_dim + 2 * sum(self.stage_widths),)
         return (self.pooled_dim,)
 
     @property

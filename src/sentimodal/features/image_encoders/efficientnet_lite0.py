@@ -42,8 +42,9 @@ class EfficientNetLite0Encoder(BackboneEncoder):
     map_stride = 32
     #: the architecture's name in ``efficientnet_lite_pytorch``
     architecture = "efficientnet-lite0"
-    #: the output channels of its seven stages
-    stages: tuple[int, ...] = (16, 24, 40, 80, 112, 192, 320)
+    # its seven stages' widths, as data: a levels encoder is described without importing its
+    # package (test_declared_widths_are_what_each_walk_gives checks them on the built network)
+    stage_widths = (16, 24, 40, 80, 112, 192, 320)
 
     def __init__(
         self,
@@ -74,12 +75,6 @@ class EfficientNetLite0Encoder(BackboneEncoder):
         if self.resolution is not None:  # only when set: the plain features keep their key
             config["resolution"] = self.resolution
         return config
-
-    def stage_widths(self) -> tuple[int, ...]:
-        """The output channels of each stage (block group) of the architecture: data, so that
-        a levels encoder is described without importing its package (a test checks them
-        against the built network)."""
-        return self.stages
 
     def build(self) -> nn.Module:
         package = resources.require("efficientnet_lite_pytorch")
@@ -117,4 +112,4 @@ class EfficientNetLite2Encoder(EfficientNetLite0Encoder):
     name = "efficientnet_lite2"
     default_preprocessing = tf_lite_preprocessing(260)
     architecture = "efficientnet-lite2"
-    stages = (16, 24, 48, 88, 120, 208, 352)
+    stage_widths = (16, 24, 48, 88, 120, 208, 352)

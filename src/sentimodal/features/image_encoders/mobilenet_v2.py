@@ -21,10 +21,8 @@ class MobileNetV2Encoder(BackboneEncoder):
     pooled_dim = 1280
     # five stride-2 convolutions padded by half their kernel: each halving rounds up
     map_stride = 32
-
-    def stage_widths(self) -> tuple[int, ...]:
-        """The output channels of MobileNetV2's seven stages (groups of blocks of one width)."""
-        return (16, 24, 32, 64, 96, 160, 320)
+    # its seven stages (groups of blocks of one width)
+    stage_widths = (16, 24, 32, 64, 96, 160, 320)
 
     def build(self) -> nn.Module:
         import torchvision.models
