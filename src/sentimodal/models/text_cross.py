@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from sentimodal.errors import UserInputError
-from sentimodal.models.base import PAD_ID, Batch, present
+from sentimodal.models.base import Batch, present
 from sentimodal.models.config import TextCrossConfig
 from sentimodal.models.text_transformer import TextTransformer, pool_states
 
@@ -61,10 +61,7 @@ class TextImageCrossAttention(TextTransformer):
         return self.region_dropout(self.image_projection(grid.float()) + self.region_positions)
 
     def embed(self, batch: Batch) -> torch.Tensor:
-        ids = self.token_ids(batch, "minilm_tokens")
-        mask = ids != PAD_ID
-        mask[:, 0] = True  # an empty row (all padding) still attends to its first position
-        states = self.encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        states, mask = self.token_states(batch)
         if "image" in batch:
             regions = self._regions(batch)
             seen, _ = self.attention(self.query_norm(states), regions, regions, need_weights=False)

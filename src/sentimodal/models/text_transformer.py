@@ -70,12 +70,17 @@ class TextTransformer(SentimentNet):
     def backbone_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters())
 
-    def embed(self, batch: Batch) -> torch.Tensor:
+    def token_states(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The transformer's last states of the batch's tokens, and which tokens are real."""
         ids = self.token_ids(batch, "minilm_tokens")
         mask = ids != PAD_ID
         # An empty row (all padding) still attends to its first position.
         mask[:, 0] = True
         states = self.encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        return states, mask
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        states, mask = self.token_states(batch)
         return self.dropout(pool_states(states, mask, self.config.pooling))
 
     def start_pretrained(self, start: PretrainedStart) -> None:
