@@ -26,8 +26,8 @@ from pathlib import Path
 import pandas as pd
 
 from sentimodal.features.engine import LocalEngine
-from sentimodal.features.post_work import PostBatchWork
 from sentimodal.features.store import extract_features
+from sentimodal.inference.posts import PostBatchWork
 from sentimodal.inference.stream import predict_table
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.sources.mvsa import read_mvsa
@@ -108,7 +108,7 @@ def main() -> None:
         posts.to_csv(table, index=False)
         for round_ in range(args.rounds):
             rates["features"].append(feature_store_rate(model, posts, args, work))
-            rate, errors = predict_rate(PostBatchWork.for_model(model), table, args, work)
+            rate, errors = predict_rate(model.post_work(), table, args, work)
             rates["predict"].append(rate)
             line = (
                 f"round {round_}: feature store {rates['features'][-1]:.1f} posts/s, "

@@ -214,9 +214,9 @@ def test_the_modality_report_reads_the_cross_model_branches(
 def test_the_cross_model_exports_to_onnx(
     small: PreparedDataset, cross_model: SentimentModel, tmp_path: Path
 ) -> None:
-    from sentimodal.features.post_work import post_rows, predict_rows
-    from sentimodal.inference.onnx_export import export_onnx
+    from sentimodal.export.onnx import export_onnx
     from sentimodal.inference.onnx_runtime import OnnxModel
+    from sentimodal.inference.posts import post_rows, predict_rows
 
     out = export_onnx(cross_model.save(tmp_path / "model"), tmp_path / "onnx")
     posts = small.split("test")[["id", "text", "image"]].to_dict("records")

@@ -71,9 +71,9 @@ def test_the_levels_default_trains_saves_loads_and_predicts_posts(
 def test_the_levels_default_exports_to_onnx(
     small: PreparedDataset, levels_model: SentimentModel, tmp_path: Path
 ) -> None:
-    from sentimodal.features.post_work import post_rows, predict_rows
-    from sentimodal.inference.onnx_export import export_onnx
+    from sentimodal.export.onnx import export_onnx
     from sentimodal.inference.onnx_runtime import OnnxModel
+    from sentimodal.inference.posts import post_rows, predict_rows
 
     directory = levels_model.save(tmp_path / "model")
     out = export_onnx(directory, tmp_path / "onnx")

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from sentimodal.features.post_work import PostBatchWork, post_rows, predict_rows
+from sentimodal.inference.posts import PostBatchWork, post_rows, predict_rows
 from sentimodal.inference.stream import Columns, predict_table, progress_path
 from sentimodal.interfaces.cli import app
 from sentimodal.training.estimator import SentimentModel
@@ -75,7 +75,7 @@ def test_stream_matches_predict_posts_and_writes_parquet(text_model: Path, tmp_p
     posts = _texts(200)
     posts.to_parquet(tmp_path / "posts.parquet")
     model = SentimentModel.load(text_model)
-    work = PostBatchWork.for_model(model)
+    work = model.post_work()
     summary = predict_table(
         work, tmp_path / "posts.parquet", tmp_path / "out.parquet", model_name="m",
         chunk_rows=33, batch_size=8, progress=False,
@@ -93,7 +93,7 @@ def test_stream_matches_predict_posts_and_writes_parquet(text_model: Path, tmp_p
 def test_jsonl_input_with_custom_columns(text_model: Path, tmp_path: Path) -> None:
     rows = [{"key": "a", "caption": "I love this"}, {"key": "b", "caption": "I hate it"}]
     (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    work = PostBatchWork.for_model(SentimentModel.load(text_model))
+    work = SentimentModel.load(text_model).post_work()
     predict_table(
         work, tmp_path / "in.jsonl", tmp_path / "o.jsonl", model_name="m",
         columns=Columns(text="caption", id="key"), progress=False,

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from sentimodal.features.post_work import post_rows, predict_rows
 from sentimodal.inference.onnx_runtime import OnnxModel
+from sentimodal.inference.posts import post_rows, predict_rows
 from sentimodal.interfaces.cli import app
 from sentimodal.interfaces.server import ServerSettings
 from sentimodal.training.estimator import SentimentModel
@@ -74,7 +74,7 @@ def test_onnx_matches_torch_on_64_real_posts(
 def test_int8_export_says_each_step_and_stays_close_to_torch(
     default_like: Path, held_out: list[dict], tmp_path: Path
 ) -> None:
-    from sentimodal.inference.onnx_export import export_onnx
+    from sentimodal.export.onnx import export_onnx
 
     steps: list[str] = []
     out = export_onnx(default_like, tmp_path / "int8", int8=True, on_step=steps.append)
@@ -98,7 +98,7 @@ def test_onnx_runtime_needs_no_training_code_nor_weight_packages(
     code = f"""
 import json, sys
 from sentimodal.inference.onnx_runtime import OnnxModel
-from sentimodal.features.post_work import post_rows, predict_rows
+from sentimodal.inference.posts import post_rows, predict_rows
 posts = json.load(open({str(tmp_path / "posts.json")!r}))
 out = predict_rows(OnnxModel.load({str(exported)!r}).work, post_rows(posts))
 assert all(p.error is None for p in out), out

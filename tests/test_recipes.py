@@ -14,14 +14,14 @@ from typer.testing import CliRunner
 from sentimodal.analysis.experiment import ExperimentSpec, check_spec, load_spec
 from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli import app
+from sentimodal.models.batches import as_tensors
+from sentimodal.models.forward import run_batched
 from sentimodal.models.recipes import RECIPES, get_recipe, list_recipes
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.pipeline import PrepareConfig, prepare
 from sentimodal.sample import sample_path
 from sentimodal.specs import list_specs
-from sentimodal.training.batches import as_tensors
 from sentimodal.training.estimator import SentimentModel
-from sentimodal.training.inference import run_batched
 from sentimodal.training.run_config import RunConfig
 
 ONE_EPOCH = {"epochs": 1, "patience": None, "batch_size": 16}

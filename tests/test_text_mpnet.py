@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from sentimodal.errors import UserInputError
+from sentimodal.export.onnx import export_onnx
 from sentimodal.features import resources
 from sentimodal.features.text_encoders import get_text_encoder, lengths_from_ids
 from sentimodal.features.text_encoders.sentence import sentence_vectors
-from sentimodal.inference.onnx_export import export_onnx
 from sentimodal.models.base import PretrainedStart
 from sentimodal.models.recipes import ModalityInput, get_recipe
 from sentimodal.models.registry import get_model

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from sentimodal.errors import UserInputError
 from sentimodal.models import LabelSpace, get_model
+from sentimodal.models.batches import as_tensors, epoch_batches, take
 from sentimodal.training import (
     ConfidentConfig,
     TrainConfig,
@@ -26,7 +27,6 @@ from sentimodal.training import (
     predict_labels,
     predict_scores,
 )
-from sentimodal.training.batches import as_tensors, epoch_batches, take
 from sentimodal.training.losses import ContrastWords, class_weights, contrast_words, cross_entropy
 from sentimodal.training.train_config import HingeVocabulary
 

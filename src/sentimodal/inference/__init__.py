@@ -1,5 +1,5 @@
-"""Using a trained model: per-batch prediction of raw posts (``posts``), streaming prediction
-over tables of any size (``stream``), and the runtimes a model directory can run on.
-
-Nothing is imported here, so that the estimator can use ``posts`` without a cycle.
+"""Using a trained model: raw posts in, scores out (``posts``: the per-batch work, for a torch
+network or an ONNX graph alike), streaming prediction over tables of any size (``stream``), and
+the ONNX runtime (``onnx_runtime``). Nothing here imports ``training``: a model directory is
+served without the code that trained it.
 """

@@ -1,6 +1,6 @@
-"""Run an ONNX export (see :mod:`sentimodal.inference.onnx_export`) with onnxruntime.
+"""Run an ONNX export (see :mod:`sentimodal.export.onnx`) with onnxruntime.
 
-Posts go through the same :class:`~sentimodal.features.post_work.PostBatchWork` as with torch:
+Posts go through the same :class:`~sentimodal.inference.posts.PostBatchWork` as with torch:
 images are decoded and transformed by the encoder's own ``read`` (its pixels, not its
 weights: the encoder is built without them), token ids come from the tokenizer files copied
 into the export, and the graph does the rest. No training code is imported, and no package
@@ -21,11 +21,11 @@ from sentimodal.errors import UserInputError
 from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.image_encoders.weights import RANDOM
-from sentimodal.features.post_work import PostBatchWork
 from sentimodal.features.text_encoders import saved_text_encoder
 from sentimodal.features.text_encoders.minilm_tokens import wordpiece_ids
 from sentimodal.features.text_normalize import normalize_texts
 from sentimodal.files import read_tagged_json
+from sentimodal.inference.posts import PostBatchWork
 
 GRAPH_FILE = "model.onnx"
 MANIFEST_FILE = "onnx.json"

@@ -2,7 +2,7 @@
 
 Memory stays flat in the number of rows: the input is read ``chunk_rows`` at a time (CSV and
 JSONL through pandas' chunked readers, Parquet by record batches), each chunk runs through
-:class:`~sentimodal.features.post_work.PostBatchWork` on an engine (DataLoader workers, or Ray),
+:class:`~sentimodal.inference.posts.PostBatchWork` on an engine (DataLoader workers, or Ray),
 and its predictions are appended to the output before the next chunk is read.
 
 Resuming: after each chunk the output is flushed to disk and a small progress file beside it
@@ -30,8 +30,8 @@ import pyarrow.parquet as pq
 
 from sentimodal.errors import UserInputError
 from sentimodal.features.engine import Engine, LocalEngine
-from sentimodal.features.post_work import PostBatchWork, Prediction, post_rows
 from sentimodal.files import read_tagged_json, remove_staging, write_atomic, write_json_atomic
+from sentimodal.inference.posts import PostBatchWork, Prediction, post_rows
 from sentimodal.progress import progress_bar
 
 PROGRESS_FORMAT = "sentimodal-predict-progress"

@@ -5,14 +5,14 @@ submodules such as ``.run_config`` load without torch)."""
 from sentimodal.lazy import lazy_exports
 
 _EXPORTS = {
-    "Data": "sentimodal.training.batches",
+    "Data": "sentimodal.models.batches",
     "ConfidentResult": "sentimodal.training.confident",
     "confident_mask": "sentimodal.training.confident",
     "fine_tune_confident": "sentimodal.training.confident",
-    "extract_embeddings": "sentimodal.training.inference",
-    "predict_labels": "sentimodal.training.inference",
-    "predict_outputs": "sentimodal.training.inference",
-    "predict_scores": "sentimodal.training.inference",
+    "extract_embeddings": "sentimodal.models.forward",
+    "predict_labels": "sentimodal.models.forward",
+    "predict_outputs": "sentimodal.models.forward",
+    "predict_scores": "sentimodal.models.forward",
     "cosine_proximity": "sentimodal.training.losses",
     "cross_entropy": "sentimodal.training.losses",
     "hinge_rank": "sentimodal.training.losses",

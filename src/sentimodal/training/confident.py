@@ -9,8 +9,8 @@ import numpy as np
 
 from sentimodal.errors import UserInputError
 from sentimodal.models.base import SentimentNet
-from sentimodal.training.batches import Data, as_labels, as_tensors, n_examples
-from sentimodal.training.inference import predict_scores
+from sentimodal.models.batches import Data, as_labels, as_tensors, n_examples
+from sentimodal.models.forward import predict_scores
 from sentimodal.training.train_config import ConfidentConfig, TrainConfig
 from sentimodal.training.trainer import Labels, TrainResult, fit
 

@@ -12,6 +12,7 @@ import copy
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Self
 
@@ -28,12 +29,19 @@ from sentimodal.features.folder import FeatureFolder, FeatureSet
 from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.model_inputs import PRESENT, model_inputs
-from sentimodal.features.post_work import PostBatchWork, Prediction, post_rows, predict_rows
 from sentimodal.features.store import ExtractionResult, extract_features
 from sentimodal.features.text_encoders import get_text_encoder, saved_text_encoder
 from sentimodal.features.text_encoders.base import TextEncoder
+from sentimodal.inference.posts import PostBatchWork, Prediction, post_rows, predict_rows
 from sentimodal.models.base import PretrainedStart, SentimentNet
+from sentimodal.models.batches import as_tensors
 from sentimodal.models.config import ModelConfig
+from sentimodal.models.forward import (
+    extract_embeddings,
+    predict_outputs,
+    predict_scores,
+    run_batched,
+)
 from sentimodal.models.fusion import LateFusion
 from sentimodal.models.label_space import LabelSpace
 from sentimodal.models.recipes import ModalityInput, get_recipe
@@ -43,14 +51,7 @@ from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.label_set import check_trainable, soft_targets
 from sentimodal.progress import note
 from sentimodal.training import model_dir
-from sentimodal.training.batches import as_tensors
 from sentimodal.training.confident import fine_tune_confident
-from sentimodal.training.inference import (
-    extract_embeddings,
-    predict_outputs,
-    predict_scores,
-    run_batched,
-)
 from sentimodal.training.linear_fit import fit_softmax_regression
 from sentimodal.training.run_config import RunConfig, check_run
 from sentimodal.training.scaler import FeatureScaler
@@ -548,9 +549,29 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         records = posts.to_dict("records") if isinstance(posts, pd.DataFrame) else posts
         network = FetchPolicy(allow_private=allow_private_addresses)
-        work = PostBatchWork.for_model(self, network)
+        work = self.post_work(network)
         engine = LocalEngine(self.run_.feature_workers if workers is None else workers)
         return predict_rows(work, post_rows(records), batch_size=batch_size, engine=engine)
+
+    def post_work(self, network: FetchPolicy | None = None) -> PostBatchWork:
+        """The per-batch work of predicting raw posts with this model (its encoders, scaler,
+        network and labels): what ``predict_posts``, table streaming and the server run.
+        Image URLs are fetched under ``network``."""
+        self._check_fitted()
+        embedding = self.label_space_ is not None
+        return PostBatchWork(
+            image_encoder=self.image_encoder_ if self.run_.uses_image else None,
+            text_encoder=self.text_encoder_ if self.run_.uses_text else None,
+            scaler=self.scaler_,
+            score=partial(predict_scores, self.model_, batch_size=self.run_.train.eval_batch_size),
+            classes=self.classes_,
+            network=network,
+            scores_are=(
+                "cosine similarities to each label's vector (not probabilities)"
+                if embedding
+                else "class probabilities"
+            ),
+        )
 
     # ----------------------------------------------------------------------------- evaluating
 

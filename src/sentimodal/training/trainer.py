@@ -19,9 +19,7 @@ from rich.progress import TextColumn
 
 from sentimodal.errors import UserInputError
 from sentimodal.models.base import SentimentNet
-from sentimodal.models.linear import FeatureLinear
-from sentimodal.progress import progress_bar, stderr
-from sentimodal.training.batches import (
+from sentimodal.models.batches import (
     Data,
     as_labels,
     as_tensors,
@@ -30,7 +28,9 @@ from sentimodal.training.batches import (
     sequence_lengths,
     take,
 )
-from sentimodal.training.inference import run_batched
+from sentimodal.models.forward import run_batched
+from sentimodal.models.linear import FeatureLinear
+from sentimodal.progress import progress_bar, stderr
 from sentimodal.training.linear_fit import fit_linear
 from sentimodal.training.losses import LossFn, class_weights, make_loss, resolve_loss
 from sentimodal.training.optim import make_optimizer, make_scheduler

@@ -29,7 +29,7 @@ def export_command(
     out = check_output_folder(out)
     if format != "onnx":
         raise UserInputError(f"unknown export format {format!r}: the one format is onnx")
-    from sentimodal.inference.onnx_export import export_onnx
+    from sentimodal.export.onnx import export_onnx
 
     with console.status("exporting", spinner="dots") as status:
         written = export_onnx(

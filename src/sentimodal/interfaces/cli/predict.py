@@ -14,7 +14,7 @@ from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli.app import app, console, err_console, user_errors
 
 if TYPE_CHECKING:  # torch-heavy modules load only when the command runs
-    from sentimodal.features.post_work import PostBatchWork, Prediction
+    from sentimodal.inference.posts import PostBatchWork, Prediction
 
 
 @app.command("predict")
@@ -72,8 +72,8 @@ def predict_command(
     if input_file is not None and output is None:
         raise UserInputError("--input needs --output (.jsonl or .parquet)")
     from sentimodal.features.engine import get_engine
-    from sentimodal.features.post_work import post_rows, predict_rows
     from sentimodal.files import check_writable
+    from sentimodal.inference.posts import post_rows, predict_rows
     from sentimodal.inference.stream import Columns, predict_table
     from sentimodal.net import FetchPolicy
 
@@ -131,7 +131,6 @@ def predict_command(
 
 def _work(model_dir: Path, runtime: str, labels: str | None, network: Any) -> PostBatchWork:
     """The per-batch work of the model, on the chosen runtime (onnx: no training code)."""
-    from sentimodal.features.post_work import PostBatchWork
 
     if runtime == "onnx":
         from sentimodal.inference.onnx_runtime import OnnxModel
@@ -146,7 +145,7 @@ def _work(model_dir: Path, runtime: str, labels: str | None, network: Any) -> Po
     model = SentimentModel.load(model_dir)
     if labels is not None:
         model.set_labels([label for label in labels.split(",") if label.strip()])
-    return PostBatchWork.for_model(model, network)
+    return model.post_work(network)
 
 
 def _table(predictions: list[Prediction], classes: list[str], caption: str) -> Table:

@@ -35,7 +35,7 @@ from starlette.datastructures import UploadFile
 
 from sentimodal.errors import UserInputError
 from sentimodal.features.engine import reuse_freed_memory
-from sentimodal.features.post_work import Prediction
+from sentimodal.inference.posts import Prediction
 from sentimodal.interfaces.server.batcher import MicroBatcher, QueueFull
 from sentimodal.interfaces.server.model import ImageRejected, ServedModel, decode_upload
 from sentimodal.interfaces.server.settings import ServerSettings

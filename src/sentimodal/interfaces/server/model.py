@@ -19,7 +19,7 @@ from sentimodal import __version__
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.features.batch_work import LoadedImages
 from sentimodal.features.images import ImageTooLarge, decode_image
-from sentimodal.features.post_work import LoadedPosts, PostBatchWork, Prediction
+from sentimodal.inference.posts import LoadedPosts, PostBatchWork, Prediction
 
 if TYPE_CHECKING:  # the torch runtime's types; the onnx runtime imports no training code
     from sentimodal.models.label_space import LabelSpace
@@ -80,7 +80,7 @@ class ServedModel:
 
             model = SentimentModel.load(directory)
             served = cls(
-                PostBatchWork.for_model(model),
+                model.post_work(),
                 _torch_info(model, directory),
                 network=model.model_,
                 space=model.label_space_,

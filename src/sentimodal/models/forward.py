@@ -13,7 +13,7 @@ import torch
 
 from sentimodal.errors import UserInputError
 from sentimodal.models.base import Batch, SentimentNet
-from sentimodal.training.batches import (
+from sentimodal.models.batches import (
     Data,
     as_tensors,
     inference_batches,

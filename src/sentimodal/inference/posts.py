@@ -3,8 +3,10 @@
 One batch of posts goes through the feature store's own per-batch work (``ImageBatchWork``'s
 forward pass, ``TextBatchWork``'s encoding), then the model's scores. Shaped like the store's
 work (``load`` in a worker, ``compute`` wherever the model is, ``work(rows)`` for both), so the
-same engines run it: ``LocalEngine`` with DataLoader workers, or ``RayEngine``. Used by
-``SentimentModel.predict_posts``, streaming table prediction and the HTTP server.
+same engines run it: ``LocalEngine`` with DataLoader workers, or ``RayEngine``. The scores come
+from a function of the model inputs, so the same work serves a torch network (the estimator
+hands over its own, :meth:`SentimentModel.post_work`) and an ONNX graph; nothing here knows
+how a model was trained.
 """
 
 from __future__ import annotations
@@ -111,28 +113,6 @@ class PostBatchWork:
         #: what the scores are, for people reading them (they need not sum to 1)
         self.scores_are = scores_are
         self.classes = list(classes)
-
-    @classmethod
-    def for_model(cls, model: Any, network: FetchPolicy | None = None) -> PostBatchWork:
-        """The work of a fitted ``SentimentModel`` (its encoders, scaler, network, labels);
-        image URLs are fetched under ``network``."""
-        from sentimodal.training.inference import predict_scores
-
-        run = model.run_
-        net, batch = model.model_, run.train.eval_batch_size
-        return cls(
-            image_encoder=model.image_encoder_ if run.uses_image else None,
-            text_encoder=model.text_encoder_ if run.uses_text else None,
-            scaler=model.scaler_,
-            score=lambda data: predict_scores(net, data, batch),
-            classes=model.classes_,
-            network=network,
-            scores_are=(
-                "class probabilities"
-                if model.label_space_ is None
-                else "cosine similarities to each label's vector (not probabilities)"
-            ),
-        )
 
     def with_classes(self, classes: Sequence[str]) -> PostBatchWork:
         """The same work scoring another label list (an embedding head's free labels; the
