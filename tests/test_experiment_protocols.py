@@ -105,8 +105,9 @@ def test_kfold_grid_tests_every_pooled_post_once_with_branches_and_ablations(
 
     # out-of-fold scores: each pooled post is a test post of exactly one fold, test never read
     scores = pd.concat(
-        pd.read_csv(out / f"runs/model=late/seed-0/fold-{k}" / SCORES_FILE, dtype={"id": str})
-        .assign(fold=k)
+        pd.read_csv(
+            out / f"runs/model=late/seed-0/fold-{k}" / SCORES_FILE, dtype={"id": str}
+        ).assign(fold=k)
         for k in range(FOLDS)
     )
     own = scores[scores["score"] == "model"]

@@ -135,9 +135,7 @@ def _stored_features(
     have = set.intersection(*(set(features.ids) for features in sets.values()))
     ids = [i for i in frame["id"].astype(str) if i in have]
     if not ids:
-        raise UserInputError(
-            f"{dataset.root}: no {split} post has {' and '.join(sets)} features"
-        )
+        raise UserInputError(f"{dataset.root}: no {split} post has {' and '.join(sets)} features")
     # image tensors (pixels32) are flattened: a linear model on raw pixels is a baseline too
     x = np.hstack([sets[kind].select(ids).values.reshape(len(ids), -1) for kind in sets])
     labels = frame.set_index(frame["id"].astype(str))["label"].astype(str)

@@ -28,13 +28,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from sentimodal.analysis.experiment.results import RESULTS_CSV, RESULTS_MD, write_results
 from sentimodal.analysis.experiment.protocol import (
     PROTOCOL_KINDS,
     KFoldProtocol,
     SplitProtocol,
     views,
 )
+from sentimodal.analysis.experiment.results import RESULTS_CSV, RESULTS_MD, write_results
 from sentimodal.analysis.experiment.runs import (
     HIDDEN_DIR,
     METRICS_FILE,

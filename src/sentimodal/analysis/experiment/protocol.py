@@ -11,8 +11,8 @@ Small datasets make one split's test figures noisy; k folds give a mean and a sp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
