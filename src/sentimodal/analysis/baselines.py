@@ -40,6 +40,8 @@ class BaselineConfig(Config):
     vader_negative: float = -0.05
     #: None: no image features (a text-only logistic regression)
     image_encoder: str | None = "efficientnet_lite0"
+    #: the image encoder's settings (e.g. ``levels: true``), as in a RunConfig
+    image_encoder_config: dict[str, Any] = Field(default_factory=dict)
     #: None: no text features (an image-only logistic regression)
     text_encoder: str | None = "minilm"
     #: inverse regularisation strengths tried; the best on val accuracy is kept
@@ -123,7 +125,11 @@ def _stored_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Concatenated image + text features of the split's posts that have both, with labels."""
     results = extract_features(
-        dataset, image=config.image_encoder, text=config.text_encoder, progress=False
+        dataset,
+        image=config.image_encoder,
+        text=config.text_encoder,
+        image_config=config.image_encoder_config if config.image_encoder else None,
+        progress=False,
     )
     sets = {kind: FeatureFolder(result.directory).read() for kind, result in results.items()}
     if "text" in sets and sets["text"].lengths is not None:

@@ -200,8 +200,9 @@ def extract_needed_features(
             if run.uses_text:
                 want("text", run.text_encoder, run.text_encoder_config, **settings)
         else:
-            for kind, name in BaselineConfig.model_validate(task.config).encoders().items():
-                want(kind, name, {})
+            baseline = BaselineConfig.model_validate(task.config)
+            for kind, name in baseline.encoders().items():
+                want(kind, name, baseline.image_encoder_config if kind == "image" else {})
     for arguments in wanted.values():
         extract_features(dataset, **arguments, progress=progress)
 

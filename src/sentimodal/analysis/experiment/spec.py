@@ -72,6 +72,10 @@ class ExperimentSpec(Config):
             given = {"name": entry} if isinstance(entry, str) else entry
             config = BaselineConfig.model_validate({**self.baseline_options, **given})
             suffix = "" if isinstance(entry, str) else "+".join(config.encoders().values())
+            if not isinstance(entry, str) and config.image_encoder_config:
+                suffix += "@" + ",".join(
+                    f"{k}={format_value(v)}" for k, v in config.image_encoder_config.items()
+                )
             cell = f"baseline-{config.name}" + (f"-{suffix}" if suffix else "")
             if cell in out:
                 raise UserInputError(f"baselines: {cell} is listed twice")
