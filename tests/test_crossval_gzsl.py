@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from sentimodal.analysis.crossval import fold_of
+from sentimodal.analysis.experiment.protocol import fold_of
 from sentimodal.analysis.zeroshot import (
     gzsl_chance,
     gzsl_metrics,

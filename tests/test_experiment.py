@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -123,8 +124,20 @@ def test_shipped_specs_all_validate() -> None:
     for name in names:
         spec = load_spec(name)
         assert spec.name == name and spec.description.strip()
-        assert len(spec.seeds) >= 3
+        # a spread needs three runs per cell: seeds, or folds; a single run says so
+        runs = len(spec.seeds) * len(spec.protocol.fold_numbers())
+        assert runs >= 3 or "one seed" in spec.description, name
         assert load_spec(spec_path(name)) == spec
+
+
+def test_every_results_page_a_shipped_spec_names_says_how_to_rerun_it() -> None:
+    docs = Path(__file__).resolve().parents[1] / "docs" / "results"
+    cited = 0
+    for name in list_specs():
+        for page in re.findall(r"docs/results/([\w.-]+\.md)", load_spec(name).description):
+            assert f"sentimodal experiment {name}" in (docs / page).read_text(), (name, page)
+            cited += 1
+    assert cited >= 4
 
 
 # ----------------------------------------------------------------------------- running

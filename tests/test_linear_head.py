@@ -13,11 +13,9 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from sentimodal.analysis.crossval import fold_dataset, fold_of, logistic_regression
+from sentimodal.analysis.baselines import BaselineConfig, run_baseline
+from sentimodal.analysis.experiment.protocol import fold_dataset, fold_of
 from sentimodal.analysis.model_report import modality_analysis, training_summary
-from sentimodal.evaluation.metrics import classification_report
-from sentimodal.features.folder import FeatureFolder
-from sentimodal.features.store import extract_features
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.pipeline import prepare
 from sentimodal.sample import sample_path
@@ -166,16 +164,18 @@ def test_the_image_default_is_not_below_logistic_regression_on_emotion6(
         split=None,
         progress=False,
     )
-    result = extract_features(dataset, image="pixels32", text=None, workers=0, progress=False)
-    stored = FeatureFolder(result["image"].directory).read()
-    x = stored.values.reshape(len(stored.ids), -1).astype(np.float64)
     ids = dataset.examples["id"].astype(str).tolist()
     folds = fold_of(ids, dataset.examples["label"].astype(str).tolist(), 3, 0)
     ours, theirs = [], []
     for k in range(3):
         data = fold_dataset(dataset, folds, k, 0.1, 0)
-        y_true, y_pred, _ = logistic_regression(data, stored.ids, x, [0.001, 0.01, 0.1, 1.0])
-        theirs.append(classification_report(y_true, y_pred, dataset.labels)["accuracy"])
+        logreg = BaselineConfig(
+            name="logreg",
+            image_encoder="pixels32",
+            text_encoder=None,
+            c_values=[0.001, 0.01, 0.1, 1.0],
+        )
+        theirs.append(run_baseline(data, logreg)["test"]["accuracy"])
         model = SentimentModel(model="image", **PIXELS).fit(data, progress=False)
         ours.append(model.evaluate(data, "test")["accuracy"])
     assert np.mean(ours) >= np.mean(theirs) - 1e-9, (ours, theirs)

@@ -5,7 +5,7 @@
   training: what text sentiment gives for free).
 - ``logreg``: logistic regression on frozen MiniLM + EfficientNet-Lite0 features, concatenated
   and standardised, C chosen on val (what a linear model gets from the same features the
-  neural models read).
+  neural models read); either encoder may be None, for one modality's features alone.
 
 Each returns the metrics dict of :meth:`SentimentModel.evaluate` per split (``val``, ``test``),
 so baselines and models share one results table.
@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 from sklearn.linear_model import LogisticRegression
 
 from sentimodal.config import Config
@@ -38,8 +38,12 @@ class BaselineConfig(Config):
     #: VADER compound thresholds: >= positive is positive, <= negative is negative
     vader_positive: float = 0.05
     vader_negative: float = -0.05
-    image_encoder: str = "efficientnet_lite0"
-    text_encoder: str = "minilm"
+    #: None: no image features (a text-only logistic regression)
+    image_encoder: str | None = "efficientnet_lite0"
+    #: the image encoder's settings (e.g. ``levels: true``), as in a RunConfig
+    image_encoder_config: dict[str, Any] = Field(default_factory=dict)
+    #: None: no text features (an image-only logistic regression)
+    text_encoder: str | None = "minilm"
     #: inverse regularisation strengths tried; the best on val accuracy is kept
     c_values: list[float] = Field(
         default_factory=lambda: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0], min_length=1
@@ -48,9 +52,16 @@ class BaselineConfig(Config):
 
     def encoders(self) -> dict[str, str]:
         """The stored features this baseline reads (extracted before a grid starts)."""
-        if self.name == "logreg":
-            return {"image": self.image_encoder, "text": self.text_encoder}
-        return {}
+        if self.name != "logreg":
+            return {}
+        chosen = {"image": self.image_encoder, "text": self.text_encoder}
+        return {kind: name for kind, name in chosen.items() if name is not None}
+
+    @model_validator(mode="after")
+    def _some_features(self) -> BaselineConfig:
+        if self.name == "logreg" and self.image_encoder is None and self.text_encoder is None:
+            raise ValueError("the logreg baseline needs an image_encoder, a text_encoder or both")
+        return self
 
 
 def _labels_of(dataset: PreparedDataset, split: str) -> np.ndarray:
@@ -114,19 +125,23 @@ def _stored_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Concatenated image + text features of the split's posts that have both, with labels."""
     results = extract_features(
-        dataset, image=config.image_encoder, text=config.text_encoder, progress=False
+        dataset,
+        image=config.image_encoder,
+        text=config.text_encoder,
+        image_config=config.image_encoder_config if config.image_encoder else None,
+        progress=False,
     )
     sets = {kind: FeatureFolder(result.directory).read() for kind, result in results.items()}
-    if sets["text"].lengths is not None:
+    if "text" in sets and sets["text"].lengths is not None:
         raise UserInputError(
             f"the logreg baseline needs text feature vectors; {config.text_encoder!r} gives "
             "token ids (use minilm, glove_mean or vader)"
         )
     frame = dataset.split(split)
-    have = set(sets["image"].ids) & set(sets["text"].ids)
+    have = set.intersection(*(set(features.ids) for features in sets.values()))
     ids = [i for i in frame["id"].astype(str) if i in have]
     if not ids:
-        raise UserInputError(f"{dataset.root}: no {split} post has both image and text features")
+        raise UserInputError(f"{dataset.root}: no {split} post has {' and '.join(sets)} features")
     # image tensors (pixels32) are flattened: a linear model on raw pixels is a baseline too
     x = np.hstack([sets[kind].select(ids).values.reshape(len(ids), -1) for kind in sets])
     labels = frame.set_index(frame["id"].astype(str))["label"].astype(str)

@@ -1,7 +1,7 @@
 """A small real sample shipped inside the package, so the demo and tests run offline.
 
 600 MVSA-Single posts in the dataset's native layout, drawn per label pair with a fixed seed
-by ``scripts/make_sample.py``; images downscaled to at most 256 px. See DATA-LICENSE.md.
+by ``tools/make_sample.py``; images downscaled to at most 256 px. See DATA-LICENSE.md.
 """
 
 from __future__ import annotations

@@ -1,18 +1,22 @@
-"""Experiment grids: a spec file in, one run per (cell, seed) and a results table out.
+"""Experiment grids: a spec file in, one run per (cell, seed, fold) and a results table out.
 
 A study's table is a grid of settings (model kind, gate, loss, epochs, ...) trained several
 times with different seeds. An :class:`ExperimentSpec` names that grid over a base
-:class:`RunConfig`; :func:`run_experiment` trains every run (in parallel processes when asked),
-writes each run's config and metrics next to each other, and skips runs whose metrics already
-exist, so an interrupted grid resumes where it stopped. Cells are compared on val (model
-selection); test is reported.
+:class:`RunConfig`, the protocol (the dataset's split, or k folds of its posts) and what each
+run is scored on besides itself (its branches, its posts with a modality hidden);
+:func:`run_experiment` trains every run (in parallel processes when asked), writes each run's
+config and metrics next to each other, and skips runs whose metrics already exist, so an
+interrupted grid resumes where it stopped. Cells are compared on val (model selection); test
+(the held-out fold under k folds) is reported.
 
 Output layout::
 
     OUT/spec.yaml                          the full spec
-    OUT/runs/<cell-id>/seed-<s>/run.yaml   the run's full RunConfig
-    OUT/runs/<cell-id>/seed-<s>/metrics.json   val and test metrics (its presence = done)
-    OUT/runs/baseline-<name>/{run.yaml,metrics.json}   baselines (deterministic: run once)
+    OUT/runs/<cell-id>/seed-<s>[/fold-<k>]/run.yaml   the run's full RunConfig
+    OUT/runs/<cell-id>/seed-<s>[/fold-<k>]/metrics.json   its metrics (their presence = done)
+    OUT/runs/<cell-id>/seed-<s>[/fold-<k>]/scores.csv   test posts' scores (scores.out_of_fold)
+    OUT/runs/baseline-<name>[/fold-<k>]/{run.yaml,metrics.json}   baselines (deterministic)
+    OUT/hidden/<modality>/                 the posts with that modality removed (scores.hide)
     OUT/results.csv, OUT/results.md, OUT/report.md, OUT/report.html
 """
 
@@ -24,8 +28,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from sentimodal.analysis.experiment.protocol import (
+    PROTOCOL_KINDS,
+    KFoldProtocol,
+    SplitProtocol,
+    views,
+)
 from sentimodal.analysis.experiment.results import RESULTS_CSV, RESULTS_MD, write_results
 from sentimodal.analysis.experiment.runs import (
+    HIDDEN_DIR,
     METRICS_FILE,
     RUN_CONFIG_FILE,
     RUNS_DIR,
@@ -33,10 +44,13 @@ from sentimodal.analysis.experiment.runs import (
     RunTask,
     execute_run,
     extract_needed_features,
+    hidden_dirs,
     is_done,
     plan_runs,
     run_all,
+    write_hidden,
 )
+from sentimodal.analysis.experiment.scoring import MODEL_SCORE, SCORES_FILE, ScoresConfig
 from sentimodal.analysis.experiment.spec import (
     MAX_RUNS,
     Cell,
@@ -54,8 +68,12 @@ from sentimodal.preparation.dataset import PreparedDataset
 SPEC_FILE = "spec.yaml"
 
 __all__ = [
+    "HIDDEN_DIR",
     "MAX_RUNS",
     "METRICS_FILE",
+    "MODEL_SCORE",
+    "PROTOCOL_KINDS",
+    "SCORES_FILE",
     "RESULTS_CSV",
     "RESULTS_MD",
     "RUNS_DIR",
@@ -65,8 +83,11 @@ __all__ = [
     "Cell",
     "ExperimentResult",
     "ExperimentSpec",
+    "KFoldProtocol",
     "ReferenceEntry",
     "RunTask",
+    "ScoresConfig",
+    "SplitProtocol",
     "check_run",
     "check_spec",
     "count_runs",
@@ -106,19 +127,18 @@ def run_experiment(
     start = time.perf_counter()
     check_spec(spec)
     dataset = PreparedDataset.load(dataset_dir)
-    missing = [s for s in ("train", *SPLITS) if s not in dataset.splits]
-    if missing:
-        raise UserInputError(
-            f"{dataset.root}: experiments need train, val and test splits; missing "
-            f"{', '.join(missing)}"
-        )
+    views(spec.protocol, dataset)  # refuses a dataset the protocol cannot cut, before any run
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     spec.save(out / SPEC_FILE)
     tasks = plan_runs(spec, Path(dataset.root), out)
     todo = [task for task in tasks if not is_done(task)]
     if todo:
-        extract_needed_features(dataset, todo, progress)
+        extract_needed_features(spec.protocol.pooled(dataset), todo, progress)
+        write_hidden(spec, dataset, out)
+        for modality, folder in hidden_dirs(spec, out).items():
+            hidden = PreparedDataset.load(folder)
+            extract_needed_features(hidden, todo, progress, hidden=modality)
         run_all(todo, min(jobs, len(todo)), progress)
     seconds = time.perf_counter() - start
     results, summary = write_results(

@@ -1,8 +1,9 @@
-"""Running an experiment's grid: one task per (cell, seed), resumable, in parallel processes.
+"""Running an experiment's grid: one task per (cell, seed, fold), resumable, in parallel.
 
 Each run writes its full config, then its metrics (their presence marks it done), so an
 interrupted grid resumes where it stopped and a finished run is never redone or mixed with
-other settings.
+other settings. A run rebuilds its fold from the dataset and the protocol (plain data), so
+workers need nothing but the task.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,13 @@ import torch
 import yaml
 
 from sentimodal.analysis.baselines import BaselineConfig, run_baseline
+from sentimodal.analysis.experiment.protocol import parse_protocol
+from sentimodal.analysis.experiment.scoring import (
+    MODEL_SCORE,
+    ScoresConfig,
+    hide,
+    score_run,
+)
 from sentimodal.analysis.experiment.spec import ExperimentSpec, expand_grid
 from sentimodal.errors import UserInputError
 from sentimodal.features.store import extract_features
@@ -31,6 +39,8 @@ from sentimodal.training.model_dir import RUN_FILE
 from sentimodal.training.run_config import RunConfig
 
 RUNS_DIR = "runs"
+#: where the dataset's posts with one modality removed are written (one folder per modality)
+HIDDEN_DIR = "hidden"
 RUN_CONFIG_FILE = RUN_FILE
 METRICS_FILE = "metrics.json"
 SPLITS: tuple[str, ...] = ("val", "test")
@@ -47,35 +57,70 @@ class RunTask:
     #: ``"model"`` (a RunConfig dict) or ``"baseline"`` (a BaselineConfig dict)
     kind: str
     config: dict[str, Any]
+    #: the test fold under k folds (None: the dataset's own split)
+    fold: int | None = None
+    #: the spec's protocol and scores, as plain data
+    protocol: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, Any] = field(default_factory=dict)
+    #: modality -> the dataset folder with that modality removed (for ``scores.hide``)
+    hidden: dict[str, str] = field(default_factory=dict)
+
+
+def _fold_dir(directory: Path, fold: int | None) -> str:
+    return str(directory if fold is None else directory / f"fold-{fold}")
+
+
+def hidden_dirs(spec: ExperimentSpec, out: Path) -> dict[str, str]:
+    return {m: str(out / HIDDEN_DIR / m) for m in spec.scores.hide}
 
 
 def plan_runs(spec: ExperimentSpec, dataset_dir: Path, out: Path) -> list[RunTask]:
-    """Every run of the spec, models first, then baselines (each once: they are deterministic)."""
+    """Every run of the spec, models first, then baselines (once per fold: they are
+    deterministic)."""
+    shared = {
+        "dataset_dir": str(dataset_dir),
+        "protocol": spec.protocol.to_dict(),
+        "scores": spec.scores.to_dict(),
+    }
+    folds = spec.protocol.fold_numbers()
     tasks = [
         RunTask(
             cell_id=cell.id,
             seed=seed,
-            directory=str(out / RUNS_DIR / cell.id / f"seed-{seed}"),
-            dataset_dir=str(dataset_dir),
+            directory=_fold_dir(out / RUNS_DIR / cell.id / f"seed-{seed}", fold),
             kind="model",
             config=cell.run_config(spec.base, seed).to_dict(),
+            fold=fold,
+            hidden=hidden_dirs(spec, out),
+            **shared,
         )
         for cell in expand_grid(spec)
         for seed in spec.seeds
+        for fold in folds
     ]
-    for name in spec.baselines:
-        config = BaselineConfig.model_validate({**spec.baseline_options, "name": name})
-        tasks.append(
+    for cell_id, config in spec.baseline_configs().items():
+        tasks += [
             RunTask(
-                cell_id=f"baseline-{name}",
+                cell_id=cell_id,
                 seed=None,
-                directory=str(out / RUNS_DIR / f"baseline-{name}"),
-                dataset_dir=str(dataset_dir),
+                directory=_fold_dir(out / RUNS_DIR / cell_id, fold),
                 kind="baseline",
                 config=config.to_dict(),
+                fold=fold,
+                **shared,
             )
-        )
+            for fold in folds
+        ]
     return tasks
+
+
+def write_hidden(spec: ExperimentSpec, dataset: PreparedDataset, out: Path) -> None:
+    """The posts a protocol reads with each hidden modality removed, as datasets of their
+    own (ids and splits kept), written once before the runs so that workers only read them."""
+    posts = spec.protocol.pooled(dataset)
+    for modality, directory in hidden_dirs(spec, out).items():
+        if not (Path(directory) / "dataset.json").is_file():
+            PreparedDataset.from_examples(hide(posts.examples, modality), directory)
 
 
 def is_done(task: RunTask) -> bool:
@@ -98,13 +143,21 @@ def execute_run(task: RunTask) -> float:
     directory = Path(task.directory)
     directory.mkdir(parents=True, exist_ok=True)
     write_atomic(directory / RUN_CONFIG_FILE, yaml.safe_dump(task.config, sort_keys=False))
-    dataset = PreparedDataset.load(task.dataset_dir)
+    protocol = parse_protocol(task.protocol)
+    view = protocol.view(PreparedDataset.load(task.dataset_dir), task.fold)
     if task.kind == "baseline":
-        result = run_baseline(dataset, BaselineConfig.model_validate(task.config))
+        result = run_baseline(view, BaselineConfig.model_validate(task.config))
     else:
-        model = SentimentModel(RunConfig.model_validate(task.config)).fit(dataset, progress=False)
-        result = model.evaluate_splits(dataset, SPLITS)
+        model = SentimentModel(RunConfig.model_validate(task.config)).fit(view, progress=False)
+        hidden = {
+            modality: protocol.view(PreparedDataset.load(folder), task.fold)
+            for modality, folder in task.hidden.items()
+        }
+        scores = ScoresConfig.model_validate(task.scores)
+        variants = score_run(model, view, hidden, scores, SPLITS, directory)
+        result = variants.pop(MODEL_SCORE)
         result.update(
+            variants=variants,
             best_epoch=model.best_epoch_,
             epochs_trained=len(model.history_),
             gate_stats=model.gate_stats(),
@@ -121,13 +174,19 @@ def _single_thread_worker() -> None:
 
 
 def extract_needed_features(
-    dataset: PreparedDataset, tasks: Sequence[RunTask], progress: bool = True
+    dataset: PreparedDataset,
+    tasks: Sequence[RunTask],
+    progress: bool = True,
+    hidden: str | None = None,
 ) -> None:
     """Extract every encoder's features once, before the runs (the store caches them), so
-    parallel workers only read them and never compete to write the same folder."""
+    parallel workers only read them and never compete to write the same folder; ``hidden``
+    names a modality the dataset has none of (nothing to extract for it)."""
     wanted: dict[str, dict[str, Any]] = {}
 
     def want(kind: str, name: str, config: dict[str, Any], **settings: Any) -> None:
+        if kind == hidden:
+            return
         other = "text" if kind == "image" else "image"
         arguments = {kind: name, f"{kind}_config": config, other: None, **settings}
         wanted.setdefault(json.dumps([kind, name, config]), arguments)
@@ -141,8 +200,9 @@ def extract_needed_features(
             if run.uses_text:
                 want("text", run.text_encoder, run.text_encoder_config, **settings)
         else:
-            for kind, name in BaselineConfig.model_validate(task.config).encoders().items():
-                want(kind, name, {})
+            baseline = BaselineConfig.model_validate(task.config)
+            for kind, name in baseline.encoders().items():
+                want(kind, name, baseline.image_encoder_config if kind == "image" else {})
     for arguments in wanted.values():
         extract_features(dataset, **arguments, progress=progress)
 

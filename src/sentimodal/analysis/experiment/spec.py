@@ -1,8 +1,9 @@
 """The spec of an experiment grid: its schema, its cells, and validation before anything runs.
 
-A spec names a grid of settings over a base :class:`RunConfig`; every cell's options are checked
-through the model's recipe exactly as the estimator checks them, so a grid refuses what a single
-run would refuse, and nothing else.
+A spec names a grid of settings over a base :class:`RunConfig`, the protocol its runs follow
+(the dataset's split, or k folds) and what each run is scored on (its branches, its posts with
+a modality hidden); every cell's options are checked through the model's recipe exactly as the
+estimator checks them, so a grid refuses what a single run would refuse, and nothing else.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from sentimodal.analysis.baselines import BaselineConfig, BaselineName
+from sentimodal.analysis.experiment.protocol import Protocol, SplitProtocol
+from sentimodal.analysis.experiment.scoring import ScoresConfig
 from sentimodal.config import Config, Seed, load_data, validation_message
 from sentimodal.errors import UserInputError
 from sentimodal.specs import list_specs, spec_path
@@ -51,10 +54,33 @@ class ExperimentSpec(Config):
     #: dotted RunConfig keys -> values; a list of grids is the union of their products
     grid: Grid | list[Grid] = Field(default_factory=dict)
     seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
-    baselines: list[BaselineName] = Field(default_factory=list)
+    #: how each run trains and is tested: the dataset's split, or k folds of its posts
+    protocol: Protocol = Field(default_factory=SplitProtocol)
+    #: what each run is scored on besides itself: branches, posts with a modality hidden
+    scores: ScoresConfig = Field(default_factory=ScoresConfig)
+    #: a name, or a mapping of a baseline's own settings (over baseline_options)
+    baselines: list[BaselineName | dict[str, Any]] = Field(default_factory=list)
     #: options of the baselines (e.g. the logreg encoders), shared by all of them
     baseline_options: dict[str, Any] = Field(default_factory=dict)
     reference: list[ReferenceEntry] = Field(default_factory=list)
+
+    def baseline_configs(self) -> dict[str, BaselineConfig]:
+        """Each baseline by its cell id: ``baseline-NAME``, and for one given as a mapping
+        the encoders it reads too (``baseline-logreg-mobilenet_v2``), so two differ."""
+        out: dict[str, BaselineConfig] = {}
+        for entry in self.baselines:
+            given = {"name": entry} if isinstance(entry, str) else entry
+            config = BaselineConfig.model_validate({**self.baseline_options, **given})
+            suffix = "" if isinstance(entry, str) else "+".join(config.encoders().values())
+            if not isinstance(entry, str) and config.image_encoder_config:
+                suffix += "@" + ",".join(
+                    f"{k}={format_value(v)}" for k, v in config.image_encoder_config.items()
+                )
+            cell = f"baseline-{config.name}" + (f"-{suffix}" if suffix else "")
+            if cell in out:
+                raise UserInputError(f"baselines: {cell} is listed twice")
+            out[cell] = config
+        return out
 
     def grids(self) -> list[Grid]:
         return self.grid if isinstance(self.grid, list) else [self.grid]
@@ -194,6 +220,10 @@ def check_spec(spec: ExperimentSpec) -> list[Cell]:
         BaselineConfig.model_validate({"name": "logreg", **spec.baseline_options})
     except ValidationError as exc:
         raise UserInputError(validation_message(exc, "bad key baseline_options.")) from None
+    try:
+        spec.baseline_configs()
+    except ValidationError as exc:
+        raise UserInputError(validation_message(exc, "bad key baselines.")) from None
     keys = set(spec.grid_keys())
     for entry in spec.reference:
         unknown = sorted(set(entry.cell) - keys)

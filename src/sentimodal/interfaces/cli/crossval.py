@@ -1,5 +1,6 @@
 """`sentimodal crossval DATASET_DIR --out DIR`: k-fold cross-validation of models and baselines
-(any label set), mean ± std over folds, written as CSV, JSON and a report."""
+(any label set), mean ± std over folds, written as CSV, JSON and a report: a view of
+`sentimodal experiment` under the kfold protocol (analysis.crossval)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import typer
 from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli.app import app, command_line, console, user_errors
 from sentimodal.interfaces.cli.tables import comparison_table
-
-HEADS = ("softmax", "embedding", "soft")
 
 
 def _items(value: str, option: str) -> list[str]:
@@ -56,77 +55,44 @@ def crossval_command(
     """Cross-validate a model: each fold is the test set once, the rest trains.
 
     A tenth of the training folds validates; majority and logistic-regression baselines are
-    measured on the same folds."""
+    measured on the same folds. The same runs as `sentimodal experiment` with the spec this
+    writes (OUT/spec.yaml): finished folds are kept, so an interrupted run resumes."""
     from sentimodal.files import check_output_folder
 
     out = check_output_folder(out)
     from sentimodal.analysis.crossval import (
-        CrossValConfig,
-        cross_validate,
-        mean_std_table,
+        HEADS,
+        crossval_spec,
+        fold_rows,
         summarise,
     )
-    from sentimodal.analysis.report import Report
-    from sentimodal.preparation.dataset import PreparedDataset
-    from sentimodal.training.estimator import SentimentModel
+    from sentimodal.analysis.experiment import run_experiment
 
-    unknown = [h for h in _items(heads, "--heads") if h not in HEADS]
+    chosen = _items(heads, "--heads")
+    unknown = [h for h in chosen if h not in HEADS]
     if unknown:
         raise UserInputError(f"unknown head {unknown[0]!r}; use {', '.join(HEADS)}")
-    encoders = _items(image_encoders, "--image-encoders") if model != "text" else ["-"]
-    models = {}
-    for encoder in encoders:
-        for head in _items(heads, "--heads"):
-            train = {"epochs": epochs, "seed": seed, "soft_targets": head == "soft"}
-            settings = {
-                "model": model,
-                "head": "embedding" if head == "embedding" else "softmax",
-                "text_encoder": text_encoder,
-                "label_source": label_source,
-                "train": train,
-                "feature_workers": 0,
-            }
-            if encoder != "-":
-                settings["image_encoder"] = encoder
-            name = {
-                "softmax": "softmax head",
-                "embedding": "embedding head",
-                "soft": "softmax head, soft targets",
-            }[head]
-            where = f"{encoder}" if encoder != "-" else text_encoder
-            models[f"{name} ({where})"] = SentimentModel(**settings).run_config()
-    config = CrossValConfig(
+    spec = crossval_spec(
+        model=model,
+        heads=chosen,
+        image_encoders=_items(image_encoders, "--image-encoders"),
+        text_encoder=text_encoder,
+        label_source=label_source,
         folds=folds,
+        epochs=epochs,
         seed=seed,
-        models=models,
-        logreg_image_encoders=encoders if logreg and model == "image" else [],
+        logreg=logreg,
         c_values=[float(c) for c in _items(c_values, "--c-values")],
     )
-    dataset = PreparedDataset.load(dataset_dir)
-    rows = cross_validate(dataset, config, progress=not quiet)
-    summary = summarise(rows)
-    out.mkdir(parents=True, exist_ok=True)
     command = command_line(context)
-    config.save(out / "config.yaml")
+    result = run_experiment(spec, dataset_dir, out, command=command, progress=not quiet)
+    rows = fold_rows(spec, result.results)
+    summary = summarise(rows)
     rows.to_csv(out / "folds.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     (out / "summary.json").write_text(
         json.dumps({"command": command, "rows": summary.to_dict("records")}, indent=2) + "\n"
     )
-    table = mean_std_table(summary)
-    report = Report(f"{folds}-fold cross-validation on {dataset_dir}")
-    counts = ", ".join(
-        f"{label} {n}" for label, n in dataset.examples["label"].value_counts().sort_index().items()
-    )
-    report.add_markdown(
-        f"{len(dataset.examples)} posts ({counts}); folds stratified by label, seed {seed}; "
-        f"in each fold a stratified tenth of the training folds is the validation set.\n\n"
-        f"Command: `{command}`"
-    )
-    report.add_table(table, caption="Test folds: mean ± std (ddof 1)")
-    report.add_table(rows.round(4), caption="Per fold")
-    report.add_config(config)
-    paths = report.write(out)
     shown = [
         {
             "model": r["model"],
@@ -136,4 +102,4 @@ def crossval_command(
         for r in summary.to_dict("records")
     ]
     console.print(comparison_table(shown, f"{folds}-fold cross-validation, mean ± std"))
-    console.print(f"report: [bold]{paths.markdown}[/]")
+    console.print(f"per fold: [bold]{out / 'folds.csv'}[/]; report: [bold]{out / 'report.md'}[/]")

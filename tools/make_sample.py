@@ -7,7 +7,7 @@ positive, 200 negative, 150 neutral) plus some conflicting pairs for the reject 
 keep their original bytes (non-UTF-8 ones included); images are downscaled to at most 256 px
 on the long side and re-encoded as progressive JPEG, quality 80 (about 6 MB in all).
 
-    .venv/bin/python scripts/make_sample.py [--source ../shared/data/mvsa_single]
+    .venv/bin/python tools/make_sample.py [--source ../shared/data/mvsa_single]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ use only and stay where they are), ``folder`` (the Flickr search keyword, the us
 label), ``valence`` and ``arousal`` (1-9), and the 7-way emotion distribution of the user study
 in columns named by the emotion (anger, disgust, fear, joy, sadness, surprise, neutral).
 
-    python scripts/emotion6_table.py ../shared/data/emotion6 runs/emotion6.csv
+    python tools/emotion6_table.py ../shared/data/emotion6 runs/emotion6.csv
 """
 
 from __future__ import annotations
