@@ -16,11 +16,11 @@ from sklearn.linear_model import LogisticRegression
 from sentimodal.analysis.baselines import BaselineConfig, run_baseline
 from sentimodal.analysis.experiment.protocol import fold_dataset, fold_of
 from sentimodal.analysis.model_report import modality_analysis, training_summary
+from sentimodal.models.logistic import _choose, fit_linear, fit_softmax_regression, solve
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.pipeline import prepare
 from sentimodal.sample import sample_path
 from sentimodal.training.estimator import SentimentModel
-from sentimodal.training.linear_fit import _choose, fit_linear, fit_softmax_regression, solve
 
 PIXELS = {"image_encoder": "pixels32", "feature_workers": 0}
 

@@ -25,7 +25,6 @@ from sentimodal.analysis.plots import (
     training_curves,
 )
 from sentimodal.analysis.report import Report
-from sentimodal.models.recipes import get_recipe
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.training.estimator import SentimentModel
 
@@ -264,8 +263,8 @@ def model_report(
     run = model.run_
     report = add_model_summary(Report(title), model, dataset, metrics)
     split = "test" if "test" in metrics else next(iter(metrics), None)
-    if get_recipe(run.model).branches and split is not None:
-        # A late fusion's branches (late, cross) are its own text-only and image-only models.
+    if set(model.model_.branches()) == {"text", "image"} and split is not None:
+        # A fusion whose branches also predict alone (late, cross): what each modality adds.
         add_modality_section(
             report, model.branch("text"), model.branch("image"), model, dataset, split
         )

@@ -10,11 +10,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from sentimodal.errors import UserInputError
 from sentimodal.features.model_inputs import PRESENT
+from sentimodal.models.batches import Data
 from sentimodal.models.config import ModelConfig
 from sentimodal.models.heads import EmbeddingHead, Head
 from sentimodal.models.label_space import LabelSpace
@@ -40,6 +42,15 @@ class PretrainedStart:
     vocabulary: Sequence[str] | None = None
 
 
+@dataclass(frozen=True)
+class Solved:
+    """A network fitted directly (a convex problem, no gradient steps): what the training
+    history records (e.g. the chosen L2 strength) and one line saying how it was chosen."""
+
+    record: dict[str, float]
+    summary: str
+
+
 class SentimentNet(nn.Module, ABC):
     """Base class: ``embed`` (the body's representation) -> ``head`` -> outputs.
 
@@ -54,6 +65,11 @@ class SentimentNet(nn.Module, ABC):
         super().__init__()
         self.config = config
         self.head: Head
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> SentimentNet:
+        """The network a config describes (a composite one builds its parts first)."""
+        return cls(config)
 
     @abstractmethod
     def embed(self, batch: Batch) -> torch.Tensor:
@@ -79,6 +95,22 @@ class SentimentNet(nn.Module, ABC):
         for child in self.children():
             if isinstance(child, SentimentNet):
                 child.end_training()
+
+    def branches(self) -> dict[str, SentimentNet]:
+        """The unimodal networks this one combines that also predict alone, by modality (a
+        late fusion's text and image models); none for the others."""
+        return {}
+
+    def solve(
+        self, data: Batch, labels: torch.Tensor, *, seed: int, sample_weight: torch.Tensor | None
+    ) -> Solved | None:
+        """Fit the network directly where its training is a convex problem (hard labels);
+        None, the default, means: train it by gradient steps."""
+        return None
+
+    def fit_after_training(self, data: Data, labels: np.ndarray, batch_size: int) -> None:
+        """Learn what only a trained network can, on posts it did not train on (the val
+        split): nothing, by default."""
 
     def training_outputs(self, batch: Batch) -> list[torch.Tensor]:
         """Outputs the training loss is computed on (summed); one per jointly trained part."""

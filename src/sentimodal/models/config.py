@@ -2,15 +2,16 @@
 
 One :class:`~sentimodal.config.Config` subclass per kind, each with a ``kind`` tag, so that a
 model directory's ``config.json`` rebuilds the exact architecture with
-:func:`sentimodal.models.registry.build_model`. Head settings live on every config because any
-model can end in either head (softmax or label-space embedding).
+:func:`sentimodal.models.registry.build_model` (each network class names its config with
+``register_network``). Head settings live on every config because any model can end in
+either head (softmax or label-space embedding).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, SerializeAsAny, model_validator
 
 from sentimodal.config import Config
 
@@ -61,7 +62,7 @@ class MLPConfig(ModelConfig):
 class LinearConfig(ModelConfig):
     """A linear softmax layer over one modality's standardised feature vectors, fitted to
     convergence (L-BFGS) with the L2 strength chosen by cross-validation on the training data:
-    regularised logistic regression as a model kind (see ``training/linear_fit.py``). With an
+    regularised logistic regression as a model kind (see ``models/logistic.py``). With an
     embedding head or soft targets it trains like any other model (gradient steps)."""
 
     kind: Literal["linear"] = "linear"
@@ -221,11 +222,19 @@ class GatedFusionConfig(ModelConfig):
     modality_dropout: float = Field(0.0, ge=0.0, lt=0.5)
 
 
-TextBranchConfig = Annotated[
-    MLPConfig | TextLSTMConfig | TextTransformerConfig | TextCrossConfig | TextMPNetConfig,
-    Field(discriminator="kind"),
-]
-ImageBranchConfig = Annotated[MLPConfig | PixelCNNConfig, Field(discriminator="kind")]
+def _branch(modality: str) -> BeforeValidator:
+    """A branch is any registered network that may stand for ``modality``, read by its kind."""
+
+    def read(value: Any) -> ModelConfig:
+        from sentimodal.models.registry import branch_config
+
+        return branch_config(modality, value)
+
+    return BeforeValidator(read)
+
+
+TextBranchConfig = Annotated[SerializeAsAny[ModelConfig], _branch("text")]
+ImageBranchConfig = Annotated[SerializeAsAny[ModelConfig], _branch("image")]
 
 
 class LateFusionConfig(ModelConfig):
@@ -255,18 +264,3 @@ class LateFusionConfig(ModelConfig):
             if any(getattr(branch, key) != value for key, value in head.items()):
                 object.__setattr__(self, name, branch.model_copy(update=head))
         return self
-
-
-AnyModelConfig = Annotated[
-    MLPConfig
-    | LinearConfig
-    | TextLSTMConfig
-    | TextTransformerConfig
-    | TextCrossConfig
-    | TextMPNetConfig
-    | PixelCNNConfig
-    | ConcatFusionConfig
-    | GatedFusionConfig
-    | LateFusionConfig,
-    Field(discriminator="kind"),
-]

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sentimodal.errors import UserInputError
 from sentimodal.models.base import Batch, SentimentNet, present
+from sentimodal.models.batches import Data, as_tensors
 from sentimodal.models.config import ConcatFusionConfig, GatedFusionConfig, LateFusionConfig
+from sentimodal.models.forward import run_batched
 from sentimodal.models.heads import make_head
 from sentimodal.models.label_space import LabelSpace
+from sentimodal.models.logistic import fit_softmax_regression
 from sentimodal.models.mlp import MLPBody
+from sentimodal.models.registry import build_model, register_network
 
 
 def _features(batch: Batch, key: str, dim: int) -> torch.Tensor:
@@ -70,6 +75,7 @@ class MissingModalities(nn.Module):
         return out
 
 
+@register_network(ConcatFusionConfig)
 class ConcatFusion(SentimentNet):
     """[text ; image] -> dropout -> optional hidden layers -> head (a linear layer by default)."""
 
@@ -94,6 +100,7 @@ class ConcatFusion(SentimentNet):
         return self.body(self.dropout(torch.cat([read["text"], read["image"]], dim=1)))
 
 
+@register_network(GatedFusionConfig)
 class GatedFusion(SentimentNet):
     """Elementwise trainable gates decide how much of each feature of each modality passes.
 
@@ -160,6 +167,7 @@ class GatedFusion(SentimentNet):
         return stats
 
 
+@register_network(LateFusionConfig)
 class LateFusion(SentimentNet):
     """The average of a text model's and an image model's predictions.
 
@@ -185,6 +193,30 @@ class LateFusion(SentimentNet):
             with torch.no_grad():  # the normalised geometric mean until set_stack
                 self.stack.weight.copy_(torch.cat([torch.eye(n), torch.eye(n)], dim=1) / 2)
                 self.stack.bias.zero_()
+
+    @classmethod
+    def from_config(cls, config: LateFusionConfig) -> LateFusion:
+        return cls(config, build_model(config.text), build_model(config.image))
+
+    def branches(self) -> dict[str, SentimentNet]:
+        return {"text": self.text, "image": self.image}
+
+    def fit_after_training(self, data: Data, labels: np.ndarray, batch_size: int) -> None:
+        """A stacked combination learns how to weigh the branches on val, posts they did not
+        train on (their probabilities on train are overconfident), from the posts that have
+        both modalities; with one class only it keeps the geometric mean."""
+        if self.config.combine != "stacked":
+            return
+        tensors = as_tensors(data)
+        logp = run_batched(self, tensors, self.branch_log_probs, batch_size).numpy()
+        both = np.ones(len(logp), dtype=bool)
+        for modality in ("text", "image"):
+            if (mask := present(tensors, modality)) is not None:
+                both &= mask.numpy().astype(bool)
+        y = np.asarray(labels)
+        fitted = fit_softmax_regression(logp[both], y[both], self.config.n_classes)
+        if fitted is not None:
+            self.set_stack(*fitted)
 
     def set_stack(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         """Use a fitted stacked combination: ``weight`` (classes, 2 * classes) and ``bias``

@@ -10,6 +10,7 @@ from torch import nn
 from sentimodal.models.base import Batch, SentimentNet
 from sentimodal.models.config import MLPConfig
 from sentimodal.models.heads import make_head
+from sentimodal.models.registry import register_network
 
 
 class MLPBody(nn.Module):
@@ -34,6 +35,7 @@ class MLPBody(nn.Module):
         return self.layers(x)
 
 
+@register_network(MLPConfig, branch_of=("text", "image"))
 class FeatureMLP(SentimentNet):
     """Classifier over one modality's feature vectors (the study's classical classifier).
 

@@ -10,8 +10,10 @@ from sentimodal.models.base import Batch, SentimentNet
 from sentimodal.models.config import PixelCNNConfig
 from sentimodal.models.heads import make_head
 from sentimodal.models.mlp import MLPBody
+from sentimodal.models.registry import register_network
 
 
+@register_network(PixelCNNConfig, branch_of=("image",))
 class PixelCNN(SentimentNet):
     """conv(96) -> max-pool -> batch-norm -> conv(256) -> max-pool -> batch-norm -> dense -> head.
 

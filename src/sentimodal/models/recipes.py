@@ -6,7 +6,8 @@ otherwise, which network each modality's features call for (an MLP over vectors,
 BiLSTM over its own tokens, the fine-tuned transformer over its WordPiece ids, the pixel CNN
 over pixels), which settings are derived from the features (and so cannot be set), and the
 model config every other setting goes to. The estimator, experiment grids and the CLI all read
-this table, so adding a model kind means its module, its config and one row here.
+this table (help texts and lists are derived from it); a shipped run model is one row here, and
+a user's own is added with :func:`register_recipe` from the user's module.
 """
 
 from __future__ import annotations
@@ -319,8 +320,25 @@ RECIPES: dict[str, Recipe] = {
 DEFAULT_RECIPE = "late"
 
 
+def register_recipe(recipe: Recipe) -> Recipe:
+    """Make ``recipe`` a run model: ``SentimentModel(model=recipe.name)``, the CLI's
+    ``--model`` and experiment grids then take it (a user's own fusion registers its network
+    with ``register_network`` and its recipe here, both in the user's module)."""
+    known = RECIPES.get(recipe.name)
+    if known is not None and known != recipe:
+        raise ValueError(f"a run model named {recipe.name!r} is already registered")
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
 def list_recipes() -> list[str]:
     return list(RECIPES)
+
+
+def recipe_choices() -> str:
+    """The run models as a short list for help texts: 'text, image, ... or cross'."""
+    names = list_recipes()
+    return f"{', '.join(names[:-1])} or {names[-1]}." if len(names) > 1 else f"{names[0]}."
 
 
 def get_recipe(name: str) -> Recipe:
@@ -372,5 +390,7 @@ __all__ = [
     "fine_tunes",
     "get_recipe",
     "list_recipes",
+    "recipe_choices",
+    "register_recipe",
     "recipes_help",
 ]

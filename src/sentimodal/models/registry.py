@@ -1,95 +1,142 @@
-"""Model kinds by name: build any model from its name and settings, or from a saved config."""
+"""Network kinds by name, each declared once where it lives, as timm's ``register_model``.
+
+A network class says which config it is built from with :func:`register_network`; the
+registry derives everything else from those declarations: the kinds ``list_models()`` shows,
+which config a saved ``{"kind": ...}`` mapping is read as, which kinds may be a late fusion's
+text or image branch, and how a config is built. The shipped networks register when their
+modules are first imported (the registry imports every module of this package on the first
+lookup); a user's own network registers when the user's module is imported.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import torch
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from sentimodal.errors import UserInputError
-from sentimodal.models.base import SentimentNet
-from sentimodal.models.config import (
-    AnyModelConfig,
-    ConcatFusionConfig,
-    GatedFusionConfig,
-    LateFusionConfig,
-    LinearConfig,
-    MLPConfig,
-    ModelConfig,
-    PixelCNNConfig,
-    TextCrossConfig,
-    TextLSTMConfig,
-    TextMPNetConfig,
-    TextTransformerConfig,
-)
-from sentimodal.models.fusion import ConcatFusion, GatedFusion, LateFusion
-from sentimodal.models.linear import FeatureLinear
-from sentimodal.models.mlp import FeatureMLP
-from sentimodal.models.pixel_cnn import PixelCNN
-from sentimodal.models.text_cross import TextImageCrossAttention
-from sentimodal.models.text_lstm import TextBiLSTM
-from sentimodal.models.text_mpnet import TextMPNet
-from sentimodal.models.text_transformer import TextTransformer
+from sentimodal.models.config import ModelConfig
+
+if TYPE_CHECKING:  # the registry stays light: networks import torch, their configs do not
+    from sentimodal.models.base import SentimentNet
+
+Net = TypeVar("Net", bound=type)
 
 
-def _late(config: LateFusionConfig) -> SentimentNet:
-    return LateFusion(config, _build(config.text), _build(config.image))
+@dataclass(frozen=True)
+class NetworkKind:
+    """One registered network: its kind tag, its config class, its class, and which late
+    fusion branches (``text``, ``image``) it may be."""
+
+    kind: str
+    config: type[ModelConfig]
+    network: type
+    branch_of: tuple[str, ...]
 
 
-_BUILDERS: dict[str, tuple[type[ModelConfig], Callable[[Any], SentimentNet]]] = {
-    "mlp": (MLPConfig, FeatureMLP),
-    "linear": (LinearConfig, FeatureLinear),
-    "text_lstm": (TextLSTMConfig, TextBiLSTM),
-    "text_transformer": (TextTransformerConfig, TextTransformer),
-    "text_cross": (TextCrossConfig, TextImageCrossAttention),
-    "text_mpnet": (TextMPNetConfig, TextMPNet),
-    "pixel_cnn": (PixelCNNConfig, PixelCNN),
-    "concat": (ConcatFusionConfig, ConcatFusion),
-    "gated": (GatedFusionConfig, GatedFusion),
-    "late": (LateFusionConfig, _late),
-}
+_NETWORKS: dict[str, NetworkKind] = {}
 
-_ANY_CONFIG: TypeAdapter[ModelConfig] = TypeAdapter(AnyModelConfig)
+
+def register_network(
+    config: type[ModelConfig], *, branch_of: tuple[str, ...] = ()
+) -> Callable[[Net], Net]:
+    """Class decorator: the network is built from ``config`` (whose ``kind`` default names
+    it); ``branch_of`` lists the late-fusion branches it may stand in."""
+    kind = config.model_fields["kind"].default
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"{config.__name__} needs a default for its kind, e.g. kind: Literal['x']")
+
+    def add(network: Net) -> Net:
+        known = _NETWORKS.get(kind)
+        if known is not None and known.network.__qualname__ != network.__qualname__:
+            raise ValueError(f"network kind {kind!r} is already {known.network.__qualname__}")
+        _NETWORKS[kind] = NetworkKind(kind, config, network, tuple(branch_of))
+        return network
+
+    return add
+
+
+@cache
+def _import_shipped() -> None:
+    """Import every module of this package, so that the shipped networks are declared."""
+    package = importlib.import_module(__package__ or "sentimodal.models")
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+def _kinds() -> dict[str, NetworkKind]:
+    _import_shipped()
+    return _NETWORKS
 
 
 def list_models() -> list[str]:
-    return list(_BUILDERS)
+    """Every network kind: the shipped ones and those registered by imported modules."""
+    return list(_kinds())
+
+
+def network_kind(kind: str) -> NetworkKind:
+    kinds = _kinds()
+    if kind not in kinds:
+        raise UserInputError(f"unknown model {kind!r}; known: {', '.join(kinds)}")
+    return kinds[kind]
 
 
 def model_config(name: str, **cfg: Any) -> ModelConfig:
     """The validated config of model kind ``name``; bad settings are the user's to fix."""
-    if name not in _BUILDERS:
-        raise UserInputError(f"unknown model {name!r}; known: {', '.join(_BUILDERS)}")
+    config = network_kind(name).config
     cfg.pop("kind", None)
     try:
-        return _BUILDERS[name][0](**cfg)
+        return config(**cfg)
     except ValidationError as error:
         raise UserInputError(f"bad settings for model {name!r}: {error}") from None
 
 
-def config_from_dict(data: dict[str, Any]) -> ModelConfig:
+def config_from_dict(data: Mapping[str, Any]) -> ModelConfig:
     """A model config from plain data with its ``kind`` (as in a model directory's config)."""
     try:
-        return _ANY_CONFIG.validate_python(data)
-    except ValidationError as error:
+        return _parse(data)
+    except (ValueError, TypeError) as error:
         raise UserInputError(f"bad model config: {error}") from None
 
 
-def _build(config: ModelConfig) -> SentimentNet:
-    return _BUILDERS[config.kind][1](config)
+def _parse(data: Mapping[str, Any]) -> ModelConfig:
+    kind = data.get("kind") if isinstance(data, Mapping) else None
+    kinds = _kinds()
+    if kind not in kinds:
+        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(kinds)}")
+    return kinds[kind].config.model_validate(dict(data))
+
+
+def branch_config(modality: str, value: Any) -> ModelConfig:
+    """A late fusion's ``modality`` branch config, read by its kind and checked to be a network
+    that may stand there (pydantic turns the ValueError into the field's error)."""
+    config = value if isinstance(value, ModelConfig) else _parse(value)
+    allowed = [k for k, entry in _kinds().items() if modality in entry.branch_of]
+    if config.kind not in allowed:
+        raise ValueError(
+            f"a {config.kind!r} network cannot be the {modality} branch; these can: "
+            + ", ".join(allowed)
+        )
+    return config
 
 
 def build_model(config: ModelConfig | dict[str, Any], seed: int | None = None) -> SentimentNet:
     """The model a config describes; with ``seed``, its initial weights are reproducible."""
+    import torch
+
     if isinstance(config, dict):
         config = config_from_dict(config)
+    network = network_kind(config.kind).network
     if seed is None:
-        return _build(config)
+        return network.from_config(config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return _build(config)
+        return network.from_config(config)
 
 
 def get_model(name: str, *, seed: int | None = None, **cfg: Any) -> SentimentNet:

@@ -17,9 +17,11 @@ from torch import nn
 from sentimodal.errors import UserInputError
 from sentimodal.models.base import Batch, present
 from sentimodal.models.config import TextCrossConfig
+from sentimodal.models.registry import register_network
 from sentimodal.models.text_transformer import TextTransformer, pool_states
 
 
+@register_network(TextCrossConfig, branch_of=("text",))
 class TextImageCrossAttention(TextTransformer):
     """WordPiece ids and an image grid -> BERT -> tokens attend over regions -> pooled -> head.
 

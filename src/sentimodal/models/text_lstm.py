@@ -19,6 +19,7 @@ from sentimodal.features.resources import glove_table
 from sentimodal.models.base import PAD_ID, Batch, PretrainedStart, SentimentNet
 from sentimodal.models.config import TextLSTMConfig
 from sentimodal.models.heads import make_head
+from sentimodal.models.registry import register_network
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -30,6 +31,7 @@ def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     return x.gather(1, index[:, :, None].expand(-1, -1, x.shape[2]))
 
 
+@register_network(TextLSTMConfig, branch_of=("text",))
 class TextBiLSTM(SentimentNet):
     """Embedding -> (Bi)LSTM -> dropout -> head over int64 token ids (pad id 0, post-padded).
 

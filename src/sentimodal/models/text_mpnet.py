@@ -23,6 +23,7 @@ from sentimodal.features.text_encoders.mpnet_tokens import ID_SHIFT
 from sentimodal.models.base import PAD_ID, Batch, PretrainedStart, SentimentNet
 from sentimodal.models.config import TextMPNetConfig
 from sentimodal.models.heads import make_head
+from sentimodal.models.registry import register_network
 from sentimodal.models.text_transformer import load_matching_weights, pool_states, shape_settings
 
 
@@ -33,6 +34,7 @@ def mpnet_architecture(config: TextMPNetConfig) -> dict[str, Any]:
     )
 
 
+@register_network(TextMPNetConfig, branch_of=("text",))
 class TextMPNet(SentimentNet):
     """MPNet ids + 1 (pad 0, post-padded) -> MPNet (bottom frozen) -> pooled state -> head."""
 

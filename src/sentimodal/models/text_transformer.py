@@ -21,6 +21,7 @@ from sentimodal.features import resources
 from sentimodal.models.base import PAD_ID, Batch, PretrainedStart, SentimentNet
 from sentimodal.models.config import TextTransformerConfig
 from sentimodal.models.heads import make_head
+from sentimodal.models.registry import register_network
 
 #: keys of a transformer's config.json that describe where it came from, not its shape
 _PROVENANCE_KEYS = ("architectures", "transformers_version", "gradient_checkpointing", "use_cache")
@@ -51,6 +52,7 @@ def backbone_architecture(config: TextTransformerConfig) -> dict[str, Any]:
     return architecture
 
 
+@register_network(TextTransformerConfig, branch_of=("text",))
 class TextTransformer(SentimentNet):
     """WordPiece ids (pad 0, post-padded) -> BERT -> pooled state -> dropout -> head."""
 

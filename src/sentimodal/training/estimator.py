@@ -28,21 +28,18 @@ from sentimodal.features.engine import LocalEngine
 from sentimodal.features.folder import FeatureFolder, FeatureSet
 from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
-from sentimodal.features.model_inputs import PRESENT, model_inputs
+from sentimodal.features.model_inputs import model_inputs
 from sentimodal.features.store import ExtractionResult, extract_features
 from sentimodal.features.text_encoders import get_text_encoder, saved_text_encoder
 from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.inference.posts import PostBatchWork, Prediction, post_rows, predict_rows
 from sentimodal.models.base import PretrainedStart, SentimentNet
-from sentimodal.models.batches import as_tensors
 from sentimodal.models.config import ModelConfig
 from sentimodal.models.forward import (
     extract_embeddings,
     predict_outputs,
     predict_scores,
-    run_batched,
 )
-from sentimodal.models.fusion import LateFusion
 from sentimodal.models.label_space import LabelSpace
 from sentimodal.models.recipes import ModalityInput, get_recipe
 from sentimodal.models.registry import build_model, config_from_dict
@@ -52,7 +49,6 @@ from sentimodal.preparation.label_set import check_trainable, soft_targets
 from sentimodal.progress import note
 from sentimodal.training import model_dir
 from sentimodal.training.confident import fine_tune_confident
-from sentimodal.training.linear_fit import fit_softmax_regression
 from sentimodal.training.run_config import RunConfig, check_run
 from sentimodal.training.scaler import FeatureScaler
 from sentimodal.training.train_config import given_settings
@@ -238,7 +234,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             ]
             self.confident_kept_ = int(tuned.kept.sum())
         if val_pair is not None:
-            self._fit_late_stack(*val_pair)
+            self.model_.fit_after_training(*val_pair, run.train.eval_batch_size)
         self.model_.end_training()
         self.metrics_: dict[str, Any] = {}
         checked = (val.data, "val") if val is not None else (train.data, "train")
@@ -247,25 +243,6 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             for warning in self.warnings_:
                 note(("warning: ", "bold yellow"), warning)
         return self
-
-    def _fit_late_stack(self, data: Mapping[str, np.ndarray], labels: np.ndarray) -> None:
-        """A stacked late fusion learns how to weigh its branches on val, posts its branches
-        did not train on (their probabilities on train are overconfident)."""
-        model = self.model_
-        if not isinstance(model, LateFusion) or model.config.combine != "stacked":
-            return
-        logp = run_batched(
-            model, as_tensors(data), model.branch_log_probs, self.run_.train.eval_batch_size
-        )
-        both = np.ones(len(labels), dtype=bool)
-        for modality in ("text", "image"):
-            if modality + PRESENT in data:
-                both &= np.asarray(data[modality + PRESENT], dtype=bool)
-        fitted = fit_softmax_regression(
-            logp.numpy()[both], np.asarray(labels)[both], model.config.n_classes
-        )
-        if fitted is not None:  # else one class only: nothing to weigh, keep the mean
-            model.set_stack(*fitted)
 
     def _collapse_warnings(self, data: Mapping[str, np.ndarray], split: str) -> list[str]:
         """A model that predicts one class for everything learned nothing but the majority:
@@ -718,14 +695,15 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         """The text or image half of a late fusion as a model of its own, sharing its weights:
         what each modality predicts alone, next to what the fusion predicts."""
         self._check_fitted()
-        if not isinstance(self.model_, LateFusion) or modality not in ("text", "image"):
+        branches = self.model_.branches()
+        if modality not in branches:
             raise UserInputError(
-                f"only late fusions have text and image branches (this is {self.run_.model!r}, "
-                f"asked for {modality!r})"
+                f"the {self.run_.model!r} model has no {modality!r} branch"
+                + (f" (it has: {', '.join(branches)})" if branches else "")
             )
         view = copy.copy(self)
         view.run_ = self.run_.model_copy(update={"model": modality})
-        view.model_ = getattr(self.model_, modality)
+        view.model_ = branches[modality]
         view.model_config_ = view.model_.config
         if modality == "text":
             view.image_encoder_ = None

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import TextColumn
 
 from sentimodal.errors import UserInputError
-from sentimodal.models.base import SentimentNet
+from sentimodal.models.base import SentimentNet, Solved
 from sentimodal.models.batches import (
     Data,
     as_labels,
@@ -29,9 +29,7 @@ from sentimodal.models.batches import (
     take,
 )
 from sentimodal.models.forward import run_batched
-from sentimodal.models.linear import FeatureLinear
 from sentimodal.progress import progress_bar, stderr
-from sentimodal.training.linear_fit import fit_linear
 from sentimodal.training.losses import LossFn, class_weights, make_loss, resolve_loss
 from sentimodal.training.optim import make_optimizer, make_scheduler
 from sentimodal.training.train_config import TrainConfig
@@ -121,8 +119,15 @@ def fit(
         val_tensors = as_tensors(val[0])
         val_data = (val_tensors, as_labels(val[1], n_examples(val_tensors)))
 
-    if isinstance(model, FeatureLinear) and model.head_kind == "softmax" and soft is None:
-        return _solve_linear(model, train, y, val_data, config, weights, loss_fn, progress, console)
+    if soft is None:
+        start = time.perf_counter()
+        solved = model.solve(
+            train, y, seed=config.seed, sample_weight=None if weights is None else weights[y]
+        )
+        if solved is not None:
+            return _solved(
+                model, solved, train, y, val_data, config, loss_fn, progress, console, start
+            )
 
     trim = config.length_batching != "none"
     lengths = sequence_lengths(train) if config.length_batching == "bucket" else None
@@ -204,48 +209,28 @@ def fit(
     return result
 
 
-def _solve_linear(
-    model: FeatureLinear,
+def _solved(
+    model: SentimentNet,
+    solved: Solved,
     train: dict[str, torch.Tensor],
     y: torch.Tensor,
     val: tuple[dict[str, torch.Tensor], torch.Tensor] | None,
     config: TrainConfig,
-    weights: torch.Tensor | None,
     loss_fn: LossFn,
     progress: bool,
     console: Console | None,
+    start: float,
 ) -> TrainResult:
-    """A linear softmax classifier is a convex problem: solved to convergence, its L2 strength
-    chosen by CV on the training data (the optimiser and epoch settings do not apply)."""
-    start = time.perf_counter()
-    settings = model.config
-    fitted = fit_linear(
-        train[settings.input].double(),
-        y,
-        settings.n_classes,
-        settings.c_values,
-        folds=settings.cv_folds,
-        seed=config.seed,
-        sample_weight=None if weights is None else weights[y],
-        max_iter=settings.max_iter,
-        select=settings.select,
-        one_se=settings.one_standard_error,
-    )
-    with torch.no_grad():
-        model.head.linear.weight.copy_(fitted.weight)
-        model.head.linear.bias.copy_(fitted.bias)
+    """The one-epoch history of a network the network fitted itself (``SentimentNet.solve``)."""
     model.eval()
     with torch.no_grad():
         record: dict[str, float] = {"epoch": 1, "train_loss": float(loss_fn(model(train), y))}
-    record["c"] = fitted.c
-    if fitted.cv_accuracy:
-        record["cv_accuracy"] = fitted.cv_accuracy[fitted.c]
+    record.update(solved.record)
     if val is not None:
         record.update(evaluate_outputs(model, *val, loss_fn, config))
     record["seconds"] = time.perf_counter() - start
     if progress:
-        how = f"{settings.cv_folds}-fold CV {settings.select}" if fitted.cv_loss else "given"
-        (console or stderr).print(f"linear classifier: C={fitted.c:g} ({how})")
+        (console or stderr).print(solved.summary)
         (console or stderr).print(_epoch_line(record, 1))
     return TrainResult(history=[record], best_epoch=1 if val is not None else None)
 

@@ -12,6 +12,7 @@ import typer
 from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli.app import app, command_line, console, user_errors
 from sentimodal.interfaces.cli.tables import comparison_table
+from sentimodal.models.recipes import recipe_choices
 
 
 def _items(value: str, option: str) -> list[str]:
@@ -27,7 +28,7 @@ def crossval_command(
     context: typer.Context,
     dataset_dir: Path = typer.Argument(..., help="A prepared dataset directory (any splits)."),
     out: str = typer.Option(..., "--out", "-o", help="Folder for results and report."),
-    model: str = typer.Option("image", "--model", help="text, image, concat, gated or late."),
+    model: str = typer.Option("image", "--model", help=recipe_choices()),
     heads: str = typer.Option(
         "softmax,embedding",
         "--heads",

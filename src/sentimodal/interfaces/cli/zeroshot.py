@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli.app import app, command_line, console, say, user_errors
+from sentimodal.models.recipes import recipe_choices
 
 zeroshot_app = typer.Typer(
     help="Zero-shot protocols: unseen sentiment classes, ANP label-space check.",
@@ -63,7 +64,7 @@ def unseen_command(
         "--unseen-size",
         help="Generalised protocol over every choice of this many unseen labels (e.g. 2).",
     ),
-    model: str = typer.Option("text", "--model", help="text, image, concat, gated or late."),
+    model: str = typer.Option("text", "--model", help=recipe_choices()),
     text_encoder: str = typer.Option("minilm", "--text-encoder", help="Text features."),
     image_encoder: str = typer.Option("efficientnet_lite0", "--image-encoder"),
     label_sources: str = typer.Option(
