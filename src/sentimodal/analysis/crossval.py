@@ -24,7 +24,7 @@ from sentimodal.evaluation.metrics import classification_report, kl_divergence
 from sentimodal.features.folder import FeatureFolder
 from sentimodal.features.store import extract_features
 from sentimodal.preparation.dataset import PreparedDataset
-from sentimodal.preparation.label_set import split_counts
+from sentimodal.preparation.dataset_labels import split_counts
 from sentimodal.preparation.splits import assign_splits
 from sentimodal.progress import progress_bar
 from sentimodal.training.estimator import SentimentModel
