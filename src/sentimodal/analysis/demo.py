@@ -29,7 +29,8 @@ from sentimodal.features.defaults import DEFAULT_IMAGE_ENCODER, FROZEN_TEXT_ENCO
 from sentimodal.features.store import extract_features
 from sentimodal.models.config import GLOVE_SOURCE, HeadKind, LabelSource
 from sentimodal.models.recipes import get_recipe
-from sentimodal.preparation.pipeline import PrepareConfig, prepare
+from sentimodal.preparation.config import PrepareConfig
+from sentimodal.preparation.pipeline import prepare
 from sentimodal.progress import note
 from sentimodal.sample import sample_path
 from sentimodal.training.estimator import SentimentModel
