@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -67,6 +66,7 @@ def crossval_command(
         summarise,
     )
     from sentimodal.analysis.report import Report
+    from sentimodal.analysis.results_folder import write_results_folder
     from sentimodal.preparation.dataset import PreparedDataset
     from sentimodal.training.estimator import SentimentModel
 
@@ -105,14 +105,7 @@ def crossval_command(
     dataset = PreparedDataset.load(dataset_dir)
     rows = cross_validate(dataset, config, progress=not quiet)
     summary = summarise(rows)
-    out.mkdir(parents=True, exist_ok=True)
     command = command_line(context)
-    config.save(out / "config.yaml")
-    rows.to_csv(out / "folds.csv", index=False)
-    summary.to_csv(out / "summary.csv", index=False)
-    (out / "summary.json").write_text(
-        json.dumps({"command": command, "rows": summary.to_dict("records")}, indent=2) + "\n"
-    )
     table = mean_std_table(summary)
     report = Report(f"{folds}-fold cross-validation on {dataset_dir}")
     counts = ", ".join(
@@ -126,7 +119,13 @@ def crossval_command(
     report.add_table(table, caption="Test folds: mean ± std (ddof 1)")
     report.add_table(rows.round(4), caption="Per fold")
     report.add_config(config)
-    paths = report.write(out)
+    paths = write_results_folder(
+        out,
+        config=config,
+        tables={"folds.csv": rows, "summary.csv": summary},
+        data={"summary.json": {"command": command, "rows": summary.to_dict("records")}},
+        report=report,
+    )
     shown = [
         {
             "model": r["model"],
