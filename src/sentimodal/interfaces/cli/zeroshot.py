@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # torch-heavy modules load only when a command runs
     import pandas as pd
 
     from sentimodal.analysis.report import Report
-    from sentimodal.analysis.zeroshot import UnseenClassResult
+    from sentimodal.analysis.zeroshot.unseen_class import UnseenClassResult
     from sentimodal.preparation.dataset import PreparedDataset
     from sentimodal.training.run_config import RunConfig
 
@@ -106,7 +106,7 @@ def unseen_command(
 
     out = check_output_folder(out)
     from sentimodal.analysis.results_folder import write_results_folder
-    from sentimodal.analysis.zeroshot import UnseenClassConfig, run_unseen_class
+    from sentimodal.analysis.zeroshot.unseen_class import UnseenClassConfig, run_unseen_class
     from sentimodal.preparation.dataset import PreparedDataset
     from sentimodal.training.estimator import SentimentModel
 
@@ -249,7 +249,7 @@ def generalised(
     """The generalised zero-shot protocol over the given unseen sets (or every K-subset)."""
     from sentimodal.analysis.report import Report
     from sentimodal.analysis.results_folder import write_results_folder
-    from sentimodal.analysis.zeroshot import run_generalised_zero_shot, unseen_sets
+    from sentimodal.analysis.zeroshot.generalised import run_generalised_zero_shot, unseen_sets
 
     if sets is None:
         assert size is not None
