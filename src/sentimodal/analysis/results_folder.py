@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, TypedDict, Unpack, overload
 
 import pandas as pd
 
@@ -18,51 +18,42 @@ from sentimodal.files import write_atomic
 CONFIG_FILE = "config.yaml"
 
 
+class ResultsParts(TypedDict, total=False):
+    """What a results folder may hold besides its report, each part by file name."""
+
+    #: written as ``config.yaml``
+    config: Config
+    #: DataFrames, written as CSV without the index
+    tables: Mapping[str, pd.DataFrame]
+    #: plain data, written as indented JSON
+    data: Mapping[str, Any]
+    #: the text (UTF-8) or bytes of any other file
+    files: Mapping[str, str | bytes]
+
+
 @overload
 def write_results_folder(
-    out: Path,
-    *,
-    config: Config | None = None,
-    tables: Mapping[str, pd.DataFrame] | None = None,
-    data: Mapping[str, Any] | None = None,
-    files: Mapping[str, str | bytes] | None = None,
-    report: Report,
+    out: Path, *, report: Report, **parts: Unpack[ResultsParts]
 ) -> ReportPaths: ...
 
 
 @overload
 def write_results_folder(
-    out: Path,
-    *,
-    config: Config | None = None,
-    tables: Mapping[str, pd.DataFrame] | None = None,
-    data: Mapping[str, Any] | None = None,
-    files: Mapping[str, str | bytes] | None = None,
-    report: None = None,
+    out: Path, *, report: None = None, **parts: Unpack[ResultsParts]
 ) -> None: ...
 
 
 def write_results_folder(
-    out: Path,
-    *,
-    config: Config | None = None,
-    tables: Mapping[str, pd.DataFrame] | None = None,
-    data: Mapping[str, Any] | None = None,
-    files: Mapping[str, str | bytes] | None = None,
-    report: Report | None = None,
+    out: Path, *, report: Report | None = None, **parts: Unpack[ResultsParts]
 ) -> ReportPaths | None:
-    """Write what is given into ``out`` (created if needed); with a report, its paths.
-
-    ``tables`` and ``data`` map file names to a DataFrame (CSV, no index) and to plain data
-    (indented JSON); ``files`` to the text (UTF-8) or bytes of any other file.
-    """
+    """Write the parts given into ``out`` (created if needed); with a report, its paths."""
     out.mkdir(parents=True, exist_ok=True)
-    if config is not None:
-        config.save(out / CONFIG_FILE)
-    for name, frame in (tables or {}).items():
+    if "config" in parts:
+        parts["config"].save(out / CONFIG_FILE)
+    for name, frame in parts.get("tables", {}).items():
         frame.to_csv(out / name, index=False)
-    for name, payload in (data or {}).items():
+    for name, payload in parts.get("data", {}).items():
         write_atomic(out / name, json.dumps(payload, indent=2) + "\n")
-    for name, content in (files or {}).items():
+    for name, content in parts.get("files", {}).items():
         write_atomic(out / name, content)
     return report.write(out) if report is not None else None
