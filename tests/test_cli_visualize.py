@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from sentimodal.analysis.embedding_space import VisualizeConfig
 from sentimodal.interfaces.cli import app
-from sentimodal.interfaces.cli.visualize import VisualizeConfig
 from sentimodal.preparation.dataset import PreparedDataset, count_by_split, post_to_row
 from sentimodal.sources.mvsa import read_mvsa
 from sentimodal.sources.record import Post

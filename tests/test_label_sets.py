@@ -18,12 +18,8 @@ from typer.testing import CliRunner
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.interfaces.cli import app
 from sentimodal.preparation.dataset import PreparedDataset
-from sentimodal.preparation.label_set import (
-    LabelRules,
-    check_trainable,
-    parse_label_map,
-    sort_labels,
-)
+from sentimodal.preparation.dataset_labels import check_trainable
+from sentimodal.preparation.label_set import LabelRules, parse_label_map, sort_labels
 from sentimodal.sources.table import label_text
 
 runner = CliRunner()

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "prepare": "sentimodal.preparation.pipeline",
-    "PrepareConfig": "sentimodal.preparation.pipeline",
+    "PrepareConfig": "sentimodal.preparation.config",
     "PreparedDataset": "sentimodal.preparation.dataset",
     "extract_features": "sentimodal.features.store",
     "load_features": "sentimodal.features.reading",

@@ -24,12 +24,14 @@ from sentimodal.analysis.model_report import (
 )
 from sentimodal.analysis.plots import confusion_grid
 from sentimodal.analysis.report import Report, ReportPaths
+from sentimodal.analysis.results_folder import CONFIG_FILE, write_results_folder
 from sentimodal.config import Config
 from sentimodal.features.defaults import DEFAULT_IMAGE_ENCODER, FROZEN_TEXT_ENCODER
 from sentimodal.features.store import extract_features
 from sentimodal.models.config import GLOVE_SOURCE, HeadKind, LabelSource
 from sentimodal.models.recipes import get_recipe
-from sentimodal.preparation.pipeline import PrepareConfig, prepare
+from sentimodal.preparation.config import PrepareConfig
+from sentimodal.preparation.pipeline import prepare
 from sentimodal.progress import note
 from sentimodal.sample import sample_path
 from sentimodal.training.estimator import SentimentModel
@@ -41,7 +43,6 @@ BASELINE_TITLES = {
     "vader": "VADER thresholds",
     "logreg": "logistic regression on frozen MiniLM + EfficientNet-Lite0",
 }
-CONFIG_FILE = "config.yaml"
 DATASET_DIR = "dataset"
 MODELS_DIR = "models"
 
@@ -161,8 +162,7 @@ def run_demo(config: DemoConfig, out: Path, progress: bool = True) -> DemoResult
 
     Status lines and progress bars go to stderr; the caller prints the comparison."""
     started = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    config.save(out / CONFIG_FILE)
+    write_results_folder(out, config=config)  # first: a stopped demo still says what it was
     note(("1/4", "bold"), f" preparing the embedded MVSA-Single sample into {out}")
     dataset = prepare(None, sample_path(), out / DATASET_DIR, config.prepare, progress=progress)
     note(("2/4", "bold"), f" features: {config.image_encoder} + {config.text_encoder}")
@@ -234,6 +234,6 @@ def run_demo(config: DemoConfig, out: Path, progress: bool = True) -> DemoResult
         model = models[spec.name]
         add_model_details(report, model, dataset, model.metrics_, spec.title, confusions=False)
     report.add_section("Configuration")
-    report.add_config(config, caption="Demo configuration (config.yaml)")
-    paths = report.write(out)
+    report.add_config(config, caption=f"Demo configuration ({CONFIG_FILE})")
+    paths = write_results_folder(out, report=report)
     return DemoResult(metrics, titles, config.split, paths, time.perf_counter() - started)

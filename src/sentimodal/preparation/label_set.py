@@ -2,8 +2,8 @@
 
 A table's (or DataFrame's) labels are the values of its label column, as text. This module
 holds the few rules every layer shares about them: how a cell becomes a label, the order labels
-are listed in, renaming/merging (``--label-map``) and keeping a subset (``--labels-keep``), and
-the check that refuses, before any training, a label set a classifier cannot learn.
+are listed in, renaming/merging (``--label-map``) and keeping a subset (``--labels-keep``). What a
+prepared dataset's labels mean for training is in :mod:`sentimodal.preparation.dataset_labels`.
 """
 
 from __future__ import annotations
@@ -11,15 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-import numpy as np
 
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.sources.table import label_text
-
-if TYPE_CHECKING:
-    from sentimodal.preparation.dataset import PreparedDataset
 
 _INTEGER = re.compile(r"[+-]?\d+")
 
@@ -86,66 +80,3 @@ class LabelRules:
         """A fixed label set after the rules (mapped, merged, filtered), in sorted order."""
         mapped = {self.mapping.get(label, label) for label in labels}
         return sort_labels(m for m in mapped if self.keep is None or m in self.keep)
-
-
-def split_counts(dataset: PreparedDataset) -> dict[str, dict[str, int]]:
-    """{split: {label: n}} counted from the examples (every label of the set, zeros included)."""
-    examples = dataset.examples
-    counts: dict[str, dict[str, int]] = {}
-    for split in dict.fromkeys([*dataset.splits, *examples["split"].astype(str)]):
-        labels = examples.loc[examples["split"].astype(str) == split, "label"]
-        per = dict.fromkeys(dataset.labels, 0)
-        for label, n in labels.dropna().astype(str).value_counts().items():
-            per[label] = per.get(label, 0) + int(n)
-        counts[split] = per
-    return counts
-
-
-def _describe(counts: Mapping[str, Mapping[str, int]], label: str) -> str:
-    return ", ".join(f"{split} {per.get(label, 0)}" for split, per in counts.items())
-
-
-def check_trainable(dataset: PreparedDataset, train_splits: Sequence[str] = ("train",)) -> None:
-    """Refuse, before any training, a label set a classifier cannot learn: fewer than two
-    classes, or a class with no post in the training splits. One line names the class and its
-    count in every split."""
-    counts = split_counts(dataset)
-    where = dataset.root if dataset.root is not None else "the dataset"
-    labels = dataset.labels
-    if len(labels) < 2:
-        named = f"one class ({labels[0]!r}: {_describe(counts, labels[0])})" if labels else "none"
-        raise UserInputError(
-            f"{where}: a classifier needs at least two classes; this label set has {named}"
-        )
-    train = " + ".join(train_splits)
-    for label in labels:
-        if sum(counts.get(split, {}).get(label, 0) for split in train_splits) == 0:
-            raise UserInputError(
-                f"{where}: class {label!r} has no {train} posts ({_describe(counts, label)}); "
-                f"drop it (prepare --labels-keep) or merge it (--label-map) before training"
-            )
-    trained = {label for split in train_splits for label, n in counts.get(split, {}).items() if n}
-    unknown = sorted(trained - set(labels))
-    if unknown:
-        raise UserInputError(
-            f"{where}: {train} labels {unknown} are not in the dataset's label set {labels}"
-        )
-
-
-def soft_targets(dataset: PreparedDataset, ids: Sequence[str], head: str) -> np.ndarray:
-    """The label distributions of ``ids`` (N, labels), in the dataset's label order, as soft
-    training targets; refused for embedding heads and for posts without a distribution."""
-    if head != "softmax":
-        raise UserInputError(f"soft targets train softmax heads (cross-entropy), not {head} heads")
-    by_id = dataset.examples.set_index(dataset.examples["id"].astype(str))["label_distribution"]
-    rows = by_id.loc[list(ids)].tolist()
-    width = len(dataset.labels)
-    lacking = [i for i, row in zip(ids, rows, strict=True) if row is None or len(row) != width]
-    if lacking:
-        raise UserInputError(
-            f"{dataset.root}: soft targets need a label distribution for every training post; "
-            f"{len(lacking)} have none (e.g. {lacking[0]!r}): prepare with "
-            f"--label-distribution-columns"
-        )
-    matrix = np.asarray(rows, dtype=np.float32)
-    return matrix / matrix.sum(axis=1, keepdims=True)

@@ -16,9 +16,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field, field_validator
+
+from sentimodal.config import Config
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.files import check_regular, read_regular
 from sentimodal.sources.record import NEUTRAL, Post, Record, Reject, parse_label
+from sentimodal.sources.source import Source, SourceReader
 
 LABEL_FILE = "labelResultAll.txt"
 DATA_DIR = "data"
@@ -220,3 +224,37 @@ def _find_image(data_dir: Path, post_id: str) -> str:
             check_regular(candidate)  # a FIFO or folder is a bad record, not a hang
             return os.path.abspath(candidate)
     raise RecordError(f"image file not found: {data_dir / (post_id + IMAGE_SUFFIXES[0])}")
+
+
+class MvsaOptions(Config):
+    """``prepare``'s settings of the MVSA reader."""
+
+    #: which annotation becomes the label
+    label_mode: LabelMode = "merged"
+    #: the encodings tried after UTF-8
+    text_encodings: list[str] = Field(default_factory=lambda: list(DEFAULT_FALLBACK_ENCODINGS))
+
+    @field_validator("text_encodings")
+    @classmethod
+    def _known_encodings(cls, encodings: list[str]) -> list[str]:
+        check_encodings(encodings)
+        return encodings
+
+
+def _open(options: MvsaOptions, root: Path) -> SourceReader:
+    return SourceReader(
+        read_mvsa(root, options.label_mode, options.text_encodings),
+        count_posts(root),
+        f"{__name__}.read_mvsa",
+    )
+
+
+SOURCE = Source(
+    name="mvsa",
+    options=MvsaOptions,
+    open=_open,
+    input="MVSA root folder",
+    default_labels="source",
+    # its labels are sentiment annotations, merged by the tool: 2 classes drop neutral
+    sentiment_labels=True,
+)

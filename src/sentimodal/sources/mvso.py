@@ -10,6 +10,7 @@ of processes that returns the records in the order the files were listed.
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import io
 import math
@@ -17,15 +18,19 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Literal
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
+from pydantic import Field
 
+from sentimodal.config import Config
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.files import read_regular, read_user_text
-from sentimodal.pool import ordered_map
+from sentimodal.pool import default_workers, ordered_map
 from sentimodal.sources.record import Post, Record, Reject
+from sentimodal.sources.source import Source, SourceReader
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 FLICKR_IMAGE_URL = "https://farm{farm}.staticflickr.com/{server}/{id}_{secret}.jpg"
@@ -265,3 +270,44 @@ def load_anp_emotions(path: str | Path) -> dict[str, dict[str, float]]:
     if not table:
         raise UserInputError(f"ANP emotion table {path} holds no rows")
     return table
+
+
+class MvsoOptions(Config):
+    """``prepare``'s settings of the MVSO reader, and of the MVSO tables labels come from."""
+
+    #: the ANP -> sentiment score table (anp labels, and each post's ANP score)
+    anp_scores: str | None = None
+    #: the ANP -> 24 emotions table (anp-emotion labels)
+    anp_emotions: str | None = None
+    #: anp-emotion labels: Plutchik's 24 emotions, or the 8 basic ones (intensities summed)
+    emotion_classes: Literal[8, 24] = 24
+    #: processes parsing the XML files (None: this machine's cores, up to 8); results do not
+    #: depend on it
+    parse_workers: int | None = Field(default=None, ge=1)
+
+
+def _open(options: MvsoOptions, root: Path) -> SourceReader:
+    scores, provenance = None, {}
+    if options.anp_scores:
+        scores = load_anp_scores(options.anp_scores)
+        digest = hashlib.sha256(Path(options.anp_scores).read_bytes()).hexdigest()
+        provenance["anp_scores_sha256"] = digest
+    workers = options.parse_workers or default_workers()
+    records = read_mvso(root, scores, workers)
+    return SourceReader(records, None, f"{__name__}.read_mvso", provenance)
+
+
+def _check(options: MvsoOptions, labels: str) -> None:
+    if labels == "source":
+        raise UserInputError("MVSO has no source labels: use labels 'anp' or 'vader'")
+
+
+SOURCE = Source(
+    name="mvso",
+    options=MvsoOptions,
+    open=_open,
+    input="MVSO root folder",
+    default_labels="anp",
+    refused_elsewhere=("anp_scores",),
+    check=_check,
+)

@@ -17,10 +17,13 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import Field
 
+from sentimodal.config import Config
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.files import check_regular
 from sentimodal.sources.record import LABEL_ALIASES, Post, Record, Reject
+from sentimodal.sources.source import Source, SourceReader
 
 FORMATS = {
     ".csv": "csv",
@@ -302,3 +305,52 @@ def _check_columns(path: Path, wanted: list[str], present: list[str]) -> None:
         raise UserInputError(
             f"column {missing[0]!r} not in {path} (columns: {', '.join(map(str, present))})"
         )
+
+
+class TableOptions(Config):
+    """``prepare``'s column mapping of a table."""
+
+    text_columns: list[str] = Field(default_factory=list)
+    image_column: str | None = None
+    label_column: str | None = None
+    id_column: str | None = None
+    #: probability columns, one per label (named by the column): label = argmax, and the
+    #: distribution is kept as the soft label
+    label_distribution_columns: list[str] = Field(default_factory=list)
+
+
+def _open(options: TableOptions, path: Path) -> SourceReader:
+    records = read_table(
+        path,
+        text_columns=options.text_columns,
+        image_column=options.image_column,
+        label_column=options.label_column,
+        id_column=options.id_column,
+        distribution_columns=options.label_distribution_columns,
+    )
+    return SourceReader(records, count_rows(path), f"{__name__}.read_table")
+
+
+def _check(options: TableOptions, labels: str) -> None:
+    if labels == "source" and not options.label_column and not options.label_distribution_columns:
+        raise UserInputError(
+            "source labels from a table need a label column (or use labels 'vader')"
+        )
+    if options.label_distribution_columns and options.label_column:
+        raise UserInputError(
+            "give a label column or label distribution columns, not both "
+            "(the hard label is the distribution's argmax)"
+        )
+    if not options.text_columns and not options.image_column:
+        raise UserInputError("a table needs at least one text column or an image column")
+
+
+SOURCE = Source(
+    name="table",
+    options=TableOptions,
+    open=_open,
+    input="the table file (CSV, TSV, JSON lines or Parquet)",
+    default_labels="source",
+    refused_elsewhere=tuple(TableOptions.model_fields),
+    check=_check,
+)

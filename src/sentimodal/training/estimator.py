@@ -45,7 +45,7 @@ from sentimodal.models.recipes import ModalityInput, get_recipe
 from sentimodal.models.registry import build_model, config_from_dict
 from sentimodal.net import FetchPolicy
 from sentimodal.preparation.dataset import PreparedDataset
-from sentimodal.preparation.label_set import check_trainable, soft_targets
+from sentimodal.preparation.dataset_labels import check_trainable, soft_targets
 from sentimodal.progress import note
 from sentimodal.training import model_dir
 from sentimodal.training.confident import fine_tune_confident

@@ -22,6 +22,7 @@ from sentimodal.analysis.experiment.scoring import MODEL_SCORE
 from sentimodal.analysis.experiment.spec import Cell, ExperimentSpec, expand_grid, format_value
 from sentimodal.analysis.plots import model_comparison
 from sentimodal.analysis.report import Report, markdown_table
+from sentimodal.analysis.results_folder import write_results_folder
 from sentimodal.errors import UserInputError
 from sentimodal.preparation.dataset import PreparedDataset
 
@@ -205,7 +206,6 @@ def write_results(
     results = collect_results(spec, tasks)
     if results.empty:
         raise UserInputError(f"{out}: no finished run to report")
-    results.drop(columns=["label"]).to_csv(out / RESULTS_CSV, index=False)
     summary = summarise(results)
     table = results_table(spec, summary)
     best = best_cell(summary)
@@ -241,8 +241,6 @@ def write_results(
         note,
         "\n".join(facts),
     ]
-    (out / RESULTS_MD).write_text("\n\n".join(p for p in parts if p) + "\n", encoding="utf-8")
-
     report = Report(f"Experiment {spec.name}")
     if spec.description:
         report.add_markdown(spec.description)
@@ -260,5 +258,10 @@ def write_results(
     report.add_section("How it was run")
     report.add_markdown("\n".join(facts))
     report.add_config(spec, caption="Spec")
-    report.write(out)
+    write_results_folder(
+        out,
+        tables={RESULTS_CSV: results.drop(columns=["label"])},
+        files={RESULTS_MD: "\n\n".join(p for p in parts if p) + "\n"},
+        report=report,
+    )
     return results, summary

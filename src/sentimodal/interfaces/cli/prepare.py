@@ -14,21 +14,22 @@ from rich.table import Table
 from sentimodal.errors import UserInputError
 from sentimodal.files import check_output_folder
 from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.preparation.config import PrepareConfig
 from sentimodal.preparation.dataset import PreparedDataset
-from sentimodal.preparation.pipeline import PrepareConfig, prepare
+from sentimodal.preparation.pipeline import prepare
+from sentimodal.sources.registry import SOURCES, source_names
 
-
-class SourceKind(StrEnum):
-    mvsa = "mvsa"
-    mvso = "mvso"
-    table = "table"
+#: the SOURCE argument's choices: the registry's sources
+SourceKind = StrEnum("SourceKind", {name: name for name in SOURCES})
+#: what PATH is, source by source
+_INPUTS = "; ".join(f"{name}: {source.input}" for name, source in SOURCES.items())
 
 
 @app.command("prepare")
 @user_errors
 def prepare_command(
-    source: SourceKind = typer.Argument(..., help="Input layout: mvsa, mvso or table."),
-    path: Path = typer.Argument(..., help="MVSA/MVSO root folder, or the table file."),
+    source: SourceKind = typer.Argument(..., help=f"Input layout: {source_names()}."),
+    path: Path = typer.Argument(..., help=f"The input ({_INPUTS})."),
     out: str = typer.Option(..., "--out", "-o", help="Output dataset folder."),
     config_file: Path | None = typer.Option(
         None, "--config", help="A PrepareConfig YAML/JSON; options given here override it."

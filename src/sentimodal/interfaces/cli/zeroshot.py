@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,13 +26,12 @@ if TYPE_CHECKING:  # torch-heavy modules load only when a command runs
     import pandas as pd
 
     from sentimodal.analysis.report import Report
-    from sentimodal.analysis.zeroshot import UnseenClassResult
+    from sentimodal.analysis.zeroshot.unseen_class import UnseenClassResult
     from sentimodal.preparation.dataset import PreparedDataset
     from sentimodal.training.run_config import RunConfig
 
 app.add_typer(zeroshot_app, name="zeroshot")
 
-CONFIG_FILE = "config.yaml"
 RESULTS_FILE = "results.json"
 
 
@@ -108,7 +106,8 @@ def unseen_command(
     from sentimodal.files import check_output_folder
 
     out = check_output_folder(out)
-    from sentimodal.analysis.zeroshot import UnseenClassConfig, run_unseen_class
+    from sentimodal.analysis.results_folder import write_results_folder
+    from sentimodal.analysis.zeroshot.unseen_class import UnseenClassConfig, run_unseen_class
     from sentimodal.preparation.dataset import PreparedDataset
     from sentimodal.training.estimator import SentimentModel
 
@@ -152,10 +151,12 @@ def unseen_command(
         raise UserInputError(validation_message(exc, "invalid protocol setting ")) from None
     dataset = PreparedDataset.load(dataset_dir)
     result = run_unseen_class(dataset, config, progress=not quiet)
-    out.mkdir(parents=True, exist_ok=True)
-    config.save(out / CONFIG_FILE)
-    (out / RESULTS_FILE).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    paths = unseen_report(result, dataset_dir, command_line(context)).write(out)
+    paths = write_results_folder(
+        out,
+        config=config,
+        data={RESULTS_FILE: result.to_dict()},
+        report=unseen_report(result, dataset_dir, command_line(context)),
+    )
     console.print(_rounded(result.table).to_string(index=False), soft_wrap=True)
     say("report: ", (str(paths.markdown), "bold"))
 
@@ -202,6 +203,7 @@ def anp_command(
     out = check_output_folder(out)
     from sentimodal.analysis.label_space_check import AnpCheckConfig, run_anp_check
     from sentimodal.analysis.report import Report
+    from sentimodal.analysis.results_folder import write_results_folder
 
     pairs = []
     for pair in _csv_list(poles, "--poles"):
@@ -216,9 +218,6 @@ def anp_command(
         model_dir=model_dir,
     )
     table, scores = run_anp_check(config)
-    out.mkdir(parents=True, exist_ok=True)
-    config.save(out / CONFIG_FILE)
-    scores.to_csv(out / "anp_scores.csv", index=False)
     positive, negative = int((scores["score"] > 0).sum()), int((scores["score"] < 0).sum())
     report = Report("ANP label-space check (MVSO English)")
     report.add_markdown(
@@ -230,7 +229,9 @@ def anp_command(
     )
     report.add_table(_rounded(table), caption="Agreement with the MVSO sentiment score")
     report.add_config(config)
-    paths = report.write(out)
+    paths = write_results_folder(
+        out, config=config, tables={"anp_scores.csv": scores}, report=report
+    )
     console.print(_rounded(table).to_string(index=False), soft_wrap=True)
     say("report: ", (str(paths.markdown), "bold"))
 
@@ -248,7 +249,8 @@ def generalised(
 ) -> None:
     """The generalised zero-shot protocol over the given unseen sets (or every K-subset)."""
     from sentimodal.analysis.report import Report
-    from sentimodal.analysis.zeroshot import run_generalised_zero_shot, unseen_sets
+    from sentimodal.analysis.results_folder import write_results_folder
+    from sentimodal.analysis.zeroshot.generalised import run_generalised_zero_shot, unseen_sets
 
     if sets is None:
         assert size is not None
@@ -256,10 +258,6 @@ def generalised(
     result = run_generalised_zero_shot(
         dataset, sets, run, sources, supervised=supervised, progress=not quiet
     )
-    out.mkdir(parents=True, exist_ok=True)
-    run.save(out / CONFIG_FILE)
-    result.rows.to_csv(out / "sets.csv", index=False)
-    result.summary.to_csv(out / "summary.csv", index=False)
     payload = {
         "command": command,
         "unseen_sets": sets,
@@ -267,7 +265,6 @@ def generalised(
         "summary": result.summary.to_dict(orient="records"),
         "rows": result.rows.to_dict(orient="records"),
     }
-    (out / RESULTS_FILE).write_text(json.dumps(payload, indent=2) + "\n")
     counts = ", ".join(f"{k} {v}" for k, v in result.test_counts.items())
     report = Report(f"Generalised zero-shot: {len(sets)} unseen set(s) of {len(sets[0])} label(s)")
     report.add_markdown(
@@ -284,6 +281,12 @@ def generalised(
     report.add_table(_rounded(result.summary), caption="Mean and std over the unseen sets")
     report.add_table(_rounded(result.rows), caption="Per unseen set")
     report.add_config(run)
-    paths = report.write(out)
+    paths = write_results_folder(
+        out,
+        config=run,
+        tables={"sets.csv": result.rows, "summary.csv": result.summary},
+        data={RESULTS_FILE: payload},
+        report=report,
+    )
     console.print(_rounded(result.summary).to_string(index=False), soft_wrap=True)
     say("report: ", (str(paths.markdown), "bold"))

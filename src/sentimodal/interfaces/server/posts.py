@@ -1,0 +1,124 @@
+"""A request's posts as the model reads them: the JSON or multipart body parsed and checked,
+free labels turned into a label space, and each post's image decoded under the pixel bound."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from sentimodal.errors import UserInputError
+from sentimodal.interfaces.server.errors import ApiError, first_error
+from sentimodal.interfaces.server.model import ImageRejected, ServedModel, decode_upload
+from sentimodal.interfaces.server.schema import PostIn
+from sentimodal.interfaces.server.settings import ServerSettings
+
+
+async def json_body(request: Request) -> Any:
+    """The body as JSON data (415 unless it says it is JSON, 400 when it is not)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send application/json")
+    try:
+        return json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"the body is not JSON: {exc}") from None
+
+
+def parse_json(data: Any, model: type[BaseModel]) -> Any:
+    """JSON data as a body model; its first problem is a 422."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_request", first_error(exc.errors())) from None
+
+
+async def read_post(request: Request, settings: ServerSettings) -> PostIn:
+    """One post from a JSON body or a form (an uploaded image becomes its base64 bytes)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        return parse_json(await json_body(request), PostIn)
+    if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise ApiError(
+            415, "unsupported_media_type", "send application/json or multipart/form-data"
+        )
+    try:
+        form = await request.form(max_files=1, max_fields=8)
+    except Exception as exc:  # python-multipart's parse errors have no common base
+        raise ApiError(400, "malformed_multipart", f"cannot read the form: {exc}") from None
+    image = form.get("image")
+    image_b64 = None
+    if isinstance(image, UploadFile):
+        data = await image.read()
+        image_b64 = base64.b64encode(data).decode("ascii") if data else None
+    elif isinstance(image, str) and image:
+        raise ApiError(422, "invalid_request", "image: upload a file")
+    labels = form.get("labels")
+    fields = {
+        "id": form.get("id") if isinstance(form.get("id"), str) else None,
+        "text": form.get("text") if isinstance(form.get("text"), str) else None,
+        "image_base64": image_b64,
+        "labels": [x for x in labels.split(",") if x.strip()]
+        if isinstance(labels, str) and labels.strip()
+        else None,
+    }
+    return parse_json(fields, PostIn)
+
+
+async def labels_key(
+    model: ServedModel, labels: list[str] | None, settings: ServerSettings
+) -> tuple[str, ...] | None:
+    """The batcher's key for free labels (None: the model's own labels), checked by the
+    model; labels it cannot score are a 422."""
+    if labels is None:
+        return None
+    if len(labels) > settings.max_labels:
+        raise ApiError(413, "too_many_labels", f"at most {settings.max_labels} labels")
+    try:
+        return await run_in_threadpool(model.label_space, labels)
+    except UserInputError as exc:
+        raise ApiError(422, "unknown_labels", str(exc)) from None
+
+
+async def loaded_row(
+    model: ServedModel, positions: Iterator[int], post: PostIn, settings: ServerSettings
+) -> dict[str, Any]:
+    """One post as a loaded row (image decoded under the pixel bound, in a worker thread)."""
+    text = post.text or ""
+    if len(text) > settings.max_text_chars:
+        raise ApiError(
+            413,
+            "text_too_long",
+            f"the text has {len(text):,} characters, more than the {settings.max_text_chars:,} "
+            f"allowed",
+        )
+    image: Any = ""
+    if post.image_base64 and post.image_url:
+        raise ApiError(422, "invalid_request", "give image_base64 or image_url, not both")
+    if post.image_base64:
+        try:
+            data = base64.b64decode(post.image_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(422, "bad_image", "image_base64 is not valid base64") from None
+        try:
+            image = await run_in_threadpool(
+                decode_upload, data, settings.max_image_pixels, model.image_draft
+            )
+        except ImageRejected as exc:
+            if exc.too_large:
+                raise ApiError(413, "image_too_large", str(exc)) from None
+            raise ApiError(422, "bad_image", str(exc)) from None
+    elif post.image_url:
+        if not settings.allow_image_urls:
+            raise ApiError(
+                422, "image_urls_disabled", "this server does not fetch image URLs: send the bytes"
+            )
+        image = post.image_url
+    return {"position": next(positions), "id": post.id or "", "text": text, "image": image}
