@@ -156,8 +156,9 @@ def test_each_recipe_reads_its_modalities_and_takes_its_own_text_encoder() -> No
             "text" in recipe.modalities,
             "image" in recipe.modalities,
         )
+        assert run.text_encoder is None  # what the user set: nothing
         if recipe.default_text_encoder is not None:
-            assert run.text_encoder == recipe.default_text_encoder
+            assert run.resolved().text_encoder == recipe.default_text_encoder
     assert RunConfig(model="gated").fine_tunes is False
     assert RunConfig(model="late").fine_tunes is True
 

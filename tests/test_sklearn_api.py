@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +14,7 @@ from sklearn.model_selection import GridSearchCV
 from sentimodal.preparation.pipeline import prepare
 from sentimodal.sample import sample_path
 from sentimodal.training.estimator import SentimentModel
+from sentimodal.training.run_config import RunConfig
 
 CHEAP = {"model": "text", "text_encoder": "glove_mean", "feature_workers": 0}
 
@@ -62,3 +66,37 @@ def test_grid_search_cross_validates(posts: pd.DataFrame) -> None:
     assert set(search.cv_results_["param_train__epochs"]) == {1, 20}
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     assert search.best_estimator_.predict(["what a lovely day"])[0] in set(posts["label"])
+
+
+def test_every_construction_path_resolves_the_same_run() -> None:
+    """What the user set stays apart from what the recipe derives: a RunConfig with the
+    default model's settings filled in would force its text encoder on another model."""
+    runs = [
+        SentimentModel(RunConfig(), model="concat").run_config(),
+        SentimentModel(model="concat").run_config(),
+        clone(SentimentModel(RunConfig(model="late"))).set_params(model="concat").run_config(),
+        RunConfig.model_validate(RunConfig(model="concat").to_dict()),
+    ]
+    resolved = {run.resolved().to_json() for run in runs}
+    assert len(resolved) == 1
+    run = runs[0].resolved()
+    assert (run.text_encoder, run.train.optimizer, run.train.epochs) == ("minilm", "adam", 40)
+    assert run.resolved() == run
+    # given training settings survive a change of model; the profile fills the rest
+    tuned = SentimentModel(RunConfig(train={"epochs": 2}), model="late").run_config().resolved()
+    assert (tuned.train.epochs, tuned.train.optimizer) == (2, "adamw")
+    assert RunConfig().to_dict()["train"] == {} and RunConfig().text_encoder is None
+
+
+def test_the_model_directory_records_given_and_resolved_settings(
+    posts: pd.DataFrame, tmp_path: Path
+) -> None:
+    model = SentimentModel(
+        RunConfig(), model="text", text_encoder="glove_mean", train={"epochs": 2}
+    ).fit(posts["text"].tolist(), posts["label"].tolist(), work_dir=tmp_path / "w", progress=False)
+    saved = json.loads((model.save(tmp_path / "m") / "config.json").read_text())
+    assert saved["given"]["train"] == {"epochs": 2}
+    assert saved["run"]["train"]["epochs"] == 2 and saved["run"]["train"]["optimizer"] == "adam"
+    loaded = SentimentModel.load(tmp_path / "m")
+    assert loaded.run_ == model.run_ and loaded.given_ == model.given_
+    assert loaded.get_params()["config"] == model.given_

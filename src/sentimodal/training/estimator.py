@@ -126,7 +126,9 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------------------------- settings
 
     def run_config(self) -> RunConfig:
-        """The validated settings (config, then keyword overrides on top)."""
+        """The validated settings the user gave (config, then keyword overrides on top); what
+        the recipe derives from them is filled in by ``fit`` (``run_``, see
+        :meth:`RunConfig.resolved`)."""
         base = self.config
         data = base.to_dict() if isinstance(base, RunConfig) else dict(base or {})
         for key, value in self.overrides.items():
@@ -163,7 +165,8 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         prepared dataset's. As in scikit-learn, the labels may come apart as ``y`` (then
         ``data`` is a DataFrame of posts, or a list of texts for a text model).
         """
-        run = self.run_config()
+        given = self.run_config()
+        run = given.resolved()
         check_run(run)
         data = self._posts_table(data, y, label_column, run)
         dataset = self._dataset(
@@ -178,6 +181,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             )
         check_trainable(dataset, train_splits)
         self.run_ = run
+        self.given_ = given
         self.labels_ = dataset.labels
         self.image_encoder_, self.text_encoder_, results = self._fit_encoders(
             run, dataset, progress
@@ -634,6 +638,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         config = {
             **model_dir.config_header(),
             "run": self.run_.to_dict(),
+            "given": self.given_.to_dict(),
             "model": self.model_config_.to_dict(),
             "labels": list(self.labels_),
             "encoders": encoders,
@@ -661,10 +666,12 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         config = model_dir.read_config(directory)
         try:
             run = RunConfig.model_validate(config["run"])
+            # models saved before the two were kept apart recorded the resolved settings only
+            given = RunConfig.model_validate(config.get("given", config["run"]))
         except ValidationError as exc:
             raise UserInputError(validation_message(exc, f"{directory}: bad run config ")) from None
-        self = cls(run)
-        self.run_ = run
+        self = cls(given)
+        self.run_, self.given_ = run, given
         self.labels_ = list(config["labels"])
         self.model_config_ = config_from_dict(config["model"])
         space = model_dir.read_labels(directory, self.labels_)

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_serializer, field_validator
 
 from sentimodal.config import Config
-from sentimodal.features.defaults import DEFAULT_IMAGE_ENCODER, FEATURE_BATCH_SIZE, FEATURE_WORKERS
+from sentimodal.features.defaults import (
+    DEFAULT_IMAGE_ENCODER,
+    FEATURE_BATCH_SIZE,
+    FEATURE_WORKERS,
+    FROZEN_TEXT_ENCODER,
+)
 from sentimodal.models.config import GLOVE_SOURCE, HeadKind, LabelSource
 from sentimodal.models.recipes import (
     DEFAULT_RECIPE,
@@ -42,25 +47,29 @@ class RunConfig(Config):
     docs/results: late fusion of MiniLM fine-tuned on the labels (WordPiece ids,
     ``minilm_tokens``) and an MLP on frozen EfficientNet-Lite0 features.
 
-    Defaults follow what is trained. Without a ``text_encoder``, each recipe takes its own
-    (frozen ``minilm`` vectors for ``concat`` and ``gated``, fine-tuned MiniLM otherwise). A
-    model that fine-tunes a transformer trains with the fine-tune profile, the others with
-    :class:`TrainConfig`'s defaults; either way a profile fills only the training settings the
-    user did not give, whether they came as a mapping or as a ``TrainConfig``.
+    What the user set stays apart from what the recipe derives. Fields left out stay unset
+    here (``text_encoder`` None, ``image_encoder_config`` None, ``train`` holding only the
+    settings given), so a config can be combined with another model, whichever way it was
+    built; :meth:`resolved` fills them in for the model the run trains: each recipe's own text
+    encoder (frozen ``minilm`` vectors for ``concat`` and ``gated``, fine-tuned MiniLM
+    otherwise), its image encoder settings, and the training profile (the fine-tune profile
+    for a model that fine-tunes a transformer, :class:`TrainConfig`'s defaults otherwise), a
+    profile filling only the training settings the user did not give.
     """
 
     model: str = DEFAULT_RECIPE
     head: HeadKind = "softmax"
     image_encoder: str = DEFAULT_IMAGE_ENCODER
-    #: not given: the recipe's settings for the default encoder (filled in on validation)
-    image_encoder_config: dict[str, Any] = Field(default_factory=dict)
-    #: None: the recipe's own text encoder (filled in on validation)
+    #: None: the recipe's settings for the default encoder (see ``resolved``)
+    image_encoder_config: dict[str, Any] | None = None
+    #: None: the recipe's own text encoder (see ``resolved``)
     text_encoder: str | None = None
     text_encoder_config: dict[str, Any] = Field(default_factory=dict)
     #: where label vectors come from, for embedding heads
     label_source: LabelSource = GLOVE_SOURCE
     model_options: dict[str, Any] = Field(default_factory=dict)
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(**FINE_TUNE_PROFILE))
+    #: the training settings given; the rest come from the model's profile (see ``resolved``)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     #: continue training on confident training examples afterwards (None: don't)
     confident: ConfidentConfig | None = None
     feature_batch_size: int = Field(FEATURE_BATCH_SIZE, ge=1)
@@ -73,29 +82,34 @@ class RunConfig(Config):
             raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(list_recipes())}")
         return model
 
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults_for_the_model(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        model = data.get("model", DEFAULT_RECIPE)
-        if model not in list_recipes():
-            return data  # the field validator says what is wrong
-        recipe = get_recipe(model)
-        if data.get("text_encoder") is None:
-            data["text_encoder"] = recipe.default_text_encoder or "minilm"
-        if data.get("image_encoder_config") is None:
-            default = data.get("image_encoder", DEFAULT_IMAGE_ENCODER) == DEFAULT_IMAGE_ENCODER
-            data["image_encoder_config"] = {
+    @field_serializer("train")
+    def _given_train(self, train: TrainConfig) -> dict[str, Any]:
+        """Only the settings given are written (all of them, once resolved), so that a config
+        read back fills the others from the model's profile as before."""
+        return train.model_dump(mode="json", exclude_unset=True)
+
+    def resolved(self) -> RunConfig:
+        """This config with what the recipe derives filled in: the text encoder, the image
+        encoder's settings and every training setting. Resolving twice changes nothing."""
+        recipe = get_recipe(self.model)
+        text = self.text_encoder or recipe.default_text_encoder or FROZEN_TEXT_ENCODER
+        image_config = self.image_encoder_config
+        if image_config is None:
+            default = self.image_encoder == DEFAULT_IMAGE_ENCODER
+            image_config = {
                 **(recipe.default_image_config if default else {}),
                 **recipe.form_image_config,
             }
-        tuned = "text" in recipe.modalities and fine_tunes(str(data["text_encoder"]))
-        data["train"] = apply_profile(
-            data.get("train"), FINE_TUNE_PROFILE if tuned else FROZEN_PROFILE
+        tuned = "text" in recipe.modalities and fine_tunes(text)
+        profile = FINE_TUNE_PROFILE if tuned else FROZEN_PROFILE
+        settings = {**TrainConfig().model_dump(), **apply_profile(self.train, profile)}
+        return self.model_copy(
+            update={
+                "text_encoder": text,
+                "image_encoder_config": dict(image_config),
+                "train": TrainConfig(**settings),
+            }
         )
-        return data
 
     @property
     def uses_text(self) -> bool:
@@ -108,34 +122,35 @@ class RunConfig(Config):
     @property
     def fine_tunes(self) -> bool:
         """Whether training fine-tunes a pretrained text transformer (slow: minutes, not s)."""
-        return self.uses_text and fine_tunes(str(self.text_encoder))
+        return self.uses_text and fine_tunes(str(self.resolved().text_encoder))
 
     def applicable(self) -> dict[str, Any]:
         """The settings that act on this run, as plain data: what a report shows. Settings of
         a modality the model does not read, of another optimiser, schedule, loss or head are
         left out (they are kept in run.yaml, where they are inert)."""
-        data = self.to_dict()
+        run = self.resolved()
+        data = run.to_dict()
         train = data["train"]
-        if not self.uses_text:
+        if not run.uses_text:
             for key in ("text_encoder", "text_encoder_config"):
                 data.pop(key)
-        if not self.uses_image:
+        if not run.uses_image:
             for key in ("image_encoder", "image_encoder_config"):
                 data.pop(key)
-        if self.head != "embedding":
+        if run.head != "embedding":
             data.pop("label_source")
-        if self.train.optimizer != "sgd":
+        if run.train.optimizer != "sgd":
             train.pop("momentum")
-        if not self.fine_tunes:
+        if not run.fine_tunes:
             train.pop("backbone_lr")
-        if self.train.schedule != "linear":
+        if run.train.schedule != "linear":
             train.pop("warmup")
-        if self.train.loss != "hinge":
+        if run.train.loss != "hinge":
             train.pop("margin")
             train.pop("vocabulary")
-        if self.train.patience is None or self.train.epochs == 1:
+        if run.train.patience is None or run.train.epochs == 1:
             train.pop("monitor")
-        if self.confident is None:
+        if run.confident is None:
             data.pop("confident")
         return data
 
@@ -149,6 +164,7 @@ def check_run(run: RunConfig) -> None:
     """Validate a run's encoders and model options through its recipe before any feature is
     extracted (an experiment grid before its first cell, ``fit`` before its encoders run), as
     the model config built after extraction will."""
+    run = run.resolved()
     recipe = get_recipe(run.model)
     inputs = encoder_inputs(
         recipe.modalities,

@@ -21,7 +21,7 @@ from pydantic import Field, TypeAdapter
 from sentimodal.config import Config, Seed
 from sentimodal.errors import UserInputError
 from sentimodal.preparation.dataset import PreparedDataset
-from sentimodal.preparation.label_set import split_counts
+from sentimodal.preparation.dataset_labels import split_counts
 from sentimodal.preparation.splits import assign_splits
 
 #: the splits a run reads: trained on train, validated on val, tested on test

@@ -193,7 +193,7 @@ def extract_needed_features(
 
     for task in tasks:
         if task.kind == "model":
-            run = RunConfig.model_validate(task.config)
+            run = RunConfig.model_validate(task.config).resolved()
             settings = {"batch_size": run.feature_batch_size, "workers": run.feature_workers}
             if run.uses_image:
                 want("image", run.image_encoder, run.image_encoder_config, **settings)
