@@ -55,16 +55,16 @@ def test_the_grid_is_the_map_whose_mean_is_the_pooled_vector() -> None:
 
 
 def test_only_the_cross_recipe_defaults_to_the_grid() -> None:
-    run = RunConfig(model="cross")
+    run = RunConfig(model="cross").resolved()
     assert run.image_encoder_config == {"grid": True}
     assert run.text_encoder == "minilm_tokens" and run.fine_tunes
-    assert RunConfig(model="late").image_encoder_config == {}
+    assert RunConfig(model="late").resolved().image_encoder_config == {}
     assert RunConfig.model_validate(run.to_dict()) == run
     # the grid is what the recipe reads, so any encoder named gets it; a config given is kept
-    assert RunConfig(model="cross", image_encoder="mobilenet_v2").image_encoder_config == {
-        "grid": True
-    }
-    assert RunConfig(model="cross", image_encoder_config={}).image_encoder_config == {}
+    assert RunConfig(
+        model="cross", image_encoder="mobilenet_v2"
+    ).resolved().image_encoder_config == {"grid": True}
+    assert RunConfig(model="cross", image_encoder_config={}).resolved().image_encoder_config == {}
 
 
 def test_a_run_that_cannot_read_its_features_fails_before_extracting_them(

@@ -20,12 +20,14 @@ LEVELS_DIM = 1280 + 2 * 784
 
 
 def test_only_the_image_recipe_defaults_to_levels_on_the_default_encoder() -> None:
-    assert RunConfig(model="image").image_encoder_config == {"levels": True}
+    assert RunConfig(model="image").resolved().image_encoder_config == {"levels": True}
     for model in ("image_mlp", "late", "concat", "gated"):
-        assert RunConfig(model=model).image_encoder_config == {}
+        assert RunConfig(model=model).resolved().image_encoder_config == {}
     # a setting given, even an empty one, or another encoder: nothing is filled in
-    assert RunConfig(model="image", image_encoder_config={}).image_encoder_config == {}
-    assert RunConfig(model="image", image_encoder="mobilenet_v2").image_encoder_config == {}
+    assert RunConfig(model="image", image_encoder_config={}).resolved().image_encoder_config == {}
+    assert (
+        RunConfig(model="image", image_encoder="mobilenet_v2").resolved().image_encoder_config == {}
+    )
     # what a model directory's run.yaml holds reads back the same
     run = RunConfig(model="image")
     assert RunConfig.model_validate(run.to_dict()) == run

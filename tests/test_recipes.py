@@ -16,7 +16,7 @@ from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli import app
 from sentimodal.models.batches import as_tensors
 from sentimodal.models.forward import run_batched
-from sentimodal.models.recipes import RECIPES, get_recipe, list_recipes
+from sentimodal.models.recipes import RECIPES, get_recipe
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.pipeline import PrepareConfig, prepare
 from sentimodal.sample import sample_path
@@ -166,8 +166,9 @@ def test_each_recipe_reads_its_modalities_and_takes_its_own_text_encoder() -> No
 def test_train_help_lists_every_recipe() -> None:
     result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "400"})
     assert result.exit_code == 0
-    for name in list_recipes():
-        assert f"{name}:" in result.output
+    for name, recipe in RECIPES.items():
+        if recipe.derive.__module__ == "sentimodal.models.recipes":  # shipped, not a test's
+            assert f"{name}:" in result.output
 
 
 def test_a_late_fusion_gives_each_branch_its_own_options(small_dataset: PreparedDataset) -> None:

@@ -158,26 +158,31 @@ def test_the_default_model_learns_on_the_sample(sample_dataset: PreparedDataset)
 
 
 def test_partial_train_settings_keep_the_other_defaults() -> None:
-    default = RunConfig()
-    assert RunConfig(train={}) == default
-    six = RunConfig(train={"epochs": 6})
+    default = RunConfig().resolved()
+    assert RunConfig(train={}).resolved() == default
+    given = RunConfig(train={"epochs": 6})
+    assert RunConfig.from_yaml(given.to_yaml()) == given and given.to_dict()["train"] == {
+        "epochs": 6
+    }
+    six = given.resolved()
     assert six.train.epochs == 6
     assert six.train.model_dump(exclude={"epochs"}) == default.train.model_dump(exclude={"epochs"})
     assert RunConfig.from_yaml(six.to_yaml()) == six
     # one rule whatever form the settings come in: the profile fills what was not given
-    assert RunConfig(train=TrainConfig(epochs=6)) == six
-    assert RunConfig(train=TrainConfig()) == default
+    assert RunConfig(train=TrainConfig(epochs=6)).resolved() == six
+    assert RunConfig(train=TrainConfig()).resolved() == default
     # what was given is kept, even where it equals TrainConfig's own default
-    adam = RunConfig(train=TrainConfig(optimizer="adam", epochs=6))
+    adam = RunConfig(train=TrainConfig(optimizer="adam", epochs=6)).resolved()
     assert adam.train.optimizer == "adam" and adam.train.schedule == "linear"
     assert RunConfig.from_yaml(adam.to_yaml()) == adam
 
 
 def test_defaults_follow_what_is_trained() -> None:
-    assert RunConfig().text_encoder == "minilm_tokens" and RunConfig().train.schedule == "linear"
+    default = RunConfig().resolved()
+    assert default.text_encoder == "minilm_tokens" and default.train.schedule == "linear"
     # feature-vector fusions cannot read token ids: frozen MiniLM vectors, early stopping
-    gated = RunConfig(model="gated")
+    gated = RunConfig(model="gated").resolved()
     assert gated.text_encoder == "minilm" and gated.train == TrainConfig()
-    frozen = RunConfig(model="text", text_encoder="glove_mean", train={"epochs": 7})
+    frozen = RunConfig(model="text", text_encoder="glove_mean", train={"epochs": 7}).resolved()
     assert frozen.train == TrainConfig(epochs=7)
-    assert RunConfig(model="image").train == TrainConfig()
+    assert RunConfig(model="image").resolved().train == TrainConfig()

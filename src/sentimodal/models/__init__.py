@@ -9,7 +9,7 @@ _EXPORTS = {
     "SentimentNet": "sentimodal.models.base",
     "ConcatFusionConfig": "sentimodal.models.config",
     "GatedFusionConfig": "sentimodal.models.config",
-    "LateFusionConfig": "sentimodal.models.config",
+    "LateFusionConfig": "sentimodal.models.fusion",
     "LinearConfig": "sentimodal.models.config",
     "MLPConfig": "sentimodal.models.config",
     "ModelConfig": "sentimodal.models.config",

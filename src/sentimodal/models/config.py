@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BeforeValidator, Field, SerializeAsAny, model_validator
+from pydantic import Field, model_validator
 
 from sentimodal.config import Config
 
@@ -220,47 +220,3 @@ class GatedFusionConfig(ModelConfig):
     dropout: float = Field(0.5, ge=0.0, lt=1.0)
     #: as for concatenation: train a "missing" input per modality by hiding it at this rate
     modality_dropout: float = Field(0.0, ge=0.0, lt=0.5)
-
-
-def _branch(modality: str) -> BeforeValidator:
-    """A branch is any registered network that may stand for ``modality``, read by its kind."""
-
-    def read(value: Any) -> ModelConfig:
-        from sentimodal.models.registry import branch_config
-
-        return branch_config(modality, value)
-
-    return BeforeValidator(read)
-
-
-TextBranchConfig = Annotated[SerializeAsAny[ModelConfig], _branch("text")]
-ImageBranchConfig = Annotated[SerializeAsAny[ModelConfig], _branch("image")]
-
-
-class LateFusionConfig(ModelConfig):
-    """Late fusion: the average of a text model's and an image model's class probabilities.
-
-    The branches take this config's head settings, so both predict in the same output space.
-    """
-
-    kind: Literal["late"] = "late"
-    text: TextBranchConfig
-    image: ImageBranchConfig
-    #: "mean" averages the branches' class probabilities; "stacked" (softmax heads) scores a
-    #: post by a logistic regression on both branches' log-probabilities, fit on the val split
-    #: after training (before that, and with no val split, their normalised geometric mean)
-    combine: Literal["mean", "stacked"] = "mean"
-    #: train on the fused output's loss too, beside each branch's own
-    joint_loss: bool = False
-
-    @model_validator(mode="after")
-    def _branches(self) -> Self:
-        if self.combine == "stacked" and self.head != "softmax":
-            raise ValueError("combine='stacked' needs the softmax head")
-        head = {"head": self.head, "n_classes": self.n_classes, "label_dim": self.label_dim}
-        for name, branch in (("text", self.text), ("image", self.image)):
-            if isinstance(branch, MLPConfig) and branch.input != name:
-                raise ValueError(f"the {name} branch's MLP must read input={name!r}")
-            if any(getattr(branch, key) != value for key, value in head.items()):
-                object.__setattr__(self, name, branch.model_copy(update=head))
-        return self

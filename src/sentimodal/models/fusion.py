@@ -8,22 +8,66 @@ fusion averages two complete unimodal models, so its branches may read tokens or
 from __future__ import annotations
 
 import math
+from typing import Annotated, Any, Literal, Self
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import BeforeValidator, SerializeAsAny, model_validator
 from torch import nn
 
 from sentimodal.errors import UserInputError
 from sentimodal.models.base import Batch, SentimentNet, present
 from sentimodal.models.batches import Data, as_tensors
-from sentimodal.models.config import ConcatFusionConfig, GatedFusionConfig, LateFusionConfig
+from sentimodal.models.config import ConcatFusionConfig, GatedFusionConfig, MLPConfig, ModelConfig
 from sentimodal.models.forward import run_batched
 from sentimodal.models.heads import make_head
 from sentimodal.models.label_space import LabelSpace
 from sentimodal.models.logistic import fit_softmax_regression
 from sentimodal.models.mlp import MLPBody
-from sentimodal.models.registry import build_model, register_network
+from sentimodal.models.registry import branch_config, build_model, register_network
+
+
+def _branch(modality: str) -> BeforeValidator:
+    """A branch is any registered network that may stand for ``modality``, read by its kind."""
+
+    def read(value: Any) -> ModelConfig:
+        return branch_config(modality, value)
+
+    return BeforeValidator(read)
+
+
+TextBranchConfig = Annotated[SerializeAsAny[ModelConfig], _branch("text")]
+ImageBranchConfig = Annotated[SerializeAsAny[ModelConfig], _branch("image")]
+
+
+class LateFusionConfig(ModelConfig):
+    """Late fusion: the average of a text model's and an image model's class probabilities.
+
+    The branches take this config's head settings, so both predict in the same output space.
+    """
+
+    kind: Literal["late"] = "late"
+    text: TextBranchConfig
+    image: ImageBranchConfig
+    #: "mean" averages the branches' class probabilities; "stacked" (softmax heads) scores a
+    #: post by a logistic regression on both branches' log-probabilities, fit on the val split
+    #: after training (before that, and with no val split, their normalised geometric mean)
+    combine: Literal["mean", "stacked"] = "mean"
+    #: train on the fused output's loss too, beside each branch's own
+    joint_loss: bool = False
+
+    @model_validator(mode="after")
+    def _branches(self) -> Self:
+        if self.combine == "stacked" and self.head != "softmax":
+            raise ValueError("combine='stacked' needs the softmax head")
+        head = {"head": self.head, "n_classes": self.n_classes, "label_dim": self.label_dim}
+        for name, branch in (("text", self.text), ("image", self.image)):
+            if isinstance(branch, MLPConfig) and branch.input != name:
+                raise ValueError(f"the {name} branch's MLP must read input={name!r}")
+            if any(getattr(branch, key) != value for key, value in head.items()):
+                object.__setattr__(self, name, branch.model_copy(update=head))
+        return self
 
 
 def _features(batch: Batch, key: str, dim: int) -> torch.Tensor:
