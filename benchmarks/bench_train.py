@@ -32,7 +32,8 @@ from typing import Any
 
 from sentimodal.preparation.dataset import INFO_FILE, PreparedDataset
 from sentimodal.preparation.pipeline import prepare
-from sentimodal.training.estimator import SentimentModel, extract_run_features
+from sentimodal.training.estimator import SentimentModel
+from sentimodal.training.inputs import extract_run_features
 from sentimodal.training.run_config import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]

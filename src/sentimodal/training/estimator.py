@@ -9,9 +9,7 @@ metrics. Predictions work on prepared datasets (through the feature cache) and o
 from __future__ import annotations
 
 import copy
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Self
@@ -25,58 +23,31 @@ from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
 from sentimodal.evaluation.metrics import classification_report
 from sentimodal.features.engine import LocalEngine
-from sentimodal.features.folder import FeatureFolder, FeatureSet
-from sentimodal.features.image_encoders import get_image_encoder
-from sentimodal.features.image_encoders.base import ImageEncoder
-from sentimodal.features.model_inputs import model_inputs
-from sentimodal.features.store import ExtractionResult, extract_features
-from sentimodal.features.text_encoders import get_text_encoder, saved_text_encoder
-from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.inference.posts import PostBatchWork, Prediction, post_rows, predict_rows
-from sentimodal.models.base import PretrainedStart, SentimentNet
-from sentimodal.models.config import ModelConfig
 from sentimodal.models.forward import (
     extract_embeddings,
     predict_outputs,
     predict_scores,
 )
-from sentimodal.models.label_space import LabelSpace
-from sentimodal.models.recipes import ModalityInput, get_recipe
-from sentimodal.models.registry import build_model, config_from_dict
 from sentimodal.net import FetchPolicy
 from sentimodal.preparation.dataset import PreparedDataset
-from sentimodal.preparation.dataset_labels import check_trainable, soft_targets
+from sentimodal.preparation.dataset_labels import check_trainable
 from sentimodal.progress import note
-from sentimodal.training import model_dir
-from sentimodal.training.confident import fine_tune_confident
+from sentimodal.training.fitting import collapse_warnings, train_network
+from sentimodal.training.inputs import (
+    ALL,
+    DatasetLike,
+    PostsLike,
+    SplitInputs,
+    as_dataset,
+    fit_encoders,
+    posts_table,
+    prediction_inputs,
+    read_features,
+)
 from sentimodal.training.run_config import RunConfig, check_run
-from sentimodal.training.scaler import FeatureScaler
+from sentimodal.training.saved_model import load_model, save_model
 from sentimodal.training.train_config import given_settings
-from sentimodal.training.trainer import fit as train_model
-
-DatasetLike = PreparedDataset | str | Path | pd.DataFrame
-#: scikit-learn style inputs: texts (or image paths) one per post
-PostsLike = Sequence[str] | np.ndarray | pd.Series
-#: the split name meaning every example of a dataset
-ALL = "all"
-#: why a raw post lacks a modality
-_NOTHING = {"text": "empty text", "image": "no image"}
-
-
-@dataclass
-class _Inputs:
-    """Model inputs of the examples that have every needed modality, in dataset order."""
-
-    ids: list[str]
-    data: dict[str, np.ndarray]
-    #: every asked-for id, in order (``ids`` and the missing ones)
-    wanted: list[str]
-    #: id -> why it has no input: a needed modality has no features (no image, empty text,
-    #: an image rejected at extraction)
-    missing: dict[str, str]
-    #: id -> the modalities its prediction reads ("text+image", or the one a fusion fell
-    #: back to)
-    modalities: dict[str, str]
 
 
 class SentimentModel(ClassifierMixin, BaseEstimator):
@@ -168,8 +139,8 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         given = self.run_config()
         run = given.resolved()
         check_run(run)
-        data = self._posts_table(data, y, label_column, run)
-        dataset = self._dataset(
+        data = posts_table(data, y, label_column, run)
+        dataset = as_dataset(
             data, text_columns, image_column, label_column, work_dir, split=(0.8, 0.2)
         )
         train_splits = list(dict.fromkeys(train_splits))
@@ -183,250 +154,15 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         self.run_ = run
         self.given_ = given
         self.labels_ = dataset.labels
-        self.image_encoder_, self.text_encoder_, results = self._fit_encoders(
-            run, dataset, progress
-        )
-        sets = _read(results)
+        self.image_encoder_, self.text_encoder_, results = fit_encoders(run, dataset, progress)
+        sets = read_features(results)
 
-        train = self._split_inputs(dataset, sets, train_splits, scaler=None)
-        self.scaler_ = FeatureScaler().fit(train.data)
-        train.data = self.scaler_.transform(train.data)
-        validate = "val" in dataset.splits and "val" not in train_splits
-        val = self._split_inputs(dataset, sets, "val", self.scaler_) if validate else None
         self.train_splits_ = train_splits
-        y_train = self._label_indices(dataset, train.ids)
-
-        self.label_space_ = (
-            LabelSpace.from_source(run.label_source, self.labels_)
-            if run.head == "embedding"
-            else None
-        )
-        self.model_config_ = self._model_config(run)
-        self.model_ = build_model(self.model_config_, seed=run.train.seed)
-        vocabulary = self.text_encoder_.vocabulary() if self.text_encoder_ is not None else None
-        self.model_.start_pretrained(PretrainedStart(run.train.seed, vocabulary))
-        if self.label_space_ is not None:
-            self.model_.set_label_space(self.label_space_)
-        val_pair = (val.data, self._label_indices(dataset, val.ids)) if val else None
-        result = train_model(
-            self.model_,
-            train.data,
-            y_train,
-            val=val_pair,
-            config=run.train,
-            progress=progress,
-            soft_targets=soft_targets(dataset, train.ids, run.head)
-            if run.train.soft_targets
-            else None,
-        )
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
-        if run.confident is not None:
-            tuned = fine_tune_confident(
-                self.model_,
-                train.data,
-                y_train,
-                val=val_pair,
-                train_config=run.train,
-                config=run.confident,
-                progress=progress,
-            )
-            offset = len(self.history_)
-            self.history_ += [
-                {**r, "epoch": r["epoch"] + offset, "phase": "confident"}
-                for r in tuned.result.history
-            ]
-            self.confident_kept_ = int(tuned.kept.sum())
-        if val_pair is not None:
-            self.model_.fit_after_training(*val_pair, run.train.eval_batch_size)
-        self.model_.end_training()
-        self.metrics_: dict[str, Any] = {}
-        checked = (val.data, "val") if val is not None else (train.data, "train")
-        self.warnings_ = self._collapse_warnings(*checked)
+        self.warnings_ = collapse_warnings(self, *train_network(self, dataset, sets, progress))
         if progress:
             for warning in self.warnings_:
                 note(("warning: ", "bold yellow"), warning)
         return self
-
-    def _collapse_warnings(self, data: Mapping[str, np.ndarray], split: str) -> list[str]:
-        """A model that predicts one class for everything learned nothing but the majority:
-        say so, rather than let its accuracy pass for skill."""
-        predicted = self._scores(data, len(next(iter(data.values())))).argmax(axis=1)
-        if len(np.unique(predicted)) > 1 or len(self.labels_) < 2:
-            return []
-        label = self.classes_[int(predicted[0])]
-        return [
-            f"the model predicts {label!r} for every {split} post: it learned only the "
-            f"majority class (train longer, e.g. more epochs or less patience for early "
-            f"stopping, or use class_weight='balanced')"
-        ]
-
-    def _fit_encoders(
-        self, run: RunConfig, dataset: PreparedDataset, progress: bool
-    ) -> tuple[ImageEncoder | None, TextEncoder | None, dict[str, ExtractionResult]]:
-        """Extract (or find) the dataset's features and keep the encoders that made them.
-
-        A text encoder that learns (``tokens``) is fit on the train split by the store; the
-        fitted state is read back from its feature folder so predictions use the same vocab.
-        """
-        results = extract_run_features(run, dataset, progress=progress)
-        image = text = None
-        if run.uses_image:
-            image = get_image_encoder(run.image_encoder, **run.image_encoder_config)
-        if run.uses_text:
-            text = get_text_encoder(run.text_encoder, **run.text_encoder_config)
-            if text.learns:
-                text.load(results["text"].directory)
-        return image, text, results
-
-    def _model_config(self, run: RunConfig) -> ModelConfig:
-        """The network's config from the run's recipe and what the fitted encoders give."""
-        inputs = {}
-        if self.text_encoder_ is not None:
-            inputs["text"] = ModalityInput.of_text(self.text_encoder_)
-        if self.image_encoder_ is not None:
-            inputs["image"] = ModalityInput.of_image(self.image_encoder_)
-        head = {
-            "head": run.head,
-            "n_classes": len(self.labels_),
-            "label_dim": self.label_space_.dim if self.label_space_ is not None else None,
-        }
-        encoders = {"text": str(run.text_encoder), "image": run.image_encoder}
-        return get_recipe(run.model).model_config(inputs, head, run.model_options, encoders)
-
-    # ----------------------------------------------------------------------------- features
-
-    @staticmethod
-    def _posts_table(
-        data: DatasetLike | PostsLike, y: Sequence[Any] | None, label_column: str, run: RunConfig
-    ) -> DatasetLike:
-        """scikit-learn's (X, y): a DataFrame or a list of texts (image paths for an image
-        model), with the labels as a column; a dataset given as such is kept."""
-        if isinstance(data, PreparedDataset | str | Path) and y is None:
-            return data
-        if isinstance(data, pd.DataFrame):
-            table = data.copy()
-        elif isinstance(data, list | tuple | np.ndarray | pd.Series):
-            if run.uses_text and run.uses_image:
-                raise UserInputError(
-                    f"the {run.model} model reads texts and images: give a DataFrame with "
-                    "'text' and 'image' columns, not a list"
-                )
-            table = pd.DataFrame({"text" if run.uses_text else "image": list(data)})
-        else:
-            raise UserInputError(
-                "expected a prepared dataset, its directory, a DataFrame or a list of posts, "
-                f"got {type(data).__name__}"
-            )
-        if y is not None:
-            if len(y) != len(table):
-                raise UserInputError(f"{len(table)} posts but {len(y)} labels")
-            table[label_column] = [str(label) for label in y]
-        return table
-
-    def _dataset(
-        self,
-        data: DatasetLike,
-        text_columns: Sequence[str] = ("text",),
-        image_column: str | None = "image",
-        label_column: str | None = "label",
-        work_dir: str | Path | None = None,
-        split: tuple[float, ...] | None = None,
-    ) -> PreparedDataset:
-        if isinstance(data, PreparedDataset):
-            if data.root is None:
-                return data.save(self._work_dir(work_dir))
-            return data
-        if isinstance(data, str | Path):
-            return PreparedDataset.load(data)
-        if isinstance(data, pd.DataFrame):
-            has_label = label_column is not None and label_column in data.columns
-            return PreparedDataset.from_dataframe(
-                data,
-                text_columns=[c for c in text_columns if c in data.columns],
-                image_column=image_column if image_column in data.columns else None,
-                label_column=label_column if has_label else None,
-                split=split if has_label else None,
-                root=self._work_dir(work_dir),
-            )
-        raise UserInputError(
-            f"expected a prepared dataset, its directory or a DataFrame, got {type(data).__name__}"
-        )
-
-    def _work_dir(self, work_dir: str | Path | None) -> Path:
-        if work_dir is not None:
-            return Path(work_dir)
-        self._tmp = tempfile.TemporaryDirectory(prefix="sentimodal-")
-        return Path(self._tmp.name)
-
-    def _inputs(self, dataset: PreparedDataset, split: str | None, progress: bool) -> _Inputs:
-        """Features of one split (None or "all": every example), for those that have them all."""
-        run = self.run_
-        results = extract_features(
-            dataset,
-            image=self.image_encoder_ if run.uses_image else None,
-            text=self.text_encoder_ if run.uses_text else None,
-            batch_size=run.feature_batch_size,
-            workers=run.feature_workers,
-            progress=progress,
-        )
-        return self._split_inputs(
-            dataset, _read(results), split, self.scaler_, require=False, partial=True
-        )
-
-    @staticmethod
-    def _split_inputs(
-        dataset: PreparedDataset,
-        sets: Mapping[str, FeatureSet],
-        split: str | Sequence[str] | None,
-        scaler: FeatureScaler | None,
-        *,
-        require: bool = True,
-        partial: bool = False,
-    ) -> _Inputs:
-        """The rows of one split (or several, in order) from features already read, scaled by
-        ``scaler`` when given. With ``require``, a split where no example has every input is
-        an error (nothing to train or validate on). With ``partial`` (prediction), a fusion
-        also takes the rows that have one of its modalities: it falls back to that one."""
-        splits = [split] if split is None or isinstance(split, str) else list(split)
-        wanted = [
-            str(i)
-            for name in splits
-            for i in (dataset.examples if name in (None, ALL) else dataset.split(name))["id"]
-        ]
-        known = {kind: set(features.ids) for kind, features in sets.items()}
-        # a fusion predicting falls back to one modality; training needs them all
-        enough = len(sets) - 1 if partial and len(sets) > 1 else 0
-        missing = {
-            i: "no " + " and no ".join(f"{kind} input" for kind in lacking)
-            for i in wanted
-            if len(lacking := [kind for kind, have in known.items() if i not in have]) > enough
-        }
-        ids = [i for i in wanted if i not in missing]
-        if require and not ids:
-            name = "+".join(name or ALL for name in splits)
-            raise UserInputError(
-                f"{dataset.root}: no example of split {name!r} has every input "
-                f"this model needs ({', '.join(sets)})"
-            )
-        parts = {
-            kind: (features.ids, features.values, features.lengths)
-            for kind, features in sets.items()
-        }
-        order = [kind for kind in ("text", "image") if kind in sets]
-        modalities = {i: "+".join(kind for kind in order if i in known[kind]) for i in ids}
-        return _Inputs(ids, model_inputs(parts, ids, scaler), wanted, missing, modalities)
-
-    def _label_indices(self, dataset: PreparedDataset, ids: Sequence[str]) -> np.ndarray:
-        labels = dataset.examples.set_index(dataset.examples["id"].astype(str))["label"]
-        index = {label: i for i, label in enumerate(self.labels_)}
-        values = labels.loc[list(ids)].tolist()
-        unknown = sorted({str(v) for v in values if v not in index})
-        if unknown:
-            raise UserInputError(
-                f"{dataset.root}: labels {unknown} are not among the model's labels {self.labels_}"
-            )
-        return np.array([index[v] for v in values], dtype=np.int64)
 
     # ----------------------------------------------------------------------------- predicting
 
@@ -476,7 +212,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         says which is missing, and its label is None and its scores NaN.
         """
         self._check_fitted()
-        dataset = self._dataset(self._posts_table(data, None, "label", self.run_))
+        dataset = as_dataset(posts_table(data, None, "label", self.run_))
         inputs = self._inputs(dataset, split, progress)
         scores = self._scores(inputs.data, len(inputs.ids))
         predicted = self._frame(inputs.ids, scores).set_index("id")
@@ -485,6 +221,10 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         frame["modalities"] = [inputs.modalities.get(i) for i in inputs.wanted]
         frame["error"] = [inputs.missing.get(i) for i in inputs.wanted]
         return frame.reset_index(names="id")
+
+    def _inputs(self, dataset: PreparedDataset, split: str | None, progress: bool) -> SplitInputs:
+        encoders = (self.image_encoder_, self.text_encoder_)
+        return prediction_inputs(dataset, split, self.run_, *encoders, self.scaler_, progress)
 
     def _scores(self, data: Mapping[str, np.ndarray], n: int) -> np.ndarray:
         if n == 0:
@@ -498,7 +238,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         embedding heads, logits for softmax heads) or, with ``penultimate``, the body's
         representation (for pictures of the embedding space and for feature export)."""
         self._check_fitted()
-        inputs = self._inputs(self._dataset(data), split, progress=False)
+        inputs = self._inputs(as_dataset(data), split, progress=False)
         batch = self.run_.train.eval_batch_size
         if penultimate:
             return inputs.ids, extract_embeddings(self.model_, inputs.data, batch)
@@ -571,7 +311,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         metrics. The labels may come apart as ``y``, as in ``fit``.
         """
         self._check_fitted()
-        dataset = self._dataset(self._posts_table(data, y, "label", self.run_))
+        dataset = as_dataset(posts_table(data, y, "label", self.run_))
         if split is None:
             split = "test" if "test" in dataset.splits else ALL
         frame = self.predict_frame(dataset, split)
@@ -603,7 +343,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         """``evaluate`` on each of ``splits`` the dataset has, except those trained on (a
         model fitted on train + val is evaluated on test only)."""
         self._check_fitted()
-        dataset = self._dataset(data)
+        dataset = as_dataset(data)
         return {
             split: self.evaluate(dataset, split)
             for split in splits
@@ -627,76 +367,12 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
     def save(self, directory: str | Path) -> Path:
         """Write the model directory (config, safetensors weights, labels, vocab, history)."""
         self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        encoders: dict[str, Any] = {}
-        if self.image_encoder_ is not None:
-            encoders["image"] = _encoder_entry(self.image_encoder_)
-        if self.text_encoder_ is not None:
-            encoders["text"] = _encoder_entry(self.text_encoder_)
-            self.text_encoder_.save(directory)
-        config = {
-            **model_dir.config_header(),
-            "run": self.run_.to_dict(),
-            "given": self.given_.to_dict(),
-            "model": self.model_config_.to_dict(),
-            "labels": list(self.labels_),
-            "encoders": encoders,
-            "best_epoch": self.best_epoch_,
-            "warnings": list(self.warnings_),
-            "train_splits": list(self.train_splits_),
-        }
-        model_dir.save_weights(self.model_, directory)
-        self.scaler_.save(directory)
-        space = self.label_space_.to_dict() if self.label_space_ is not None else None
-        model_dir.write_json(
-            directory / model_dir.LABELS_FILE, {"labels": list(self.labels_), "space": space}
-        )
-        model_dir.write_json(directory / model_dir.HISTORY_FILE, self.history_)
-        if self.metrics_:
-            model_dir.write_json(directory / model_dir.METRICS_FILE, self.metrics_)
-        self.run_.save(directory / model_dir.RUN_FILE)
-        model_dir.write_json(directory / model_dir.CONFIG_FILE, config)
-        return directory
+        return save_model(self, directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> SentimentModel:
         """Read a model directory; refuses foreign, corrupted or incompatible ones."""
-        directory = Path(directory)
-        config = model_dir.read_config(directory)
-        try:
-            run = RunConfig.model_validate(config["run"])
-            # models saved before the two were kept apart recorded the resolved settings only
-            given = RunConfig.model_validate(config.get("given", config["run"]))
-        except ValidationError as exc:
-            raise UserInputError(validation_message(exc, f"{directory}: bad run config ")) from None
-        self = cls(given)
-        self.run_, self.given_ = run, given
-        self.labels_ = list(config["labels"])
-        self.model_config_ = config_from_dict(config["model"])
-        space = model_dir.read_labels(directory, self.labels_)
-        self.label_space_ = LabelSpace.from_dict(space) if space else None
-
-        def build() -> SentimentNet:
-            net = build_model(self.model_config_)
-            if self.label_space_ is not None:
-                net.set_label_space(self.label_space_)
-            return net
-
-        # shapes checked against the weights file before anything is allocated
-        self.model_: SentimentNet = model_dir.build_checked(build, directory)
-        model_dir.load_weights(self.model_, directory)
-        self.model_.eval()
-        self.scaler_ = FeatureScaler.load(directory)
-        self.image_encoder_, self.text_encoder_ = _load_encoders(config["encoders"], directory)
-        history = directory / model_dir.HISTORY_FILE
-        self.history_ = model_dir.read_json(history) if history.is_file() else []
-        metrics = directory / model_dir.METRICS_FILE
-        self.metrics_ = model_dir.read_json(metrics) if metrics.is_file() else {}
-        self.best_epoch_ = config.get("best_epoch")
-        self.warnings_ = list(config.get("warnings", []))
-        self.train_splits_ = list(config.get("train_splits", ["train"]))
-        return self
+        return load_model(cls, directory)
 
     def branch(self, modality: str) -> SentimentModel:
         """The text or image half of a late fusion as a model of its own, sharing its weights:
@@ -723,48 +399,3 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         stats = getattr(self.model_, "gate_stats", None)
         return stats() if callable(stats) else None
-
-
-def extract_run_features(
-    run: RunConfig, dataset: PreparedDataset, *, progress: bool = True
-) -> dict[str, ExtractionResult]:
-    """Extract (or find in the cache) the features a run reads, with its encoders, their
-    settings and its batch size and workers: what ``fit`` trains from."""
-    return extract_features(
-        dataset,
-        image=run.image_encoder if run.uses_image else None,
-        text=run.text_encoder if run.uses_text else None,
-        image_config=run.image_encoder_config,
-        text_config=run.text_encoder_config,
-        batch_size=run.feature_batch_size,
-        workers=run.feature_workers,
-        progress=progress,
-    )
-
-
-def _read(results: Mapping[str, ExtractionResult]) -> dict[str, FeatureSet]:
-    return {kind: FeatureFolder(r.directory).read() for kind, r in results.items()}
-
-
-def _encoder_entry(encoder: ImageEncoder | TextEncoder) -> dict[str, Any]:
-    return {"name": encoder.name, "config": encoder.config, "identity": encoder.identity}
-
-
-def _load_encoders(
-    entries: Mapping[str, Any], directory: Path
-) -> tuple[ImageEncoder | None, TextEncoder | None]:
-    """Rebuild the encoders and check they are the very ones the model was trained on."""
-    image = text = None
-    if "image" in entries:
-        image = get_image_encoder(entries["image"]["name"], **entries["image"]["config"])
-    if "text" in entries:
-        text = saved_text_encoder(entries["text"]["name"], entries["text"]["config"])
-        if text.learns:
-            text.load(directory)
-    for kind, encoder in (("image", image), ("text", text)):
-        if encoder is not None and encoder.identity != entries[kind]["identity"]:
-            raise UserInputError(
-                f"{directory}: the {kind} encoder {encoder.name!r} here has weights "
-                f"{encoder.identity}, but the model was trained on {entries[kind]['identity']}"
-            )
-    return image, text

@@ -6,6 +6,7 @@ every model directory and next to every run's results.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field, field_serializer, field_validator
@@ -17,9 +18,11 @@ from sentimodal.features.defaults import (
     FEATURE_WORKERS,
     FROZEN_TEXT_ENCODER,
 )
-from sentimodal.models.config import GLOVE_SOURCE, HeadKind, LabelSource
+from sentimodal.models.config import GLOVE_SOURCE, HeadKind, LabelSource, ModelConfig
 from sentimodal.models.recipes import (
     DEFAULT_RECIPE,
+    Modality,
+    ModalityInput,
     encoder_inputs,
     fine_tunes,
     get_recipe,
@@ -165,18 +168,25 @@ def check_run(run: RunConfig) -> None:
     extracted (an experiment grid before its first cell, ``fit`` before its encoders run), as
     the model config built after extraction will."""
     run = run.resolved()
-    recipe = get_recipe(run.model)
     inputs = encoder_inputs(
-        recipe.modalities,
+        get_recipe(run.model).modalities,
         run.image_encoder,
         run.image_encoder_config,
         str(run.text_encoder),
         run.text_encoder_config,
     )
-    head = {
-        "head": run.head,
-        "n_classes": _PLACEHOLDER_CLASSES,
-        "label_dim": _PLACEHOLDER_LABEL_DIM if run.head == "embedding" else None,
-    }
+    label_dim = _PLACEHOLDER_LABEL_DIM if run.head == "embedding" else None
+    network_config(run, inputs, _PLACEHOLDER_CLASSES, label_dim)
+
+
+def network_config(
+    run: RunConfig,
+    inputs: Mapping[Modality, ModalityInput],
+    n_classes: int,
+    label_dim: int | None,
+) -> ModelConfig:
+    """The network's config: the run's recipe applied to what the encoders give, the head
+    and the user's model options."""
+    head = {"head": run.head, "n_classes": n_classes, "label_dim": label_dim}
     encoders = {"text": str(run.text_encoder), "image": run.image_encoder}
-    recipe.model_config(inputs, head, run.model_options, encoders)
+    return get_recipe(run.model).model_config(inputs, head, run.model_options, encoders)

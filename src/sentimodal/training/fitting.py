@@ -1,0 +1,122 @@
+"""The training steps of ``SentimentModel.fit`` once a dataset's features are read: scale,
+build the network the recipe derives, start its pretrained parts, train, fine-tune on
+confident examples, let it fit what only a trained network can on val, and finish."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sentimodal.features.folder import FeatureSet
+from sentimodal.features.image_encoders.base import ImageEncoder
+from sentimodal.features.text_encoders.base import TextEncoder
+from sentimodal.models.base import PretrainedStart
+from sentimodal.models.forward import predict_scores
+from sentimodal.models.label_space import LabelSpace
+from sentimodal.models.recipes import Modality, ModalityInput
+from sentimodal.models.registry import build_model
+from sentimodal.preparation.dataset import PreparedDataset
+from sentimodal.preparation.dataset_labels import soft_targets
+from sentimodal.training.confident import fine_tune_confident
+from sentimodal.training.inputs import label_indices, split_inputs
+from sentimodal.training.run_config import network_config
+from sentimodal.training.scaler import FeatureScaler
+from sentimodal.training.trainer import fit as train_model
+
+if TYPE_CHECKING:
+    from sentimodal.training.estimator import SentimentModel
+
+
+def train_network(
+    model: SentimentModel,
+    dataset: PreparedDataset,
+    sets: Mapping[str, FeatureSet],
+    progress: bool,
+) -> tuple[dict[str, np.ndarray], str]:
+    """Train ``model``'s network (its run, labels, encoders and train splits already set);
+    the fitted parts become its attributes. Returns the inputs a last check reads (val's,
+    else train's) and that split's name."""
+    run = model.run_
+    train = split_inputs(dataset, sets, model.train_splits_, scaler=None)
+    model.scaler_ = FeatureScaler().fit(train.data)
+    train.data = model.scaler_.transform(train.data)
+    validate = "val" in dataset.splits and "val" not in model.train_splits_
+    val = split_inputs(dataset, sets, "val", model.scaler_) if validate else None
+    y_train = label_indices(dataset, train.ids, model.labels_)
+
+    model.label_space_ = (
+        LabelSpace.from_source(run.label_source, model.labels_) if run.head == "embedding" else None
+    )
+    model.model_config_ = network_config(
+        run,
+        encoder_inputs_of(model.text_encoder_, model.image_encoder_),
+        len(model.labels_),
+        model.label_space_.dim if model.label_space_ is not None else None,
+    )
+    model.model_ = build_model(model.model_config_, seed=run.train.seed)
+    vocabulary = model.text_encoder_.vocabulary() if model.text_encoder_ is not None else None
+    model.model_.start_pretrained(PretrainedStart(run.train.seed, vocabulary))
+    if model.label_space_ is not None:
+        model.model_.set_label_space(model.label_space_)
+    val_pair = (val.data, label_indices(dataset, val.ids, model.labels_)) if val else None
+    result = train_model(
+        model.model_,
+        train.data,
+        y_train,
+        val=val_pair,
+        config=run.train,
+        progress=progress,
+        soft_targets=soft_targets(dataset, train.ids, run.head) if run.train.soft_targets else None,
+    )
+    model.history_ = result.history
+    model.best_epoch_ = result.best_epoch
+    if run.confident is not None:
+        tuned = fine_tune_confident(
+            model.model_,
+            train.data,
+            y_train,
+            val=val_pair,
+            train_config=run.train,
+            config=run.confident,
+            progress=progress,
+        )
+        offset = len(model.history_)
+        model.history_ += [
+            {**r, "epoch": r["epoch"] + offset, "phase": "confident"} for r in tuned.result.history
+        ]
+        model.confident_kept_ = int(tuned.kept.sum())
+    if val_pair is not None:
+        model.model_.fit_after_training(*val_pair, run.train.eval_batch_size)
+    model.model_.end_training()
+    model.metrics_ = {}
+    return (val.data, "val") if val is not None else (train.data, "train")
+
+
+def collapse_warnings(
+    model: SentimentModel, data: Mapping[str, np.ndarray], split: str
+) -> list[str]:
+    """A model that predicts one class for everything learned nothing but the majority:
+    say so, rather than let its accuracy pass for skill."""
+    predicted = predict_scores(model.model_, data, model.run_.train.eval_batch_size).argmax(1)
+    if len(np.unique(predicted)) > 1 or len(model.labels_) < 2:
+        return []
+    label = model.classes_[int(predicted[0])]
+    return [
+        f"the model predicts {label!r} for every {split} post: it learned only the "
+        f"majority class (train longer, e.g. more epochs or less patience for early "
+        f"stopping, or use class_weight='balanced')"
+    ]
+
+
+def encoder_inputs_of(
+    text: TextEncoder | None, image: ImageEncoder | None
+) -> dict[Modality, ModalityInput]:
+    """What fitted encoders give the network."""
+    inputs: dict[Modality, ModalityInput] = {}
+    if text is not None:
+        inputs["text"] = ModalityInput.of_text(text)
+    if image is not None:
+        inputs["image"] = ModalityInput.of_image(image)
+    return inputs
