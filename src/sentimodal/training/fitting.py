@@ -5,7 +5,6 @@ confident examples, let it fit what only a trained network can on val, and finis
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,17 +19,15 @@ from sentimodal.models.registry import build_model
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.dataset_labels import soft_targets
 from sentimodal.training.confident import fine_tune_confident
+from sentimodal.training.fitted import FittedState
 from sentimodal.training.inputs import label_indices, split_inputs
 from sentimodal.training.run_config import network_config
 from sentimodal.training.scaler import FeatureScaler
 from sentimodal.training.trainer import fit as train_model
 
-if TYPE_CHECKING:
-    from sentimodal.training.estimator import SentimentModel
-
 
 def train_network(
-    model: SentimentModel,
+    model: FittedState,
     dataset: PreparedDataset,
     sets: Mapping[str, FeatureSet],
     progress: bool,
@@ -94,9 +91,7 @@ def train_network(
     return (val.data, "val") if val is not None else (train.data, "train")
 
 
-def collapse_warnings(
-    model: SentimentModel, data: Mapping[str, np.ndarray], split: str
-) -> list[str]:
+def collapse_warnings(model: FittedState, data: Mapping[str, np.ndarray], split: str) -> list[str]:
     """A model that predicts one class for everything learned nothing but the majority:
     say so, rather than let its accuracy pass for skill."""
     predicted = predict_scores(model.model_, data, model.run_.train.eval_batch_size).argmax(1)

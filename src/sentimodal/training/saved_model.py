@@ -5,8 +5,9 @@ directory's own record of it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -20,16 +21,14 @@ from sentimodal.models.base import SentimentNet
 from sentimodal.models.label_space import LabelSpace
 from sentimodal.models.registry import build_model, config_from_dict
 from sentimodal.training import model_dir
+from sentimodal.training.fitted import FittedState
 from sentimodal.training.run_config import RunConfig
 from sentimodal.training.scaler import FeatureScaler
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from sentimodal.training.estimator import SentimentModel
+Fitted = TypeVar("Fitted", bound=FittedState)
 
 
-def save_model(model: SentimentModel, directory: str | Path) -> Path:
+def save_model(model: FittedState, directory: str | Path) -> Path:
     """Write the model directory (config, safetensors weights, labels, vocab, history)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -64,7 +63,7 @@ def save_model(model: SentimentModel, directory: str | Path) -> Path:
     return directory
 
 
-def load_model(cls: type[SentimentModel], directory: str | Path) -> SentimentModel:
+def load_model(cls: type[Fitted], directory: str | Path) -> Fitted:
     """Read a model directory; refuses foreign, corrupted or incompatible ones."""
     directory = Path(directory)
     config = model_dir.read_config(directory)
