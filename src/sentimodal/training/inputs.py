@@ -227,15 +227,15 @@ def split_inputs(
 
 
 def label_indices(
-    dataset: PreparedDataset, ids: Sequence[str], labels: Sequence[str]
+    dataset: PreparedDataset, ids: Sequence[str], classes: Sequence[str]
 ) -> np.ndarray:
-    """The labels of ``ids`` as indices into ``labels`` (the model's)."""
+    """The labels of ``ids`` as indices into ``classes`` (the model's labels)."""
     labels = dataset.examples.set_index(dataset.examples["id"].astype(str))["label"]
-    index = {label: i for i, label in enumerate(labels)}
+    index = {label: i for i, label in enumerate(classes)}
     values = labels.loc[list(ids)].tolist()
     unknown = sorted({str(v) for v in values if v not in index})
     if unknown:
         raise UserInputError(
-            f"{dataset.root}: labels {unknown} are not among the model's labels {list(labels)}"
+            f"{dataset.root}: labels {unknown} are not among the model's labels {list(classes)}"
         )
     return np.array([index[v] for v in values], dtype=np.int64)
