@@ -177,11 +177,11 @@ def test_the_cross_model_trains_saves_loads_and_predicts_posts(
     small: PreparedDataset, cross_model: SentimentModel, tmp_path: Path
 ) -> None:
     model = cross_model
-    config = model.model_config_
+    config = model.network_config_
     assert (config.kind, config.text.kind, config.image.kind) == ("late", "text_cross", "mlp")
     assert (config.text.image_positions, config.text.image_dim) == (49, 1280)
     assert model.image_encoder_.config == {"weights": "imagenet", "grid": True}
-    assert model.model_.text.gate_stats()["max"] > 0  # training opened the gate
+    assert model.network_.text.gate_stats()["max"] > 0  # training opened the gate
     loaded = SentimentModel.load(model.save(tmp_path / "model"))
     np.testing.assert_allclose(
         loaded.predict_proba(small, "test"), model.predict_proba(small, "test"), atol=1e-5
@@ -207,7 +207,7 @@ def test_the_modality_report_reads_the_cross_model_branches(
     model_report(cross_model, small, title="cross").write(tmp_path)
     markdown = (tmp_path / "report.md").read_text()
     assert "How much do images add?" in markdown and "text only" in markdown
-    gate = cross_model.model_.text.gate_stats()
+    gate = cross_model.network_.text.gate_stats()
     assert f"after training its mean is **{gate['mean']:.3f}**" in markdown
 
 

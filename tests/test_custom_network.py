@@ -91,13 +91,13 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> Path:
         model="sum", feature_workers=0, train={"epochs": 3}, model_options={"hidden": 8}
     )
     model.fit(sample_posts(64), work_dir=root / "work", progress=False)
-    assert model.model_config_.to_dict()["hidden"] == 8
+    assert model.network_config_.to_dict()["hidden"] == 8
     return model.save(root / "model")
 
 
 def test_a_users_fusion_trains_saves_loads_and_predicts_every_kind_of_post(fitted: Path) -> None:
     model = SentimentModel.load(fitted)
-    assert isinstance(model.model_, SumFusion)
+    assert isinstance(model.network_, SumFusion)
     posts = sample_posts(80).iloc[64:]
     both = posts[["id", "text", "image"]].to_dict("records")
     halves = [

@@ -108,7 +108,7 @@ def test_fit_on_a_dataframe_with_only_text(tmp_path: Path) -> None:
 def test_gated_model_reports_gate_statistics(sample_dataset: PreparedDataset) -> None:
     model = SentimentModel(model="gated", **{**FAST, "train": {"epochs": 2}})
     model.fit(sample_dataset, progress=False)
-    net = model.model_
+    net = model.network_
     # the statistics describe the trained gates themselves, not their starting value
     text_gates = torch.sigmoid(net.text_gate.detach())
     stats = model.gate_stats()
@@ -207,7 +207,7 @@ def test_token_model_can_start_from_glove(sample_dataset: PreparedDataset) -> No
         train={"epochs": 1, "lr": 1e-9},
     ).fit(sample_dataset, progress=False)
     vocab = model.text_encoder_.vocab_
-    table = model.model_.embedding.weight.detach().numpy()
+    table = model.network_.embedding.weight.detach().numpy()
     word = next(w for w in ("love", "the", "happy") if w in vocab)
     np.testing.assert_allclose(table[vocab[word]], glove_table().vector(word), atol=1e-4)
 
@@ -217,7 +217,7 @@ def test_late_fusion_trains_both_branches_and_reloads(
 ) -> None:
     model = SentimentModel(model="late", **{**FAST, "train": {"epochs": 2}})
     model.fit(sample_dataset, progress=False)
-    assert model.model_config_.text.kind == "mlp" and model.model_config_.image.kind == "mlp"
+    assert model.network_config_.text.kind == "mlp" and model.network_config_.image.kind == "mlp"
     before = model.predict_frame(sample_dataset, "test")
     model.save(tmp_path / "late")
     after = SentimentModel.load(tmp_path / "late").predict_frame(sample_dataset, "test")

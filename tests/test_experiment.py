@@ -24,6 +24,7 @@ from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.pipeline import prepare
 from sentimodal.sample import sample_path
 from sentimodal.specs import list_specs, spec_path
+from sentimodal.training.run_config import RunConfig
 
 # Cheap real encoders and one epoch keep a whole grid to seconds.
 CHEAP_BASE = {
@@ -194,6 +195,14 @@ def test_grid_writes_runs_and_results_and_resumes(
     (out / "runs/model=concat/seed-1/metrics.json").unlink()
     third = run_experiment(spec, sample_dataset.root, out, progress=False)
     assert (third.computed, third.skipped) == (1, 4)
+
+    # a run.yaml that spells out what the recipe derives (as written before the user's
+    # settings were kept apart) is the same run: resumed, not refused
+    saved = out / "runs/model=text/seed-1/run.yaml"
+    given = RunConfig.model_validate(yaml.safe_load(saved.read_text()))
+    saved.write_text(yaml.safe_dump(given.resolved().to_dict(), sort_keys=False))
+    fourth = run_experiment(spec, sample_dataset.root, out, progress=False)
+    assert (fourth.computed, fourth.skipped) == (0, 5)
 
     changed = tiny_spec(base={**CHEAP_BASE, "train": {"epochs": 2, "patience": None}})
     with pytest.raises(UserInputError, match="other settings"):

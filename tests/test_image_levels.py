@@ -52,7 +52,7 @@ def test_the_levels_default_trains_saves_loads_and_predicts_posts(
 ) -> None:
     model = levels_model
     assert model.image_encoder_.config == {"weights": "imagenet", "levels": True}
-    assert (model.model_config_.kind, model.model_config_.input_dim) == ("linear", LEVELS_DIM)
+    assert (model.network_config_.kind, model.network_config_.input_dim) == ("linear", LEVELS_DIM)
     loaded = SentimentModel.load(model.save(tmp_path / "model"))
     assert loaded.image_encoder_.config == model.image_encoder_.config
     np.testing.assert_allclose(

@@ -114,8 +114,8 @@ def test_the_image_default_trains_saves_loads_and_predicts_posts(
     sample_dataset: PreparedDataset, tmp_path: Path
 ) -> None:
     model = SentimentModel(model="image", **PIXELS).fit(sample_dataset, progress=False)
-    assert model.model_config_.kind == "linear"
-    assert model.history_[0]["c"] in model.model_config_.c_values
+    assert model.network_config_.kind == "linear"
+    assert model.history_[0]["c"] in model.network_config_.c_values
     assert f"logistic regression with C={model.history_[0]['c']:g}" in training_summary(
         model, sample_dataset
     )
@@ -135,7 +135,7 @@ def test_the_image_default_trains_saves_loads_and_predicts_posts(
     # the previous default stays one recipe away, and the report's modality section reads
     # the linear image model like any other
     mlp = SentimentModel(model="image_mlp", train={"epochs": 1}, **PIXELS)
-    assert mlp.fit(sample_dataset, progress=False).model_config_.kind == "mlp"
+    assert mlp.fit(sample_dataset, progress=False).network_config_.kind == "mlp"
     text = SentimentModel(model="text", text_encoder="glove_mean", train={"epochs": 3})
     text.fit(sample_dataset, progress=False)
     analysis = modality_analysis(text, model, text, sample_dataset, "test")

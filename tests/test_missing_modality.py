@@ -82,7 +82,7 @@ def test_unimodal_models_refuse_a_post_without_their_modality(dataset, posts) ->
 def test_modality_dropout_learns_a_missing_input(dataset, posts, tmp_path: Path) -> None:
     run = {**CHEAP, "model_options": {"modality_dropout": 0.3}}
     model = SentimentModel(model="concat", **run).fit(dataset, progress=False)
-    learned = model.model_.missing.learned
+    learned = model.network_.missing.learned
     assert set(learned) == {"text", "image"}
     assert all(float(v.detach().abs().sum()) > 0 for v in learned.values())  # trained, not zeros
     loaded = SentimentModel.load(model.save(tmp_path / "m"))

@@ -22,6 +22,7 @@ from sentimodal.preparation.pipeline import PrepareConfig, prepare
 from sentimodal.sample import sample_path
 from sentimodal.specs import list_specs
 from sentimodal.training.estimator import SentimentModel
+from sentimodal.training.fitting import collapse_warnings
 from sentimodal.training.run_config import RunConfig
 
 ONE_EPOCH = {"epochs": 1, "patience": None, "batch_size": 16}
@@ -179,8 +180,8 @@ def test_a_late_fusion_gives_each_branch_its_own_options(small_dataset: Prepared
         "model_options": {"text": {"hidden": [7]}, "image": {"hidden": [5]}},
     }
     model = SentimentModel(_run(settings)).fit(small_dataset, progress=False)
-    assert model.model_config_.text.hidden == [7]
-    assert model.model_config_.image.hidden == [5]
+    assert model.network_config_.text.hidden == [7]
+    assert model.network_config_.image.hidden == [5]
 
 
 def test_predictions_have_one_row_per_input(small_dataset: PreparedDataset, tmp_path: Path) -> None:
@@ -214,11 +215,11 @@ def test_a_model_that_learned_only_the_majority_says_so(small_dataset: PreparedD
     settings = {"model": "text", "text_encoder": "glove_mean", "model_options": {"hidden": []}}
     model = SentimentModel(_run(settings)).fit(small_dataset, progress=False)
     with torch.no_grad():
-        model.model_.head.linear.bias.copy_(torch.tensor([0.0, 0.0, 1e6]))
+        model.network_.head.linear.bias.copy_(torch.tensor([0.0, 0.0, 1e6]))
     val = model.predict_frame(small_dataset, "val")
     assert set(val["label"]) == {model.classes_[2]}
     data = {"text": np.zeros((5, 50), dtype=np.float32)}
-    (warning,) = model._collapse_warnings(data, "val")
+    (warning,) = collapse_warnings(model, data, "val")
     assert f"predicts {model.classes_[2]!r} for every val post" in warning
 
 
@@ -228,8 +229,8 @@ def test_a_late_fusion_learns_its_branch_weights_on_val(
     settings = {"model": "late", "text_encoder": "glove_mean", "image_encoder": "pixels32"}
     stacked = {**settings, "model_options": {"combine": "stacked"}}
     model = SentimentModel(_run(stacked)).fit(small_dataset, progress=False)
-    assert model.model_config_.combine == "stacked"
-    net = model.model_
+    assert model.network_config_.combine == "stacked"
+    net = model.network_
     n = len(model.classes_)
     start = torch.cat([torch.eye(n), torch.eye(n)], dim=1) / 2
     assert not torch.allclose(net.stack.weight, start)  # fit on val, not the starting mean
@@ -254,6 +255,6 @@ def test_a_late_fusion_learns_its_branch_weights_on_val(
 
     # the default averages (5-fold CV over val found no gain for the fine-tuned default)
     mean = SentimentModel(_run(settings)).fit(small_dataset, progress=False)
-    assert mean.model_config_.combine == "mean" and not hasattr(mean.model_, "stack")
+    assert mean.network_config_.combine == "mean" and not hasattr(mean.network_, "stack")
     with pytest.raises(UserInputError, match="combine='stacked' needs the softmax head"):
         SentimentModel(_run({**stacked, "head": "embedding"})).fit(small_dataset, progress=False)

@@ -131,11 +131,11 @@ def test_recipes_derive_the_mpnet_network_from_its_ids() -> None:
         "image": ModalityInput("vectors", 8),
     }
     head = {"head": "softmax", "n_classes": 3}
-    config = get_recipe("late").model_config(inputs, head, {"text": {"frozen_layers": 10}})
+    config = get_recipe("late").network_config(inputs, head, {"text": {"frozen_layers": 10}})
     assert config.text.kind == "text_mpnet" and config.text.frozen_layers == 10
     assert config.text.architecture["hidden_size"] == 768
     with pytest.raises(UserInputError, match="architecture"):
-        get_recipe("text").model_config(inputs, head, {"architecture": TINY})
+        get_recipe("text").network_config(inputs, head, {"architecture": TINY})
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_partly_fine_tuned_mpnet_trains_saves_and_reloads(
         "feature_workers": 0,
     }
     model = SentimentModel(**run).fit(sample_dataset, progress=False)
-    assert model.model_._memo is None  # dropped after fit
+    assert model.network_._memo is None  # dropped after fit
     assert model.history_[0]["val_accuracy"] > 0
     model.save(tmp_path / "model")
     config = json.loads((tmp_path / "model" / "config.json").read_text())

@@ -112,7 +112,7 @@ def test_fine_tuned_model_saves_and_reloads(
     sample_dataset: PreparedDataset, tmp_path: Path, one_thread, small_text_transformer: dict
 ) -> None:
     model = SentimentModel(**small_text_transformer).fit(sample_dataset, progress=False)
-    before = [p.detach().clone() for p in model.model_.encoder.parameters()]
+    before = [p.detach().clone() for p in model.network_.encoder.parameters()]
     assert model.history_[0]["val_accuracy"] > 0
     model.save(tmp_path / "model")
     config = json.loads((tmp_path / "model" / "config.json").read_text())
@@ -121,7 +121,7 @@ def test_fine_tuned_model_saves_and_reloads(
     assert config["encoders"]["text"]["name"] == "minilm_tokens"
 
     loaded = SentimentModel.load(tmp_path / "model")
-    after = list(loaded.model_.encoder.parameters())
+    after = list(loaded.network_.encoder.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
     frame = sample_dataset.split("test").head(5)
     pd.testing.assert_frame_equal(

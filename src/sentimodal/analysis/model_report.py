@@ -69,7 +69,7 @@ def comparison_frame(results: Mapping[str, Metrics]) -> pd.DataFrame:
 
 def gate_values(model: SentimentModel) -> dict[str, np.ndarray] | None:
     """The learned gate vector of each modality, for gated fusions (None otherwise)."""
-    gates = getattr(model.model_, "gates", None)
+    gates = getattr(model.network_, "gates", None)
     if not callable(gates):
         return None
     return {name: gate.detach().float().cpu().numpy() for name, gate in gates().items()}
@@ -210,7 +210,7 @@ def _add_gates(report: Report, model: SentimentModel, title: str) -> None:
 
 def _add_attention_gate(report: Report, model: SentimentModel, title: str) -> None:
     """How far a token-level fusion (``cross``) let the image regions into the words."""
-    stats = getattr(getattr(model.model_, "text", None), "gate_stats", None)
+    stats = getattr(getattr(model.network_, "text", None), "gate_stats", None)
     if not callable(stats):
         return
     gate = stats()
@@ -263,7 +263,7 @@ def model_report(
     run = model.run_
     report = add_model_summary(Report(title), model, dataset, metrics)
     split = "test" if "test" in metrics else next(iter(metrics), None)
-    if set(model.model_.branches()) == {"text", "image"} and split is not None:
+    if set(model.network_.branches()) == {"text", "image"} and split is not None:
         # A fusion whose branches also predict alone (late, cross): what each modality adds.
         add_modality_section(
             report, model.branch("text"), model.branch("image"), model, dataset, split

@@ -47,7 +47,7 @@ class _ScoreGraph(nn.Module):
     def __init__(self, model: SentimentModel, inputs: list[str]) -> None:
         super().__init__()
         self.inputs = inputs
-        self.net = model.model_
+        self.net = model.network_
         self.image = model.image_encoder_.module() if "image" in inputs else None
         stats = getattr(model.scaler_, "stats_", {})
         for key in ("text", "image"):

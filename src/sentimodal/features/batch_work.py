@@ -38,10 +38,10 @@ class ImageBatchWork:
 
     parallel = True
 
-    def __init__(self, encoder: ImageEncoder, network: FetchPolicy | None = None) -> None:
+    def __init__(self, encoder: ImageEncoder, fetch: FetchPolicy | None = None) -> None:
         self.encoder = encoder
         #: how image URLs are fetched (plain data: it travels with the work to the workers)
-        self.network = network or FetchPolicy()
+        self.fetch = fetch or FetchPolicy()
 
     @property
     def compute_in_workers(self) -> bool:
@@ -55,7 +55,7 @@ class ImageBatchWork:
         rejects: list[Row] = []
         for row in rows:
             try:
-                tensors.append(self.encoder.read(row["image"], policy=self.network))
+                tensors.append(self.encoder.read(row["image"], policy=self.fetch))
             except RecordError as exc:
                 rejects.append(_reject(row, str(exc)))
                 continue

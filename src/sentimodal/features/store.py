@@ -163,9 +163,9 @@ def extract_features(
     results: dict[str, ExtractionResult] = {}
     if config.image:
         encoder = image_encoder or get_image_encoder(config.image, **config.image_config)
-        network = FetchPolicy(allow_private=config.allow_private_addresses)
+        fetch = FetchPolicy(allow_private=config.allow_private_addresses)
         results["image"] = _extract(
-            data, _image_plan(data, encoder, config.dtype, network), config, runner, progress
+            data, _image_plan(data, encoder, config.dtype, fetch), config, runner, progress
         )
     if config.text:
         encoder = text_encoder or get_text_encoder(config.text, **config.text_config)
@@ -176,7 +176,7 @@ def extract_features(
 
 
 def _image_plan(
-    data: PreparedDataset, encoder: ImageEncoder, dtype: str, network: FetchPolicy
+    data: PreparedDataset, encoder: ImageEncoder, dtype: str, fetch: FetchPolicy
 ) -> _Plan:
     examples = data.examples
     images = [image_or_none(v) for v in examples["image"].tolist()]
@@ -191,7 +191,7 @@ def _image_plan(
         stored_dtype=dtype,
         fingerprint=examples_fingerprint(ids, images),
         rows=rows,
-        work=ImageBatchWork(encoder, network),
+        work=ImageBatchWork(encoder, fetch),
     )
 
 

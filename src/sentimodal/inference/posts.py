@@ -97,12 +97,12 @@ class PostBatchWork:
         scaler: Scaler,
         score: ScoreFn,
         classes: Sequence[str],
-        network: FetchPolicy | None = None,
+        fetch: FetchPolicy | None = None,
         fallback: bool = True,
         scores_are: str = "class probabilities",
     ) -> None:
         self.image_work = (
-            ImageBatchWork(image_encoder, network) if image_encoder is not None else None
+            ImageBatchWork(image_encoder, fetch) if image_encoder is not None else None
         )
         self.text_work = TextBatchWork(text_encoder) if text_encoder is not None else None
         self.scaler = scaler
@@ -182,7 +182,7 @@ class PostBatchWork:
                     tensors.append(
                         encoder.transform(source)
                         if isinstance(source, Image.Image)
-                        else encoder.read(source, policy=self.image_work.network)
+                        else encoder.read(source, policy=self.image_work.fetch)
                     )
                 except RecordError as exc:
                     if fusion and row.get("text"):

@@ -29,7 +29,7 @@ _EXPORTS = {
     "config_from_dict": "sentimodal.models.registry",
     "get_model": "sentimodal.models.registry",
     "list_models": "sentimodal.models.registry",
-    "model_config": "sentimodal.models.registry",
+    "config_for": "sentimodal.models.registry",
     "TextBiLSTM": "sentimodal.models.text_lstm",
     "glove_embedding_matrix": "sentimodal.models.text_lstm",
 }

@@ -125,7 +125,7 @@ class Recipe:
                     + _hint(modality, form, accepted)
                 )
 
-    def model_config(
+    def network_config(
         self,
         inputs: Mapping[Modality, ModalityInput],
         head: Mapping[str, Any],
@@ -151,9 +151,9 @@ class Recipe:
             derived[branch] = {**derived[branch], **head, **nested}
         _refuse_derived({**derived, **dict.fromkeys(HEAD_SETTINGS)}, options, None)
         settings = {**derived, **head, **options}
-        from sentimodal.models.registry import model_config
+        from sentimodal.models.registry import config_for
 
-        return model_config(settings.pop("kind"), **settings)
+        return config_for(settings.pop("kind"), **settings)
 
     def allowed_options(self) -> str:
         """How the recipe's options are given, for help texts."""

@@ -86,7 +86,7 @@ def network_kind(kind: str) -> NetworkKind:
     return kinds[kind]
 
 
-def model_config(name: str, **cfg: Any) -> ModelConfig:
+def config_for(name: str, **cfg: Any) -> ModelConfig:
     """The validated config of model kind ``name``; bad settings are the user's to fix."""
     config = network_kind(name).config
     cfg.pop("kind", None)
@@ -141,4 +141,4 @@ def build_model(config: ModelConfig | dict[str, Any], seed: int | None = None) -
 
 def get_model(name: str, *, seed: int | None = None, **cfg: Any) -> SentimentNet:
     """Build model kind ``name`` (see ``list_models()``) with settings ``cfg``."""
-    return build_model(model_config(name, **cfg), seed=seed)
+    return build_model(config_for(name, **cfg), seed=seed)

@@ -21,7 +21,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
-from sentimodal.evaluation.metrics import classification_report
 from sentimodal.features.engine import LocalEngine
 from sentimodal.inference.posts import PostBatchWork, Prediction, post_rows, predict_rows
 from sentimodal.models.forward import (
@@ -45,6 +44,7 @@ from sentimodal.training.inputs import (
     prediction_inputs,
     read_features,
 )
+from sentimodal.training.metrics import frame_metrics
 from sentimodal.training.run_config import RunConfig, check_run
 from sentimodal.training.saved_model import load_model, save_model
 from sentimodal.training.train_config import given_settings
@@ -92,7 +92,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "model_")
+        return hasattr(self, "network_")
 
     # ----------------------------------------------------------------------------- settings
 
@@ -167,7 +167,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------------------------- predicting
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
+        if not hasattr(self, "network_"):
             raise UserInputError("this SentimentModel is not fitted: call fit() or load() first")
 
     @property
@@ -186,7 +186,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
                 "only models with an embedding head can take new labels; this one is softmax"
             )
         self.label_space_ = self.label_space_.with_labels([str(x).strip() for x in labels])
-        self.model_.set_label_space(self.label_space_)
+        self.network_.set_label_space(self.label_space_)
         return self
 
     def predict_proba(self, data: DatasetLike | PostsLike, split: str | None = None) -> np.ndarray:
@@ -229,7 +229,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
     def _scores(self, data: Mapping[str, np.ndarray], n: int) -> np.ndarray:
         if n == 0:
             return np.zeros((0, len(self.classes_)), dtype=np.float32)
-        return predict_scores(self.model_, data, self.run_.train.eval_batch_size)
+        return predict_scores(self.network_, data, self.run_.train.eval_batch_size)
 
     def vectors(
         self, data: DatasetLike, split: str | None = None, *, penultimate: bool = False
@@ -241,8 +241,8 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         inputs = self._inputs(as_dataset(data), split, progress=False)
         batch = self.run_.train.eval_batch_size
         if penultimate:
-            return inputs.ids, extract_embeddings(self.model_, inputs.data, batch)
-        return inputs.ids, predict_outputs(self.model_, inputs.data, batch)
+            return inputs.ids, extract_embeddings(self.network_, inputs.data, batch)
+        return inputs.ids, predict_outputs(self.network_, inputs.data, batch)
 
     def _frame(self, ids: Sequence[str], scores: np.ndarray) -> pd.DataFrame:
         classes = self.classes_
@@ -269,24 +269,25 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         """
         self._check_fitted()
         records = posts.to_dict("records") if isinstance(posts, pd.DataFrame) else posts
-        network = FetchPolicy(allow_private=allow_private_addresses)
-        work = self.post_work(network)
+        work = self.post_work(FetchPolicy(allow_private=allow_private_addresses))
         engine = LocalEngine(self.run_.feature_workers if workers is None else workers)
         return predict_rows(work, post_rows(records), batch_size=batch_size, engine=engine)
 
-    def post_work(self, network: FetchPolicy | None = None) -> PostBatchWork:
+    def post_work(self, fetch: FetchPolicy | None = None) -> PostBatchWork:
         """The per-batch work of predicting raw posts with this model (its encoders, scaler,
         network and labels): what ``predict_posts``, table streaming and the server run.
-        Image URLs are fetched under ``network``."""
+        Image URLs are fetched under ``fetch``."""
         self._check_fitted()
         embedding = self.label_space_ is not None
         return PostBatchWork(
             image_encoder=self.image_encoder_ if self.run_.uses_image else None,
             text_encoder=self.text_encoder_ if self.run_.uses_text else None,
             scaler=self.scaler_,
-            score=partial(predict_scores, self.model_, batch_size=self.run_.train.eval_batch_size),
+            score=partial(
+                predict_scores, self.network_, batch_size=self.run_.train.eval_batch_size
+            ),
             classes=self.classes_,
-            network=network,
+            fetch=fetch,
             scores_are=(
                 "cosine similarities to each label's vector (not probabilities)"
                 if embedding
@@ -314,27 +315,14 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         dataset = as_dataset(posts_table(data, y, "label", self.run_))
         if split is None:
             split = "test" if "test" in dataset.splits else ALL
-        frame = self.predict_frame(dataset, split)
-        predicted = frame[frame["error"].isna()]
-        truth = dataset.examples.set_index(dataset.examples["id"].astype(str))["label"]
-        y_true = truth.loc[predicted["id"].tolist()].astype(str).to_numpy()
-        if len(y_true) == 0:
+        metrics = frame_metrics(
+            self.predict_frame(dataset, split), dataset, self.classes_, self.train_splits_, split
+        )
+        if metrics is None:
             raise UserInputError(
                 f"{dataset.root}: no example of split {split!r} has every input this model "
                 f"needs ({', '.join(self._modalities())})"
             )
-        labels = list(dict.fromkeys([*self.classes_, *sorted(set(y_true))]))
-        y_train = [
-            label
-            for split in self.train_splits_
-            if split in dataset.splits
-            for label in dataset.split(split)["label"].astype(str)
-        ]
-        metrics = classification_report(
-            y_true, predicted["label"].to_numpy(), labels, y_train=y_train or None
-        )
-        metrics["split"] = split
-        metrics["n_missing"] = int(len(frame) - len(predicted))
         return metrics
 
     def evaluate_splits(
@@ -378,7 +366,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         """The text or image half of a late fusion as a model of its own, sharing its weights:
         what each modality predicts alone, next to what the fusion predicts."""
         self._check_fitted()
-        branches = self.model_.branches()
+        branches = self.network_.branches()
         if modality not in branches:
             raise UserInputError(
                 f"the {self.run_.model!r} model has no {modality!r} branch"
@@ -386,8 +374,8 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             )
         view = copy.copy(self)
         view.run_ = self.run_.model_copy(update={"model": modality})
-        view.model_ = branches[modality]
-        view.model_config_ = view.model_.config
+        view.network_ = branches[modality]
+        view.network_config_ = view.network_.config
         if modality == "text":
             view.image_encoder_ = None
         else:
@@ -397,5 +385,5 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
     def gate_stats(self) -> dict[str, Any] | None:
         """How much of each modality the gated fusion lets through (None for other models)."""
         self._check_fitted()
-        stats = getattr(self.model_, "gate_stats", None)
+        stats = getattr(self.network_, "gate_stats", None)
         return stats() if callable(stats) else None

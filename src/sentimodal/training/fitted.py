@@ -26,8 +26,8 @@ class FittedState(Protocol):
     text_encoder_: TextEncoder | None
     scaler_: FeatureScaler
     label_space_: LabelSpace | None
-    model_config_: ModelConfig
-    model_: SentimentNet
+    network_config_: ModelConfig
+    network_: SentimentNet
     history_: list[dict[str, Any]]
     best_epoch_: int | None
     metrics_: dict[str, Any]

@@ -46,20 +46,20 @@ def train_network(
     model.label_space_ = (
         LabelSpace.from_source(run.label_source, model.labels_) if run.head == "embedding" else None
     )
-    model.model_config_ = network_config(
+    model.network_config_ = network_config(
         run,
         encoder_inputs_of(model.text_encoder_, model.image_encoder_),
         len(model.labels_),
         model.label_space_.dim if model.label_space_ is not None else None,
     )
-    model.model_ = build_model(model.model_config_, seed=run.train.seed)
+    model.network_ = build_model(model.network_config_, seed=run.train.seed)
     vocabulary = model.text_encoder_.vocabulary() if model.text_encoder_ is not None else None
-    model.model_.start_pretrained(PretrainedStart(run.train.seed, vocabulary))
+    model.network_.start_pretrained(PretrainedStart(run.train.seed, vocabulary))
     if model.label_space_ is not None:
-        model.model_.set_label_space(model.label_space_)
+        model.network_.set_label_space(model.label_space_)
     val_pair = (val.data, label_indices(dataset, val.ids, model.labels_)) if val else None
     result = train_model(
-        model.model_,
+        model.network_,
         train.data,
         y_train,
         val=val_pair,
@@ -71,7 +71,7 @@ def train_network(
     model.best_epoch_ = result.best_epoch
     if run.confident is not None:
         tuned = fine_tune_confident(
-            model.model_,
+            model.network_,
             train.data,
             y_train,
             val=val_pair,
@@ -85,8 +85,8 @@ def train_network(
         ]
         model.confident_kept_ = int(tuned.kept.sum())
     if val_pair is not None:
-        model.model_.fit_after_training(*val_pair, run.train.eval_batch_size)
-    model.model_.end_training()
+        model.network_.fit_after_training(*val_pair, run.train.eval_batch_size)
+    model.network_.end_training()
     model.metrics_ = {}
     return (val.data, "val") if val is not None else (train.data, "train")
 
@@ -94,7 +94,7 @@ def train_network(
 def collapse_warnings(model: FittedState, data: Mapping[str, np.ndarray], split: str) -> list[str]:
     """A model that predicts one class for everything learned nothing but the majority:
     say so, rather than let its accuracy pass for skill."""
-    predicted = predict_scores(model.model_, data, model.run_.train.eval_batch_size).argmax(1)
+    predicted = predict_scores(model.network_, data, model.run_.train.eval_batch_size).argmax(1)
     if len(np.unique(predicted)) > 1 or len(model.labels_) < 2:
         return []
     label = model.classes_[int(predicted[0])]

@@ -189,4 +189,4 @@ def network_config(
     and the user's model options."""
     head = {"head": run.head, "n_classes": n_classes, "label_dim": label_dim}
     encoders = {"text": str(run.text_encoder), "image": run.image_encoder}
-    return get_recipe(run.model).model_config(inputs, head, run.model_options, encoders)
+    return get_recipe(run.model).network_config(inputs, head, run.model_options, encoders)

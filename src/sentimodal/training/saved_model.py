@@ -42,14 +42,14 @@ def save_model(model: FittedState, directory: str | Path) -> Path:
         **model_dir.config_header(),
         "run": model.run_.to_dict(),
         "given": model.given_.to_dict(),
-        "model": model.model_config_.to_dict(),
+        "model": model.network_config_.to_dict(),
         "labels": list(model.labels_),
         "encoders": encoders,
         "best_epoch": model.best_epoch_,
         "warnings": list(model.warnings_),
         "train_splits": list(model.train_splits_),
     }
-    model_dir.save_weights(model.model_, directory)
+    model_dir.save_weights(model.network_, directory)
     model.scaler_.save(directory)
     space = model.label_space_.to_dict() if model.label_space_ is not None else None
     model_dir.write_json(
@@ -76,20 +76,20 @@ def load_model(cls: type[Fitted], directory: str | Path) -> Fitted:
     model = cls(given)
     model.run_, model.given_ = run, given
     model.labels_ = list(config["labels"])
-    model.model_config_ = config_from_dict(config["model"])
+    model.network_config_ = config_from_dict(config["model"])
     space = model_dir.read_labels(directory, model.labels_)
     model.label_space_ = LabelSpace.from_dict(space) if space else None
 
     def build() -> SentimentNet:
-        net = build_model(model.model_config_)
+        net = build_model(model.network_config_)
         if model.label_space_ is not None:
             net.set_label_space(model.label_space_)
         return net
 
     # shapes checked against the weights file before anything is allocated
-    model.model_: SentimentNet = model_dir.build_checked(build, directory)
-    model_dir.load_weights(model.model_, directory)
-    model.model_.eval()
+    model.network_: SentimentNet = model_dir.build_checked(build, directory)
+    model_dir.load_weights(model.network_, directory)
+    model.network_.eval()
     model.scaler_ = FeatureScaler.load(directory)
     model.image_encoder_, model.text_encoder_ = _load_encoders(config["encoders"], directory)
     history = directory / model_dir.HISTORY_FILE

@@ -129,12 +129,26 @@ def is_done(task: RunTask) -> bool:
     if not (directory / METRICS_FILE).is_file():
         return False
     saved = yaml.safe_load((directory / RUN_CONFIG_FILE).read_text(encoding="utf-8"))
-    if saved != task.config:
+    if not _same_settings(task, saved):
         raise UserInputError(
             f"{directory} holds a finished run with other settings than this spec's; "
             "write to another --out (or delete that run to redo it)"
         )
     return True
+
+
+def _same_settings(task: RunTask, saved: Any) -> bool:
+    """A model run's settings are the same when they resolve to the same run (a run.yaml
+    written before the user's settings were kept apart from the derived ones holds both)."""
+    if saved == task.config:
+        return True
+    if task.kind != "model" or not isinstance(saved, dict):
+        return False
+    try:
+        before = RunConfig.model_validate(saved).resolved()
+    except ValueError:
+        return False
+    return before == RunConfig.model_validate(task.config).resolved()
 
 
 def execute_run(task: RunTask) -> float:

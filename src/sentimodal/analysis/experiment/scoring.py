@@ -22,10 +22,11 @@ import pandas as pd
 from pydantic import Field
 
 from sentimodal.config import Config
-from sentimodal.evaluation.metrics import classification_report, kl_divergence
+from sentimodal.evaluation.metrics import kl_divergence
 from sentimodal.models.recipes import Modality, get_recipe
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.training.estimator import SentimentModel
+from sentimodal.training.metrics import frame_metrics
 
 #: the variant every run has: the model's own predictions
 MODEL_SCORE = "model"
@@ -105,21 +106,9 @@ def _scored(
     """Metrics on the split's posts the model can read (None when it reads none), as
     :meth:`SentimentModel.evaluate` computes them, from one prediction pass; and the frame."""
     frame = model.predict_frame(dataset, split)
-    predicted = frame[frame["error"].isna()]
-    if predicted.empty:
+    metrics = frame_metrics(frame, dataset, model.classes_, model.train_splits_, split)
+    if metrics is None:
         return None, frame
-    y_true = _truth(dataset, predicted["id"].astype(str).tolist())
-    labels = list(dict.fromkeys([*model.classes_, *sorted(set(y_true))]))
-    y_train = [
-        label
-        for name in model.train_splits_
-        if name in dataset.splits
-        for label in dataset.split(name)["label"].astype(str)
-    ]
-    metrics = classification_report(
-        y_true, predicted["label"].to_numpy(), labels, y_train=y_train or None
-    )
-    metrics.update(split=split, n_missing=int(len(frame) - len(predicted)))
     kl = mean_kl(model, dataset, frame)
     if kl is not None:
         metrics["kl"] = kl

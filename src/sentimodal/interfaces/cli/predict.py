@@ -129,7 +129,7 @@ def predict_command(
         raise typer.Exit(code=1)
 
 
-def _work(model_dir: Path, runtime: str, labels: str | None, network: Any) -> PostBatchWork:
+def _work(model_dir: Path, runtime: str, labels: str | None, fetch: Any) -> PostBatchWork:
     """The per-batch work of the model, on the chosen runtime (onnx: no training code)."""
 
     if runtime == "onnx":
@@ -145,7 +145,7 @@ def _work(model_dir: Path, runtime: str, labels: str | None, network: Any) -> Po
     model = SentimentModel.load(model_dir)
     if labels is not None:
         model.set_labels([label for label in labels.split(",") if label.strip()])
-    return model.post_work(network)
+    return model.post_work(fetch)
 
 
 def _table(predictions: list[Prediction], classes: list[str], caption: str) -> Table:

@@ -82,7 +82,7 @@ class ServedModel:
             served = cls(
                 model.post_work(),
                 _torch_info(model, directory),
-                network=model.model_,
+                network=model.network_,
                 space=model.label_space_,
             )
         else:
