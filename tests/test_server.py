@@ -136,6 +136,16 @@ def test_predict_multipart_upload(server: str, post: dict) -> None:
     assert sum(response.json()["scores"].values()) == pytest.approx(1, abs=1e-5)
 
 
+def test_a_post_with_one_modality_is_labelled_from_it(server: str, post: dict) -> None:
+    files = {"image": ("p.jpg", Path(post["image"]).read_bytes(), "image/jpeg")}
+    alone = httpx.post(f"{server}/v1/predict", files=files)
+    assert alone.status_code == 200, alone.text
+    assert alone.json()["modalities"] == "image" and alone.json()["error"] is None
+    text = httpx.post(f"{server}/v1/predict", json={"text": post["text"]})
+    assert text.status_code == 200, text.text
+    assert text.json()["modalities"] == "text" and text.json()["label"] is not None
+
+
 def test_batch_keeps_order_and_bad_posts(server: str, post: dict) -> None:
     good = {"text": post["text"], "image_base64": _b64(post["image"])}
     posts = [

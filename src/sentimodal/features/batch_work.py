@@ -93,7 +93,10 @@ class TextBatchWork:
     def compute(self, loaded: list[Row]) -> BatchResult:
         texts = [str(row["text"]) for row in loaded]
         positions = np.array([int(row["position"]) for row in loaded], dtype=np.int64)
-        values = np.asarray(self.encoder.encode(texts))
+        if not texts:  # a batch of image-only posts: no text, but the shape a fusion reads
+            values = np.zeros((0, *self.encoder.shape), dtype=self.encoder.dtype)
+        else:
+            values = np.asarray(self.encoder.encode(texts))
         lengths = lengths_from_ids(values) if is_token_encoder(self.encoder) else None
         return BatchResult(positions, values, lengths=lengths)
 

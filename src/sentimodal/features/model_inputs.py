@@ -45,8 +45,10 @@ def model_inputs(
         filled = np.zeros((len(ids), *values.shape[1:]), dtype=values.dtype)
         filled[have] = values[rows[have]]
         data[kind] = filled
-        if lengths is not None:
-            data[f"{kind}_lengths"] = np.where(have, lengths[np.where(have, rows, 0)], 0)
+        if lengths is not None:  # no row may have it (a batch of image-only posts)
+            counts = np.zeros(len(ids), dtype=lengths.dtype)
+            counts[have] = lengths[rows[have]]
+            data[f"{kind}_lengths"] = counts
         masks[kind] = have
     if scaler is not None and len(ids):
         data = scaler.transform(data)
