@@ -23,7 +23,7 @@ from pydantic import Field
 
 from sentimodal.config import Config
 from sentimodal.evaluation.metrics import kl_divergence
-from sentimodal.models.recipes import Modality, get_recipe
+from sentimodal.models.recipes import Modality
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.training.estimator import SentimentModel
 from sentimodal.training.metrics import frame_metrics
@@ -73,10 +73,6 @@ def hide(examples: pd.DataFrame, modality: Modality) -> pd.DataFrame:
     else:
         posts[[c for c in TEXT_COLUMNS if c in posts.columns]] = ""
     return posts
-
-
-def has_branches(model: SentimentModel) -> bool:
-    return bool(get_recipe(model.run_config().model).branches)
 
 
 def _truth(dataset: PreparedDataset, ids: list[str]) -> np.ndarray:
@@ -130,7 +126,7 @@ def score_run(
     out: dict[str, dict[str, Any]] = {}
     frames = []
     for variant in variants(config):
-        if variant.branch is not None and not has_branches(model):
+        if variant.branch is not None and variant.branch not in model.network_.branches():
             continue
         scorer = model.branch(variant.branch) if variant.branch else model
         data = hidden[variant.hidden] if variant.hidden else view
