@@ -4,6 +4,7 @@ option into one line with exit code 2."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -164,3 +165,16 @@ def test_help_through_the_entry_point_is_fast() -> None:
 def test_an_empty_out_is_refused_not_the_current_folder(command: list[str], tmp_path: Path) -> None:
     args = [str(tmp_path) if a in ("DATA", "MODEL") else a for a in command]
     assert_user_error(invoke(*args), "output folder name is empty")
+
+
+def test_no_command_writes_rich_markup_into_a_string() -> None:
+    """The consoles print markup as text, so a ``[bold]`` in a message is shown literally."""
+    cli = Path(__file__).parents[1] / "src" / "sentimodal" / "interfaces" / "cli"
+    tag = re.compile(r"\[/?(bold|dim|italic|red|green|yellow|blue|cyan|magenta)?\]")
+    hits = [
+        f"{path.name}:{number}"
+        for path in sorted(cli.glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "print(" in line and tag.search(line)
+    ]
+    assert hits == []

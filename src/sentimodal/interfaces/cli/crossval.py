@@ -103,4 +103,4 @@ def crossval_command(
         for r in summary.to_dict("records")
     ]
     console.print(comparison_table(shown, f"{folds}-fold cross-validation, mean ± std"))
-    console.print(f"per fold: [bold]{out / 'folds.csv'}[/]; report: [bold]{out / 'report.md'}[/]")
+    console.print(f"per fold: {out / 'folds.csv'}; report: {out / 'report.md'}")
