@@ -86,6 +86,25 @@ def test_settings_shown_are_those_that_act_on_the_run() -> None:
     assert tuned["train"]["backbone_lr"] == 5e-5 and tuned["train"]["warmup"] == 0.1
 
 
+def test_report_of_a_solved_model_shows_only_what_acted(
+    small_dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    """The image-only model is logistic regression solved in closed form: no epoch curves and
+    no optimiser or epoch settings, which never acted on it."""
+    model = fit(small_dataset, model="image")
+    assert len(model.history_) == 1 and "c" in model.history_[0]
+    paths = model_report(model, small_dataset, title="solved").write(tmp_path)
+    markdown = paths.markdown.read_text(encoding="utf-8")
+    assert "solved as logistic regression with C=" in markdown
+    assert not any("curves-" in p.name for p in (tmp_path / "report_files").iterdir())
+    table = markdown[markdown.index("Settings that act on this run") :]
+    for inert in ("train.epochs", "train.patience", "train.lr", "train.optimizer", "train.batch"):
+        assert inert not in table, inert
+    assert "train.class_weight" in table and "train.seed" in table
+    shown = RunConfig(model="image").applicable(solved=True)["train"]
+    assert set(shown) == {"seed", "class_weight"}
+
+
 def test_comparison_and_modality_sections(small_dataset: PreparedDataset, tmp_path: Path) -> None:
     text, image = fit(small_dataset, model="text"), fit(small_dataset, model="image")
     fused = fit(small_dataset, model="gated")

@@ -92,7 +92,7 @@ def training_summary(model: SentimentModel, dataset: PreparedDataset) -> str:
     if run.uses_image:
         inputs.append(f"image `{run.image_encoder}` (frozen)")
     sizes = ", ".join(f"{split} {len(dataset.split(split))}" for split in dataset.splits)
-    solved = model.history_[0] if len(model.history_) == 1 and "c" in model.history_[0] else None
+    solved = solved_record(model)
     if solved is not None:  # the linear classifier: solved, no epochs
         epochs = f"solved as logistic regression with C={solved['c']:g}"
     elif model.best_epoch_ is None:
@@ -105,6 +105,13 @@ def training_summary(model: SentimentModel, dataset: PreparedDataset) -> str:
         f"trained on `{dataset.root}` ({len(dataset.examples)} posts: {sizes}; labels "
         f"{', '.join(model.labels_)}); {epochs}."
     )
+
+
+def solved_record(model: SentimentModel) -> dict[str, float] | None:
+    """The one history row of a network solved in closed form (the linear classifier's chosen
+    C), None for one trained by epochs: a report shows no curves or epoch settings for it."""
+    history = model.history_
+    return history[0] if len(history) == 1 and "c" in history[0] else None
 
 
 def headline_frame(metrics: Mapping[str, Metrics]) -> pd.DataFrame:
@@ -173,7 +180,8 @@ def add_model_details(
                 f"confusion-{title}-{split}",
                 f"Confusion matrix on the {split} split: counts and share of each true class.",
             )
-    if model.history_:
+    solved = solved_record(model) is not None
+    if model.history_ and not solved:
         report.add_figure(
             training_curves(model.history_, title=title),
             f"curves-{title}",
@@ -184,7 +192,9 @@ def add_model_details(
     _add_attention_gate(report, model, title)
     if model.label_space_ is not None and embedding_split in dataset.splits:
         _add_embedding_map(report, model, dataset, embedding_split, title, seed)
-    report.add_config(run.applicable(), caption=f"Settings that act on this run: {title}")
+    report.add_config(
+        run.applicable(solved=solved), caption=f"Settings that act on this run: {title}"
+    )
     return report
 
 

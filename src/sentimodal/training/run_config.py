@@ -127,13 +127,17 @@ class RunConfig(Config):
         """Whether training fine-tunes a pretrained text transformer (slow: minutes, not s)."""
         return self.uses_text and fine_tunes(str(self.resolved().text_encoder))
 
-    def applicable(self) -> dict[str, Any]:
+    def applicable(self, *, solved: bool = False) -> dict[str, Any]:
         """The settings that act on this run, as plain data: what a report shows. Settings of
         a modality the model does not read, of another optimiser, schedule, loss or head are
-        left out (they are kept in run.yaml, where they are inert)."""
+        left out (they are kept in run.yaml, where they are inert); for a network ``solved``
+        directly (no gradient steps) so are the optimiser's, the epochs' and the batches'."""
         run = self.resolved()
         data = run.to_dict()
         train = data["train"]
+        if solved:
+            data["train"] = {key: train[key] for key in _SOLVED_TRAIN_SETTINGS}
+            train = data["train"]
         if not run.uses_text:
             for key in ("text_encoder", "text_encoder_config"):
                 data.pop(key)
@@ -142,21 +146,23 @@ class RunConfig(Config):
                 data.pop(key)
         if run.head != "embedding":
             data.pop("label_source")
-        if run.train.optimizer != "sgd":
-            train.pop("momentum")
-        if not run.fine_tunes:
-            train.pop("backbone_lr")
-        if run.train.schedule != "linear":
-            train.pop("warmup")
-        if run.train.loss != "hinge":
-            train.pop("margin")
-            train.pop("vocabulary")
-        if run.train.patience is None or run.train.epochs == 1:
-            train.pop("monitor")
+        for key, inert in (
+            ("momentum", run.train.optimizer != "sgd"),
+            ("backbone_lr", not run.fine_tunes),
+            ("warmup", run.train.schedule != "linear"),
+            ("margin", run.train.loss != "hinge"),
+            ("vocabulary", run.train.loss != "hinge"),
+            ("monitor", run.train.patience is None or run.train.epochs == 1),
+        ):
+            if inert:
+                train.pop(key, None)
         if run.confident is None:
             data.pop("confident")
         return data
 
+
+#: what still acts on a network fitted in closed form: its seed (the CV folds) and class weights
+_SOLVED_TRAIN_SETTINGS = ("seed", "class_weight")
 
 #: placeholders for what the data decides, so that options validate before any data is read
 _PLACEHOLDER_CLASSES = 2
