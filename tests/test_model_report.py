@@ -13,11 +13,14 @@ from sentimodal.analysis.modality import FUSED_MODEL, IMAGE_MODEL, TEXT_MODEL
 from sentimodal.analysis.model_report import (
     add_comparison,
     add_modality_section,
+    baseline_warnings,
     comparison_frame,
+    gate_warnings,
     metrics_frame,
     model_report,
 )
 from sentimodal.analysis.report import Report, markdown_table
+from sentimodal.evaluation.metrics import wilson_interval
 from sentimodal.interfaces.cli import app
 from sentimodal.preparation.dataset import PreparedDataset, count_by_split
 from sentimodal.preparation.pipeline import prepare
@@ -69,6 +72,7 @@ def test_report_of_gated_embedding_model(small_dataset: PreparedDataset, tmp_pat
     # the test confusion first; the settings last, only those that act on this run
     summary = markdown.index("Model `gated` with an embedding head")
     headline = markdown.index("majority accuracy")
+    assert "95% interval" in markdown
     settings = markdown.index("Settings that act on this run")
     assert summary < headline < markdown.index("confusion-summary-test") < settings
     assert markdown.index("Metrics per split") < settings
@@ -143,3 +147,61 @@ def test_train_command_writes_the_report(small_dataset: PreparedDataset, tmp_pat
     assert markdown_table(metrics_frame(measured)) in markdown
     assert re.search(r"\| model \| concat \|", markdown)
     check_html((out / "report.html").read_text(encoding="utf-8"))
+
+
+def test_evaluation_says_which_posts_the_model_trained_on(
+    small_dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    """`--split all` mixes training posts in: the count is said, and the others are scored
+    apart; the fingerprints survive saving and recognise the same posts under new ids."""
+    model = fit(small_dataset, model="text")
+    every = model.evaluate(small_dataset, "all")
+    assert every["n_training_posts"] == 40 and every["n"] == 120
+    unseen = every["unseen"]
+    held_out = {split: model.evaluate(small_dataset, split) for split in ("val", "test")}
+    assert unseen["n"] == 80
+    correct = sum(m["accuracy"] * m["n"] for m in held_out.values())
+    assert unseen["accuracy"] == pytest.approx(correct / 80)
+    assert held_out["test"]["n_training_posts"] == 0 and "unseen" not in held_out["test"]
+
+    model.save(tmp_path / "m")
+    loaded = SentimentModel.load(tmp_path / "m")
+    train = small_dataset.split("train")
+    renamed = train.assign(id=[f"copy-{i}" for i in range(len(train))])
+    again = loaded.evaluate(renamed[["id", "text", "image", "label"]], y=None)
+    assert again["n_training_posts"] == 40 and again["unseen"] is None
+
+    (tmp_path / "m" / "training_posts.safetensors").unlink()
+    older = SentimentModel.load(tmp_path / "m").evaluate(small_dataset, "all")
+    assert "n_training_posts" not in older
+
+    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "m"), str(small_dataset.root)])
+    assert "does not record its training posts" in result.output
+    model.save(tmp_path / "m2")
+    out = CliRunner().invoke(
+        app, ["evaluate", str(tmp_path / "m2"), str(small_dataset.root), "--split", "all"]
+    )
+    assert out.exit_code == 0, out.output
+    flat = " ".join(out.output.split())
+    assert "40 of the 120 posts are the model's training posts" in flat
+    assert "the 80 posts it was not trained on" in flat
+    assert "95% interval" in flat
+
+
+def test_accuracy_interval_and_honest_headlines() -> None:
+    assert wilson_interval(50, 100) == pytest.approx([0.4038, 0.5962], abs=1e-4)
+    low, high = wilson_interval(10, 10)
+    assert high == pytest.approx(1.0) and 0.72 < low < 0.73  # sane where p(1-p) is 0
+    tie = {"n": 10, "accuracy": 0.6, "majority_baseline": {"label": "positive", "accuracy": 0.6}}
+    beaten = {**tie, "accuracy": 0.7}
+    assert baseline_warnings({"test": beaten}) == []
+    [warning] = baseline_warnings({"test": tie})
+    assert "'positive' ties the model" in warning
+
+    moved = {"mean": 0.7, "std": 0.1, "near_zero": 0.0}
+    unmoved = {"mean": 0.501, "std": 0.001, "near_zero": 0.0}
+    shut = {"mean": 0.01, "std": 0.01, "near_zero": 0.95}
+    warnings = gate_warnings({"text": moved, "image": unmoved}, start=0.5)
+    assert len(warnings) == 1 and "image gates stayed at their start" in warnings[0]
+    assert "shuts the text out" in gate_warnings({"text": shut}, start=0.5)[0]
+    assert gate_warnings({"text": unmoved}, start=1.0) == []

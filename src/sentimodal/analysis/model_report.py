@@ -124,6 +124,7 @@ def headline_frame(metrics: Mapping[str, Metrics]) -> pd.DataFrame:
                 "split": split,
                 "posts": m["n"],
                 "accuracy": m["accuracy"],
+                "95% interval": _interval(m),
                 "macro-F1": m["macro_f1"],
                 "weighted-F1": m["weighted_f1"],
                 "majority accuracy": majority.get("accuracy"),
@@ -133,6 +134,26 @@ def headline_frame(metrics: Mapping[str, Metrics]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _interval(metrics: Metrics) -> str | None:
+    interval = metrics.get("accuracy_ci95")
+    return None if interval is None else f"{interval[0]:.3f}-{interval[1]:.3f}"
+
+
+def baseline_warnings(metrics: Mapping[str, Metrics]) -> list[str]:
+    """Splits on which always answering the majority label is as accurate as the model: a
+    headline must say so rather than let the model's number stand alone."""
+    warnings = []
+    for split, m in metrics.items():
+        majority = m.get("majority_baseline") or {}
+        if majority.get("accuracy") is not None and majority["accuracy"] >= m["accuracy"]:
+            verb = "ties" if majority["accuracy"] == m["accuracy"] else "beats"
+            warnings.append(
+                f"on the {split} split, always answering {majority['label']!r} {verb} the "
+                f"model ({majority['accuracy']:.3f} vs {m['accuracy']:.3f} accuracy)"
+            )
+    return warnings
+
+
 def add_model_summary(
     report: Report, model: SentimentModel, dataset: PreparedDataset, metrics: Mapping[str, Metrics]
 ) -> Report:
@@ -140,6 +161,8 @@ def add_model_summary(
     majority baseline, and the confusion matrix of the split that matters most."""
     report.add_markdown(training_summary(model, dataset))
     for warning in model.warnings_:
+        report.add_markdown(f"**Warning:** {warning}.")
+    for warning in baseline_warnings(metrics):
         report.add_markdown(f"**Warning:** {warning}.")
     if metrics:
         report.add_table(headline_frame(metrics), caption="Headline metrics")
@@ -210,12 +233,39 @@ def _add_gates(report: Report, model: SentimentModel, title: str) -> None:
     )
     table = pd.DataFrame([{"modality": name, **s} for name, s in stats.items()])
     report.add_table(table, caption=f"Gate statistics: {title}")
+    start = 1.0 if getattr(model.network_.config, "gate", "gl2") == "gl1" else 0.5
+    for warning in gate_warnings(stats, start):
+        report.add_markdown(f"**Warning:** {warning}.")
     if values:
         report.add_figure(
             gate_distributions(values, title=f"Gate values per modality: {title}"),
             f"gates-{title}",
             "Distribution of the learned gate values of each modality (one per feature).",
         )
+
+
+#: how close to its start a gate may end and still count as unmoved by training
+GATE_UNMOVED = 0.02
+#: the share of a modality's gates near zero that counts as that modality shut out
+GATE_SHUT = 0.9
+
+
+def gate_warnings(stats: Mapping[str, Mapping[str, float]], start: float) -> list[str]:
+    """Gates that stayed shut, or stayed where they started: that modality's weight was not
+    learned, so the fusion's numbers say little about it."""
+    warnings = []
+    for name, s in stats.items():
+        if s["near_zero"] >= GATE_SHUT:
+            warnings.append(
+                f"{s['near_zero']:.0%} of the {name} gates are near zero: the model shuts "
+                f"the {name} out"
+            )
+        elif abs(s["mean"] - start) < GATE_UNMOVED and s["std"] < GATE_UNMOVED:
+            warnings.append(
+                f"the {name} gates stayed at their start ({start:g}, mean {s['mean']:.3f}): "
+                f"training hardly re-weighted the {name}"
+            )
+    return warnings
 
 
 def _add_attention_gate(report: Report, model: SentimentModel, title: str) -> None:
@@ -231,6 +281,10 @@ def _add_attention_gate(report: Report, model: SentimentModel, title: str) -> No
         f"largest **{gate['max']:.3f}**."
     )
     report.add_table(pd.DataFrame([gate]), caption=f"Image gate of the cross-attention: {title}")
+    if gate["max"] < GATE_UNMOVED:
+        report.add_markdown(
+            "**Warning:** the image gate stayed shut: this model reads the text alone."
+        )
 
 
 def _add_embedding_map(

@@ -118,7 +118,8 @@ def classification_report(
 
     Keys: ``n``, ``labels`` (the order of ``confusion``'s rows and columns), ``accuracy``,
     ``macro_f1``, ``weighted_f1``, ``per_class`` (label -> accuracy), ``per_class_f1``,
-    ``support``, ``confusion`` (rows = true labels), ``majority_baseline``. An entry that is
+    ``support``, ``confusion`` (rows = true labels), ``majority_baseline``, ``accuracy_ci95``
+    (the 95% interval of the accuracy). An entry that is
     undefined on these examples (recall of a class with no example, precision of a class never
     predicted, F1 of a class neither present nor predicted) is None (JSON null), never 0.
     """
@@ -138,7 +139,19 @@ def classification_report(
         "support": {label: int(n) for label, n in zip(labels, support, strict=True)},
         "confusion": confusion.tolist(),
         "majority_baseline": majority_baseline(y_true, labels, y_train),
+        "accuracy_ci95": wilson_interval(int(np.trace(confusion)), int(support.sum())),
     }
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> list[float]:
+    """The 95% Wilson score interval of a proportion: how far an accuracy measured on ``n``
+    posts may be from the model's true accuracy (wide on small splits; sane at 0 and 1)."""
+    if n <= 0:
+        return [0.0, 1.0]
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
 
 
 def kl_divergence(target: np.ndarray, predicted: np.ndarray, eps: float = 1e-12) -> float:

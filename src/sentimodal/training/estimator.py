@@ -47,6 +47,7 @@ from sentimodal.training.inputs import (
 from sentimodal.training.metrics import frame_metrics
 from sentimodal.training.run_config import RunConfig, check_run
 from sentimodal.training.saved_model import load_model, save_model
+from sentimodal.training.seen_posts import post_fingerprints
 from sentimodal.training.train_config import given_settings
 
 
@@ -158,6 +159,9 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         sets = read_features(results)
 
         self.train_splits_ = train_splits
+        self.train_fingerprints_ = post_fingerprints(
+            dataset.examples[dataset.examples["split"].isin(train_splits)]
+        )
         self.warnings_ = collapse_warnings(self, *train_network(self, dataset, sets, progress))
         if progress:
             for warning in self.warnings_:
@@ -309,14 +313,21 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         ``split`` None means the test split of a prepared dataset that has one, and every
         example otherwise (a DataFrame); "all" is every example. ``n_missing`` counts examples
         that could not be predicted (no input for a needed modality); they are left out of the
-        metrics. The labels may come apart as ``y``, as in ``fit``.
+        metrics. ``n_training_posts`` counts the evaluated posts the model was trained on, and
+        ``unseen`` holds the metrics of the other posts alone. The labels may come apart as
+        ``y``, as in ``fit``.
         """
         self._check_fitted()
         dataset = as_dataset(posts_table(data, y, "label", self.run_))
         if split is None:
             split = "test" if "test" in dataset.splits else ALL
         metrics = frame_metrics(
-            self.predict_frame(dataset, split), dataset, self.classes_, self.train_splits_, split
+            self.predict_frame(dataset, split),
+            dataset,
+            self.classes_,
+            self.train_splits_,
+            split,
+            self.train_fingerprints_,
         )
         if metrics is None:
             raise UserInputError(

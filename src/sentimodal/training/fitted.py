@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import numpy as np
+
 from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.models.base import SentimentNet
@@ -22,6 +24,8 @@ class FittedState(Protocol):
     given_: RunConfig
     labels_: list[str]
     train_splits_: list[str]
+    #: fingerprints of the training posts (None: a model saved without them)
+    train_fingerprints_: np.ndarray | None
     image_encoder_: ImageEncoder | None
     text_encoder_: TextEncoder | None
     scaler_: FeatureScaler

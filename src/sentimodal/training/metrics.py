@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sentimodal.evaluation.metrics import classification_report
 from sentimodal.preparation.dataset import PreparedDataset
+from sentimodal.training.seen_posts import seen_mask
 
 
 def frame_metrics(
@@ -18,13 +20,40 @@ def frame_metrics(
     classes: Sequence[str],
     train_splits: Sequence[str],
     split: str,
+    seen: np.ndarray | None = None,
 ) -> dict[str, Any] | None:
     """Metrics on the posts of ``frame`` (``predict_frame``'s) that were predicted, with the
     training splits' labels for the majority baseline; ``n_missing`` counts those that were
-    not. None when no post was predicted."""
+    not. None when no post was predicted.
+
+    With ``seen`` (the fingerprints of the model's training posts), ``n_training_posts``
+    counts the evaluated posts the model trained on and, when there are any, ``unseen`` holds
+    the metrics of the others alone (None if every one was trained on): scores on training
+    posts flatter a model."""
     predicted = frame[frame["error"].isna()]
     if predicted.empty:
         return None
+    metrics = _metrics(predicted, dataset, classes, train_splits)
+    metrics["split"] = split
+    metrics["n_missing"] = int(len(frame) - len(predicted))
+    if seen is not None:
+        examples = dataset.examples.set_index(dataset.examples["id"].astype(str))
+        trained_on = seen_mask(examples.loc[predicted["id"].astype(str).tolist()], seen)
+        metrics["n_training_posts"] = int(trained_on.sum())
+        if trained_on.any():
+            others = predicted[~trained_on]
+            metrics["unseen"] = (
+                _metrics(others, dataset, classes, train_splits) if len(others) else None
+            )
+    return metrics
+
+
+def _metrics(
+    predicted: pd.DataFrame,
+    dataset: PreparedDataset,
+    classes: Sequence[str],
+    train_splits: Sequence[str],
+) -> dict[str, Any]:
     truth = dataset.examples.set_index(dataset.examples["id"].astype(str))["label"]
     y_true = truth.loc[predicted["id"].astype(str).tolist()].astype(str).to_numpy()
     labels = list(dict.fromkeys([*classes, *sorted(set(y_true))]))
@@ -34,9 +63,6 @@ def frame_metrics(
         if name in dataset.splits
         for label in dataset.split(name)["label"].astype(str)
     ]
-    metrics = classification_report(
+    return classification_report(
         y_true, predicted["label"].to_numpy(), labels, y_train=y_train or None
     )
-    metrics["split"] = split
-    metrics["n_missing"] = int(len(frame) - len(predicted))
-    return metrics

@@ -24,6 +24,7 @@ from sentimodal.training import model_dir
 from sentimodal.training.fitted import FittedState
 from sentimodal.training.run_config import RunConfig
 from sentimodal.training.scaler import FeatureScaler
+from sentimodal.training.seen_posts import load_seen, save_seen
 
 Fitted = TypeVar("Fitted", bound=FittedState)
 
@@ -51,6 +52,8 @@ def save_model(model: FittedState, directory: str | Path) -> Path:
     }
     model_dir.save_weights(model.network_, directory)
     model.scaler_.save(directory)
+    if model.train_fingerprints_ is not None:
+        save_seen(model.train_fingerprints_, directory)
     space = model.label_space_.to_dict() if model.label_space_ is not None else None
     model_dir.write_json(
         directory / model_dir.LABELS_FILE, {"labels": list(model.labels_), "space": space}
@@ -99,6 +102,7 @@ def load_model(cls: type[Fitted], directory: str | Path) -> Fitted:
     model.best_epoch_ = config.get("best_epoch")
     model.warnings_ = list(config.get("warnings", []))
     model.train_splits_ = list(config.get("train_splits", ["train"]))
+    model.train_fingerprints_ = load_seen(directory)
     return model
 
 

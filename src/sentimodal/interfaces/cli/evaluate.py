@@ -28,8 +28,27 @@ def evaluate_command(
     model = SentimentModel.load(model_dir)
     metrics = model.evaluate(dataset_dir, split)
     console.print(metrics_table(metrics, f"{model_dir} on {dataset_dir} ({split})"))
+    low, high = metrics["accuracy_ci95"]
+    accuracy, n = metrics["accuracy"], metrics["n"]
+    say(f"accuracy {accuracy:.3f} on {n} posts, 95% interval {low:.3f}-{high:.3f}")
     if metrics["n_missing"]:
         say((f"{metrics['n_missing']} examples lacked an input and were skipped", "yellow"))
+    seen = metrics.get("n_training_posts")
+    if seen:
+        say(
+            (
+                f"{seen} of the {metrics['n']} posts are the model's training posts: these "
+                "scores flatter it",
+                "yellow",
+            )
+        )
+        unseen = metrics.get("unseen")
+        if unseen is None:
+            say(("every evaluated post was trained on: no score here measures the model", "yellow"))
+        else:
+            console.print(metrics_table(unseen, f"the {unseen['n']} posts it was not trained on"))
+    elif seen is None:
+        say("this model directory does not record its training posts: overlap not checked")
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         write_json(output, metrics)
