@@ -174,3 +174,17 @@ def test_max_classes_is_a_setting(tmp_path: Path) -> None:
     path = table(tmp_path / "t.csv", ["a", "b", "c"] * 20)
     result = prepare_table(path, tmp_path / "out", "--max-classes", "2")
     assert_user_error(result, "more than 2 distinct labels")
+
+
+def test_distribution_columns_keep_the_labels_their_names_spell(tmp_path: Path) -> None:
+    path = tmp_path / "soft.csv"
+    rows = "".join(f"p{i},post {i},{i % 2},{1 - i % 2}\n" for i in range(40))
+    path.write_text("id,text,01,2\n" + rows)
+    result = invoke(
+        "prepare", "table", path, "--out", tmp_path / "out", "--text-column", "text",
+        "--id-column", "id", "--label-distribution-columns", "01,2", "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    dataset = PreparedDataset.load(tmp_path / "out")
+    assert dataset.labels == ["01", "2"]
+    assert set(dataset.examples["label"]) == {"01", "2"}

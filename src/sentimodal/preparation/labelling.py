@@ -45,7 +45,8 @@ class SourceLabeller:
     spellings: LabelSpellings = field(default_factory=LabelSpellings)
 
     def label(self, post: Post) -> None:
-        if post.label is not None:
+        # distribution columns name their labels as the user wrote them: kept as they are
+        if post.label is not None and DISTRIBUTION_KEY not in post.meta:
             post.label = self.spellings.add(post.label) or None
         if post.label is None:
             raise RecordError("no source label")

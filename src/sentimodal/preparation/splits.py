@@ -92,9 +92,10 @@ def check_class_sizes(sizes: Mapping[str, int], fractions: Sequence[float] | Non
     for i, name in enumerate(names):
         if as_one[i] and not any(counts[i] for counts in per_class.values()):
             largest = max(sizes.values())
+            posts = f"{largest} post{'s' if largest != 1 else ''}"
             raise UserInputError(
                 f"split {name!r} would be empty: the {len(sizes):,} classes hold at most "
-                f"{largest} posts each, and a class needs {need} for one in each split {spec}; "
+                f"{posts} each, and a class needs {need} for one in each split {spec}; "
                 "drop or merge rare classes (--labels-keep, --label-map), or use --split none"
             )
     thin = thin_classes(sizes, fractions)
