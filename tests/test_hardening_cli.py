@@ -178,3 +178,76 @@ def test_no_command_writes_rich_markup_into_a_string() -> None:
         if "print(" in line and tag.search(line)
     ]
     assert hits == []
+
+
+#: the commands that show progress bars: each takes -q/--quiet
+PROGRESS_COMMANDS = (
+    "crossval", "demo", "download", "experiment", "features", "predict", "prepare", "train",
+    "zeroshot",
+)  # fmt: skip
+
+
+def test_every_command_with_a_progress_bar_takes_quiet_and_q() -> None:
+    import typer.main
+
+    from sentimodal.interfaces.cli import app
+
+    group = typer.main.get_command(app)
+
+    def flags(command) -> set[str]:
+        names = set()
+        for param in command.params:
+            names.update(param.opts)
+        for sub in getattr(command, "commands", {}).values():
+            names.update(flags(sub))
+        return names
+
+    commands = group.commands  # type: ignore[attr-defined]
+    assert set(PROGRESS_COMMANDS) <= set(commands)
+    for name in PROGRESS_COMMANDS:
+        assert {"-q", "--quiet"} <= flags(commands[name]), name
+
+
+@pytest.mark.parametrize(("flag", "shown"), [("-q", False), ("--quiet", False), (None, True)])
+def test_features_quiet_turns_the_progress_bars_off(
+    dataset: Path, monkeypatch: pytest.MonkeyPatch, flag: str | None, shown: bool
+) -> None:
+    import sentimodal.features.store as store
+
+    calls: list[bool] = []
+    real = store.extract_features
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["progress"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "extract_features", spy)
+    args = ["features", dataset, "--image", "pixels32", "--text", "none"]
+    result = invoke(*args, *([flag] if flag else []))
+    assert result.exit_code == 0, result.output
+    assert calls == [shown]
+
+
+def test_prepare_refuses_an_out_holding_other_files(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "thesis.tex").write_text("months of work")
+    line = assert_user_error(
+        invoke("prepare", "mvsa", sample_path(), "--out", out, "--quiet"),
+        "other files",
+        "--overwrite",
+    )
+    assert "thesis.tex" in line
+    assert (out / "thesis.tex").read_text() == "months of work"
+
+
+def test_prepare_refuses_an_out_holding_another_inputs_dataset(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert invoke("prepare", "mvsa", sample_path(), "--out", out, "--quiet").exit_code == 0
+    assert invoke("prepare", "mvsa", sample_path(), "--out", out, "--quiet").exit_code == 0  # rerun
+    other = tmp_path / "posts.csv"
+    other.write_text("text,label\n" + "".join(f"post {i},{'ab'[i % 2]}\n" for i in range(40)))
+    table = ["prepare", "table", other, "--out", out, "--text-column", "text",
+             "--label-column", "label", "--quiet"]  # fmt: skip
+    assert_user_error(invoke(*table), "a dataset prepared from", str(sample_path()))
+    assert invoke(*table, "--overwrite").exit_code == 0

@@ -58,6 +58,9 @@ class PrepareConfig(*_BASES):  # type: ignore[misc]
     #: rename or merge labels (old -> new), then keep only these (others become rejects)
     label_map: dict[str, str] = Field(default_factory=dict)
     labels_keep: list[str] | None = None
+    #: the most distinct labels a dataset may have: the read stops with an error once more
+    #: are kept (a wrong --label-column, an id column, free text)
+    max_classes: int = Field(default=1000, ge=2)
     anp_negative: float = -0.035
     anp_positive: float = 0.035
     vader_negative: float = -0.05
@@ -181,3 +184,9 @@ def _check_consistency(config: PrepareConfig) -> None:
             "label distribution columns are the labels: they do not go with labels "
             f"{method!r}, a label map or labels_keep"
         )
+    if config.label_map or config.labels_keep:
+        # a label set the tool makes is known now: rules naming other labels are typos
+        fixed = config.model_copy(update={"label_map": {}, "labels_keep": None})
+        vocabulary = fixed.label_vocabulary()
+        if vocabulary is not None:
+            config.label_rules().check_used(vocabulary, f"{method} labels")

@@ -6,6 +6,7 @@ counts, provenance). See docs/ARCHITECTURE.md for the contract.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from sentimodal.files import (
     write_atomic,
     write_json_atomic,
 )
-from sentimodal.preparation.label_set import sort_labels
+from sentimodal.preparation.label_set import LabelSpellings, sort_labels
 from sentimodal.preparation.splits import (
     ALL_SPLIT,
     SPLIT_NAMES,
@@ -34,7 +35,6 @@ from sentimodal.sources.record import Post, join_text
 from sentimodal.sources.table import (
     cell_text,
     join_text_cells,
-    label_text,
     resolve_image_reference,
 )
 
@@ -293,8 +293,9 @@ class PreparedDataset:
 
         Text columns are joined into ``text``; image cells are URLs or paths (relative ones
         against ``base_dir``, default the working directory). Labels are the column's values as
-        text (any label set; integers as integers, sentiment spellings unified, see
-        ``sources.table.label_text``), in sorted order; without a label column they are null.
+        text (any label set; numbers by value, 1 and 1.0 and 01 one class "1", with a warning
+        when spellings merge; sentiment spellings unified, see ``label_set.canonical_label``),
+        in sorted order; without a label column they are null.
         Splits come from ``split_column``, else from ``split`` fractions (stratified, seeded),
         else everything is ``all``. Rows are taken as they are: no filters, no image checks
         (that is ``prepare``'s job). With ``root`` the dataset is also written there.
@@ -322,11 +323,14 @@ class PreparedDataset:
             if image_column
             else [None] * n
         )
+        spellings = LabelSpellings()
         row_labels = (
-            [label_text(v) or None for v in df[label_column].tolist()]
+            [spellings.add(v) or None for v in df[label_column].tolist()]
             if label_column
             else [None] * n
         )
+        if warning := spellings.warning():
+            warnings.warn(warning, UserWarning, stacklevel=2)
         label_names = sort_labels(labels if labels is not None else (x for x in row_labels if x))
 
         fractions = parse_split(split)

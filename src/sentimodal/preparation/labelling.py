@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from sentimodal.errors import RecordError
-from sentimodal.preparation.label_set import LabelRules
+from sentimodal.preparation.label_set import LabelRules, LabelSpellings
 from sentimodal.sources.mvso import PLUTCHIK_BASIC, PLUTCHIK_EMOTIONS
 from sentimodal.sources.record import NEGATIVE, NEUTRAL, POSITIVE, SENTIMENT_LABELS, Post
 
@@ -38,11 +38,16 @@ def label_from_score(score: float, negative: float, positive: float) -> str:
 
 @dataclass
 class SourceLabeller:
-    """Keep the label the source gave (MVSA annotations, a table's label column)."""
+    """Keep the label the source gave (MVSA annotations, a table's label column), numbers
+    in their canonical form (``label_set.canonical_label``), remembering the spellings."""
 
     classes: int = 3
+    spellings: LabelSpellings = field(default_factory=LabelSpellings)
 
     def label(self, post: Post) -> None:
+        # distribution columns name their labels as the user wrote them: kept as they are
+        if post.label is not None and DISTRIBUTION_KEY not in post.meta:
+            post.label = self.spellings.add(post.label) or None
         if post.label is None:
             raise RecordError("no source label")
         if self.classes == 2 and post.label == NEUTRAL:

@@ -10,6 +10,7 @@ and replaces the final files at the end, so memory holds the current chunk only.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -21,13 +22,16 @@ from typing import Any
 from sentimodal import __version__
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.files import (
+    LOCK_FILE,
+    STAGING_PREFIX,
     check_output_folder,
     folder_lock,
+    read_regular,
     remove_staging,
     write_json_atomic,
 )
 from sentimodal.preparation.config import PrepareConfig, make_config
-from sentimodal.preparation.dataset import INFO_FILE, PreparedDataset, manifest
+from sentimodal.preparation.dataset import INFO_FILE, INFO_LIMIT, PreparedDataset, manifest
 from sentimodal.preparation.filters import ImageCheck, PostFilter, build_filters
 from sentimodal.preparation.labelling import (
     AnpEmotionLabeller,
@@ -37,8 +41,9 @@ from sentimodal.preparation.labelling import (
     SourceLabeller,
     VaderLabeller,
 )
+from sentimodal.preparation.splits import check_class_sizes
 from sentimodal.preparation.staging import StagedWriter
-from sentimodal.progress import progress_bar
+from sentimodal.progress import note, progress_bar
 from sentimodal.sources import mvso
 from sentimodal.sources.record import Post, Record, Reject
 from sentimodal.sources.registry import SourceKind
@@ -54,12 +59,15 @@ def prepare(
     config: PrepareConfig | None = None,
     *,
     progress: bool = True,
+    overwrite: bool = False,
     **options: Any,
 ) -> PreparedDataset:
     """Prepare ``path`` (a ``source`` of kind mvsa, mvso or table) into the folder ``out``.
 
     ``options`` are :class:`PrepareConfig` fields overriding ``config``, e.g.
-    ``prepare("mvso", root, out, anp_scores=csv, preset="study", classes=2)``. MVSO's XML
+    ``prepare("mvso", root, out, anp_scores=csv, preset="study", classes=2)``. ``out`` must be
+    empty, new, or a dataset prepared from the same input (a rerun); anything else is refused
+    unless ``overwrite``. MVSO's XML
     files are parsed in ``parse_workers`` spawned processes, so a script that calls this on
     MVSO needs the usual ``if __name__ == "__main__":`` guard (or ``parse_workers=1``).
     """
@@ -77,13 +85,18 @@ def prepare(
     with folder_lock(out):
         # Holding the folder: what a killed run left behind is nobody's now.
         remove_staging(out)
-        writer = StagedWriter(out=out, vocabulary=config.label_vocabulary())
-        reading = _Reading(writer, _labeller(config), text_filters, image_check)
+        if not overwrite:
+            _check_replaceable(out, config.source, path)
+        vocabulary = config.label_vocabulary()
+        writer = StagedWriter(out=out, vocabulary=vocabulary)
+        labeller = _labeller(config)
+        reading = _Reading(writer, labeller, text_filters, image_check, config.max_classes)
         try:
             with writer:
                 reading.read(reader, workers=config.workers, show_progress=progress)
                 if writer.n_kept == 0:
                     raise UserInputError(_nothing_kept(reading.n_read, writer.reasons))
+                _check_labels(config, labeller, writer, vocabulary, path)
                 counts = writer.finish(
                     balance=config.balance, fractions=config.split, seed=config.seed
                 )
@@ -105,6 +118,58 @@ def prepare(
     # the examples are read when first used: a caller that needs only the counts (the CLI)
     # does not hold millions of rows
     return PreparedDataset.load(out, lazy=True)
+
+
+def _check_replaceable(out: Path, source: str, path: Path) -> None:
+    """Refuse to write over what is not this input's dataset: a folder holding other files,
+    or a dataset prepared from another input (its provenance names source and path)."""
+    present = sorted(
+        p.name
+        for p in out.iterdir()
+        if p.name != LOCK_FILE and not p.name.startswith(STAGING_PREFIX)
+    )
+    if not present:
+        return
+    try:
+        info = json.loads(read_regular(out / INFO_FILE, INFO_LIMIT, error=UserInputError))
+        provenance = info.get("provenance", {}) if isinstance(info, dict) else {}
+    except (UserInputError, ValueError, RecursionError):
+        provenance = {}
+    origin = (provenance.get("source"), provenance.get("path"))
+    if origin == (source, os.path.abspath(path)):
+        return
+    held = (
+        f"a dataset prepared from {origin[1]}"
+        if isinstance(origin[1], str)
+        else f"other files ({', '.join(present[:3])}{' ...' if len(present) > 3 else ''})"
+    )
+    raise UserInputError(
+        f"{out} holds {held}, not a dataset of {path}: choose an empty folder or pass "
+        "--overwrite (overwrite=True) to replace it"
+    )
+
+
+def _check_labels(
+    config: PrepareConfig,
+    labeller: Labeller,
+    writer: StagedWriter,
+    vocabulary: list[str] | None,
+    path: Path,
+) -> None:
+    """After the read, before anything is written: label rules that matched nothing in the
+    data, and classes too small for a split to have posts, are refused; classes too small
+    for some split, and merged numeric spellings, are warnings."""
+    if isinstance(labeller, RuledLabeller) and vocabulary is None:
+        seen = labeller.rules.matched | set(writer.label_sizes)
+        labeller.rules.check_used(labeller.rules.matched, str(path), known=seen)
+    sizes = dict(writer.label_sizes)
+    if config.balance and sizes:
+        sizes = dict.fromkeys(sizes, min(sizes.values()))
+    if thin := check_class_sizes(sizes, config.split):
+        note(("warning: ", "bold yellow"), thin)
+    inner = labeller.inner if isinstance(labeller, RuledLabeller) else labeller
+    if isinstance(inner, SourceLabeller) and (warning := inner.spellings.warning()):
+        note(("warning: ", "bold yellow"), warning)
 
 
 def _labeller(config: PrepareConfig) -> Labeller:
@@ -135,6 +200,7 @@ class _Reading:
     labeller: Labeller
     text_filters: list[PostFilter]
     image_check: ImageCheck
+    max_classes: int
     n_read: int = 0
     #: how many texts were not UTF-8, by the encoding they were read in
     encodings: Counter[str] = field(default_factory=Counter)
@@ -154,6 +220,13 @@ class _Reading:
                         writer.keep(post)
                     else:
                         writer.reject(post.id, post.location, reason)
+                if len(writer.label_sizes) > self.max_classes:
+                    raise UserInputError(
+                        f"more than {self.max_classes:,} distinct labels in the first "
+                        f"{self.n_read:,} records (max_classes, --max-classes): is the label "
+                        "column the right one? Merge or drop labels with --label-map, "
+                        "--labels-keep"
+                    )
                 progress.update(
                     task,
                     advance=len(chunk),

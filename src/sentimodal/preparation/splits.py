@@ -8,9 +8,11 @@ assignment does not depend on the order the source was read in.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+
+from sentimodal.errors import UserInputError
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 ALL_SPLIT = "all"
@@ -52,6 +54,60 @@ def split_counts(n: int, fractions: Sequence[float]) -> list[int]:
     for i in by_remainder[: n - sum(counts)]:
         counts[i] += 1
     return counts
+
+
+def posts_for_every_split(fractions: Sequence[float]) -> int:
+    """The fewest posts a class needs for one in every split of non-zero fraction."""
+    wanted = [i for i, f in enumerate(fractions) if f > 0]
+    # n >= 1/f gives every split a post; the largest-remainder rule may need fewer
+    enough = math.ceil(1 / min(fractions[i] for i in wanted))
+    if enough > 1_000_000:
+        return enough
+    n = 1
+    while n < enough and any(split_counts(n, fractions)[i] == 0 for i in wanted):
+        n += 1
+    return n
+
+
+def thin_classes(sizes: Mapping[str, int], fractions: Sequence[float] | None) -> dict[str, int]:
+    """{label: posts} of the classes too small for ``fractions``: at least one split of
+    non-zero fraction would get none of their posts (one split "all" needs one post)."""
+    need = 1 if fractions is None else posts_for_every_split(fractions)
+    return {label: n for label, n in sizes.items() if n < need}
+
+
+def check_class_sizes(sizes: Mapping[str, int], fractions: Sequence[float] | None) -> str | None:
+    """Refuse, before the dataset is written, a label set too large for its posts: one where
+    every class is too small to reach some split that the posts, as one class, would fill,
+    so that split is empty (nothing to validate or test on) only because of the classes.
+    Classes too small for some split are a warning, returned as one line (None when there are
+    none); a dataset too small for a split at all is left to its counts."""
+    if fractions is None or not sizes:
+        return None
+    names = split_names(fractions)
+    per_class = {label: split_counts(n, fractions) for label, n in sizes.items()}
+    spec = ",".join(f"{f:g}" for f in fractions)
+    need = posts_for_every_split(fractions)
+    as_one = split_counts(sum(sizes.values()), fractions)
+    for i, name in enumerate(names):
+        if as_one[i] and not any(counts[i] for counts in per_class.values()):
+            largest = max(sizes.values())
+            posts = f"{largest} post{'s' if largest != 1 else ''}"
+            raise UserInputError(
+                f"split {name!r} would be empty: the {len(sizes):,} classes hold at most "
+                f"{posts} each, and a class needs {need} for one in each split {spec}; "
+                "drop or merge rare classes (--labels-keep, --label-map), or use --split none"
+            )
+    thin = thin_classes(sizes, fractions)
+    if not thin or min(as_one[i] for i, f in enumerate(fractions) if f > 0) == 0:
+        return None
+    label = min(thin, key=lambda x: (thin[x], x))
+    lacking = [names[i] for i, n in enumerate(per_class[label]) if fractions[i] > 0 and n == 0]
+    return (
+        f"{len(thin):,} of {len(sizes):,} classes have fewer than the {need} posts a class "
+        f"needs for one in each split {spec} (e.g. {label!r}: {thin[label]}, none in "
+        f"{' and '.join(lacking)}): they cannot be scored there"
+    )
 
 
 def assign_splits(

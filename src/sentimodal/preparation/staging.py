@@ -71,6 +71,8 @@ class StagedWriter:
     n_kept: int = 0
     n_rejects: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    #: kept posts per label (unlabelled posts, kept to be predicted, not counted)
+    label_sizes: Counter[str] = field(default_factory=Counter)
     #: label -> its code in the ids table
     _label_codes: dict[Any, int] = field(default_factory=dict)
     _ids: sqlite3.Connection | None = None
@@ -147,6 +149,8 @@ class StagedWriter:
         self._rows.append(row)
         assert self._ids is not None
         code = self._label_codes.setdefault(post.label, len(self._label_codes))
+        if post.label is not None:
+            self.label_sizes[post.label] += 1
         self._ids.execute(
             "UPDATE ids SET label = ?, pos = ? WHERE id = ?", (code, self.n_kept, _key(post.id))
         )

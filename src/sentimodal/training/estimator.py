@@ -35,17 +35,22 @@ from sentimodal.progress import note
 from sentimodal.training.fitting import collapse_warnings, train_network
 from sentimodal.training.inputs import (
     ALL,
+    CELL_COLUMNS,
     DatasetLike,
     PostsLike,
     SplitInputs,
     as_dataset,
+    blank_rows,
+    check_fit_rows,
     fit_encoders,
     posts_table,
     prediction_inputs,
     read_features,
+    screen_posts,
+    unreadable_rows,
 )
 from sentimodal.training.metrics import frame_metrics
-from sentimodal.training.run_config import RunConfig, check_run
+from sentimodal.training.run_config import RunConfig, check_param, check_run
 from sentimodal.training.saved_model import load_model, save_model
 from sentimodal.training.seen_posts import post_fingerprints
 from sentimodal.training.train_config import given_settings
@@ -75,7 +80,10 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         return {"config": self.config, **self.overrides}
 
     def set_params(self, **params: Any) -> Self:
-        """Change settings; ``train__epochs=5`` sets one field of a nested group."""
+        """Change settings; ``train__epochs=5`` sets one field of a nested group. An unknown
+        name is a ValueError at once, as in scikit-learn, naming the valid ones."""
+        for key in params:
+            check_param(key, type(self).__name__)
         for key, value in params.items():
             if key == "config":
                 self.config = value
@@ -141,6 +149,8 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         run = given.resolved()
         check_run(run)
         data = posts_table(data, y, label_column, run)
+        if isinstance(data, pd.DataFrame):
+            check_fit_rows(data, [*text_columns, image_column or ""], label_column)
         dataset = as_dataset(
             data, text_columns, image_column, label_column, work_dir, split=(0.8, 0.2)
         )
@@ -216,14 +226,21 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         says which is missing, and its label is None and its scores NaN.
         """
         self._check_fitted()
-        dataset = as_dataset(posts_table(data, None, "label", self.run_))
+        table = posts_table(data, None, "label", self.run_)
+        unreadable: dict[str, str] = {}
+        if isinstance(table, pd.DataFrame):
+            # a row with a cell that is not text gets its error; the others are predicted
+            bad = unreadable_rows(table, CELL_COLUMNS)
+            table = blank_rows(table, bad, CELL_COLUMNS) if bad else table
+            unreadable = {str(position): reason for position, reason in bad.items()}
+        dataset = as_dataset(table)
         inputs = self._inputs(dataset, split, progress)
         scores = self._scores(inputs.data, len(inputs.ids))
         predicted = self._frame(inputs.ids, scores).set_index("id")
         frame = predicted.reindex(inputs.wanted)
         frame["label"] = frame["label"].astype(object).where(frame["label"].notna(), None)
         frame["modalities"] = [inputs.modalities.get(i) for i in inputs.wanted]
-        frame["error"] = [inputs.missing.get(i) for i in inputs.wanted]
+        frame["error"] = [unreadable.get(i) or inputs.missing.get(i) for i in inputs.wanted]
         return frame.reset_index(names="id")
 
     def _inputs(self, dataset: PreparedDataset, split: str | None, progress: bool) -> SplitInputs:
@@ -263,16 +280,20 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         allow_private_addresses: bool = False,
         workers: int | None = None,
     ) -> list[Prediction]:
-        """Predict raw posts (``text`` and/or ``image`` path or URL per post, optional ``id``).
+        """Predict raw posts (``text`` and/or ``image`` path or URL per post, optional ``id``;
+        a plain string is a text-only post).
 
-        A post that cannot be predicted (missing text, unreadable image) gets an ``error`` and
+        A post that cannot be predicted (missing text, unreadable image, not a post at all: a
+        number, undecodable bytes) gets an ``error`` and
         the others go on; a fusion reads a post that lacks one modality by the other, and
         every prediction says which it read. Batches run in ``workers`` processes like
         feature extraction (default: the run's ``feature_workers``). Image URLs may reach
         non-public addresses only with ``allow_private_addresses`` (see :mod:`sentimodal.net`).
         """
         self._check_fitted()
-        records = posts.to_dict("records") if isinstance(posts, pd.DataFrame) else posts
+        records = screen_posts(
+            posts.to_dict("records") if isinstance(posts, pd.DataFrame) else posts
+        )
         work = self.post_work(FetchPolicy(allow_private=allow_private_addresses))
         engine = LocalEngine(self.run_.feature_workers if workers is None else workers)
         return predict_rows(work, post_rows(records), batch_size=batch_size, engine=engine)

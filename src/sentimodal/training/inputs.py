@@ -9,7 +9,7 @@ caches, and whose rows become the modality-keyed arrays a network reads.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sentimodal.errors import UserInputError
+from sentimodal.errors import RecordError, UserInputError
 from sentimodal.features.folder import FeatureFolder, FeatureSet
 from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
@@ -26,6 +26,8 @@ from sentimodal.features.store import ExtractionResult, extract_features
 from sentimodal.features.text_encoders import get_text_encoder
 from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.preparation.dataset import PreparedDataset
+from sentimodal.preparation.label_set import canonical_label, is_missing
+from sentimodal.sources.table import cell_text
 from sentimodal.training.run_config import RunConfig
 
 DatasetLike = PreparedDataset | str | Path | pd.DataFrame
@@ -58,7 +60,8 @@ def posts_table(
     data: DatasetLike | PostsLike, y: Sequence[Any] | None, label_column: str, run: RunConfig
 ) -> DatasetLike:
     """scikit-learn's (X, y): a DataFrame or a list of texts (image paths for an image
-    model), with the labels as a column; a dataset given as such is kept."""
+    model), with the labels as a column; a dataset given as such is kept. Anything else (a
+    feature matrix, numbers where texts belong) is refused, saying what was given."""
     if isinstance(data, PreparedDataset | str | Path) and y is None:
         return data
     if isinstance(data, pd.DataFrame):
@@ -69,7 +72,8 @@ def posts_table(
                 f"the {run.model} model reads texts and images: give a DataFrame with "
                 "'text' and 'image' columns, not a list"
             )
-        table = pd.DataFrame({"text" if run.uses_text else "image": list(data)})
+        kind = "text" if run.uses_text else "image"
+        table = pd.DataFrame({kind: _post_list(data, kind)})
     else:
         raise UserInputError(
             "expected a prepared dataset, its directory, a DataFrame or a list of posts, "
@@ -78,8 +82,130 @@ def posts_table(
     if y is not None:
         if len(y) != len(table):
             raise UserInputError(f"{len(table)} posts but {len(y)} labels")
-        table[label_column] = [str(label) for label in y]
+        # labels as given: the dataset reads them (numbers by value, missing ones as none)
+        table[label_column] = list(y)
     return table
+
+
+def _post_list(data: Sequence[Any] | np.ndarray | pd.Series, kind: str) -> list[Any]:
+    """A list of texts (or image paths) as the column it becomes: a 2-D array is a feature
+    matrix, not posts, and an item that is not text is refused by position."""
+    shape = getattr(data, "shape", None)
+    if shape is not None and len(shape) != 1:
+        raise UserInputError(
+            f"expected a DataFrame of posts or a list of {kind}s, got an array of shape "
+            f"{tuple(shape)}: sentimodal reads raw posts and extracts its own features"
+        )
+    items = list(data)
+    for position, item in enumerate(items):
+        if not (item is None or isinstance(item, str | bytes) or is_missing(item)):
+            raise UserInputError(
+                f"post {position} is not a {kind}: got {type(item).__name__} {_shown(item)}"
+            )
+    return items
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+#: the columns whose cells become text (the post's text, image reference, label)
+CELL_COLUMNS = ("text", "image", "label")
+
+
+def unreadable_rows(table: pd.DataFrame, columns: Sequence[str]) -> dict[int, str]:
+    """{row position: why} for rows with a cell that is not text (bytes that are not UTF-8,
+    a list or dict): the rows ``fit`` refuses and ``predict`` answers with an error."""
+    bad: dict[int, str] = {}
+    for column in columns:
+        if column not in table.columns:
+            continue
+        for position, value in enumerate(table[column].tolist()):
+            if position in bad:
+                continue
+            try:
+                cell_text(value)
+            except RecordError as exc:
+                bad[position] = f"column {column!r}: {exc}"
+    return bad
+
+
+def blank_rows(
+    table: pd.DataFrame, rows: Mapping[int, str], columns: Sequence[str]
+) -> pd.DataFrame:
+    """``table`` with the cells of ``rows`` emptied, so the others can be predicted."""
+    table = table.copy()
+    for column in columns:
+        if column in table.columns:
+            values = table[column].astype(object).tolist()
+            for position in rows:
+                values[position] = None
+            table[column] = values
+    return table
+
+
+def screen_posts(posts: Iterable[Any]) -> list[Mapping[str, Any]]:
+    """Raw posts as the records ``predict_posts`` reads: a string is a text-only post, and
+    what is no post (a number, a list) or holds a cell that is not text becomes a record
+    whose ``reject`` is the error of its prediction, so the others go on."""
+    if isinstance(posts, str | bytes | Mapping):
+        raise UserInputError(
+            f"expected a list (or DataFrame) of posts, got one {type(posts).__name__}: "
+            "wrap it in a list"
+        )
+    records: list[Mapping[str, Any]] = []
+    for position, post in enumerate(posts):
+        if isinstance(post, str):
+            post = {"text": post}
+        if not isinstance(post, Mapping):
+            reason = (
+                f"post {position} is not a post (a mapping with text and/or image, or a "
+                f"text): got {type(post).__name__} {_shown(post)}"
+            )
+            records.append({"reject": reason})
+            continue
+        problems = []
+        for column in ("id", "text", "image"):
+            value = post.get(column)
+            if column == "image" and not isinstance(value, str | bytes | type(None)):
+                continue  # a decoded image (PIL) is read as it is
+            try:
+                cell_text(value)
+            except RecordError as exc:
+                problems.append(f"column {column!r}: {exc}")
+        if problems:
+            post_id = post.get("id") if isinstance(post.get("id"), str) else None
+            records.append({"id": post_id, "reject": f"post {position}: {problems[0]}"})
+            continue
+        records.append({k: _decoded(v) for k, v in post.items()})
+    return records
+
+
+def _decoded(value: Any) -> Any:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def check_fit_rows(table: pd.DataFrame, columns: Sequence[str], label_column: str) -> None:
+    """Refuse, before any work, a DataFrame ``fit`` cannot learn from as given: a row with an
+    unreadable cell, or without a label (None, NaN, blank). One line names the rows; scikit-
+    learn refuses missing targets too, and silently training on fewer rows would hide it."""
+    bad = unreadable_rows(table, [*columns, label_column])
+    if bad:
+        position, reason = next(iter(bad.items()))
+        raise UserInputError(
+            f"fit: {len(bad):,} row(s) cannot be read, e.g. row {position} ({reason}); "
+            "fix or drop them"
+        )
+    if label_column not in table.columns:
+        return
+    missing = [i for i, v in enumerate(table[label_column].tolist()) if not canonical_label(v)]
+    if missing:
+        shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+        raise UserInputError(
+            f"fit: {len(missing):,} of {len(table):,} rows have no label (None, NaN or blank): "
+            f"rows {shown}; label them or drop them"
+        )
 
 
 def as_dataset(

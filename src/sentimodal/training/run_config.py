@@ -6,10 +6,11 @@ every model directory and next to every run's results.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import Field, field_serializer, field_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator
 
 from sentimodal.config import Config
 from sentimodal.features.defaults import (
@@ -196,3 +197,30 @@ def network_config(
     head = {"head": run.head, "n_classes": n_classes, "label_dim": label_dim}
     encoders = {"text": str(run.text_encoder), "image": run.image_encoder}
     return get_recipe(run.model).network_config(inputs, head, run.model_options, encoders)
+
+
+def check_param(key: str, estimator: str = "SentimentModel") -> None:
+    """Refuse an estimator parameter that is not ``config``, a :class:`RunConfig` field or
+    ``group__field`` of one of its groups (a settings model's field, or any key of a dict
+    field), as scikit-learn's ``set_params`` does: a ValueError naming the valid ones."""
+    group, _, name = key.partition("__")
+    fields = RunConfig.model_fields
+    if key == "config" or (group in fields and not name):
+        return
+    if group in fields:
+        annotation = fields[group].annotation
+        parts = (annotation, *typing.get_args(annotation))
+        models = [t for t in parts if isinstance(t, type) and issubclass(t, BaseModel)]
+        if models and name.partition("__")[0] in models[0].model_fields:
+            return
+        if any(t is dict or typing.get_origin(t) is dict for t in parts):
+            return  # a free dict (encoder or model options): any key
+        valid = sorted(models[0].model_fields) if models else []
+        raise ValueError(
+            f"Invalid parameter {name!r} of {group!r} for estimator {estimator}: "
+            + (f"valid ones are {valid}" if valid else f"{group} takes no nested parameters")
+        )
+    raise ValueError(
+        f"Invalid parameter {key!r} for estimator {estimator}. "
+        f"Valid parameters are: {['config', *sorted(fields)]}"
+    )

@@ -63,6 +63,7 @@ def features_command(
     config_file: Path | None = typer.Option(
         None, "--config", help="A FeatureConfig YAML/JSON; options given here override it."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Extract image and text features for every split; a rerun resumes or hits the cache."""
     from sentimodal.features.store import extract_features
@@ -83,7 +84,7 @@ def features_command(
     )
     if image_weights is not None:
         config.image_config = {**config.image_config, "weights": image_weights}
-    results = extract_features(dataset_dir, **config.to_dict())
+    results = extract_features(dataset_dir, **config.to_dict(), progress=not quiet)
     if not results:
         console.print("nothing to do: both --image and --text are 'none'")
         return

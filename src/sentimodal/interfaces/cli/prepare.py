@@ -77,6 +77,11 @@ def prepare_command(
     labels_keep: str | None = typer.Option(
         None, "--labels-keep", help="Keep only these labels (a,b,c); others become rejects."
     ),
+    max_classes: int | None = typer.Option(
+        None,
+        "--max-classes",
+        help="The most distinct labels a dataset may have (1000); more stop the read.",
+    ),
     id_column: str | None = typer.Option(
         None, "--id-column", help="table: id column (default: the row number)."
     ),
@@ -135,6 +140,12 @@ def prepare_command(
     parse_workers: int | None = typer.Option(
         None, "--workers", help="Processes parsing MVSO XML files (default: the machine's cores)."
     ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace what DIR holds (refused by default unless DIR is empty or a dataset "
+        "of the same input).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Read a source, label, filter, balance and split it into a prepared dataset DIR.
@@ -158,6 +169,7 @@ def prepare_command(
         "emotion_classes": emotion_classes,
         "label_map": label_map,
         "labels_keep": labels_keep,
+        "max_classes": max_classes,
         "labels": labels,
         "classes": classes,
         "anp_positive": anp_positive,
@@ -178,7 +190,9 @@ def prepare_command(
     options = {name: value for name, value in given.items() if value is not None}
     check_output_folder(out)  # before reading anything: "" would mean the working directory
     base = _load_config(config_file) if config_file is not None else None
-    dataset = prepare(source.value, path, out, base, progress=not quiet, **options)
+    dataset = prepare(
+        source.value, path, out, base, progress=not quiet, overwrite=overwrite, **options
+    )
     print_summary(dataset)
 
 
