@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli.app import app, console, err_console, user_errors
+from sentimodal.interfaces.cli.tables import SafeTable
 from sentimodal.sources.table_rows import DEFAULT_MAX_ROW_BYTES
 
 if TYPE_CHECKING:  # torch-heavy modules load only when the command runs
@@ -157,8 +157,8 @@ def _work(model_dir: Path, runtime: str, labels: str | None, fetch: Any) -> Post
     return model.post_work(fetch)
 
 
-def _table(predictions: list[Prediction], classes: list[str], caption: str) -> Table:
-    table = Table(caption=caption, caption_justify="left")
+def _table(predictions: list[Prediction], classes: list[str], caption: str) -> SafeTable:
+    table = SafeTable(caption=caption, caption_justify="left")
     table.add_column("id")
     table.add_column("label", style="bold")
     for label in classes:
