@@ -251,3 +251,29 @@ def test_prepare_refuses_an_out_holding_another_inputs_dataset(tmp_path: Path) -
              "--label-column", "label", "--quiet"]  # fmt: skip
     assert_user_error(invoke(*table), "a dataset prepared from", str(sample_path()))
     assert invoke(*table, "--overwrite").exit_code == 0
+
+
+def test_bidi_controls_in_ids_and_labels_are_escaped_in_cli_tables() -> None:
+    """U+202A..U+202E and U+2066..U+2069 in an id or label would reorder the printed line."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from sentimodal.interfaces.cli.tables import SafeTable, metrics_table
+
+    controls = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+    table = SafeTable(title="t\u202e")
+    table.add_column("label\u2067")
+    table.add_column("error")
+    table.add_row("id\u202eevil", Text("error: \u2066x", "red"))
+    label = "pos\u202eitive"
+    metrics = {
+        "labels": [label], "support": {label: 1}, "per_class": {label: 1.0},
+        "per_class_f1": {label: 1.0}, "confusion": [[1]], "n": 1, "accuracy": 1.0,
+        "macro_f1": 1.0, "weighted_f1": 1.0,
+    }  # fmt: skip
+    for printed in (table, metrics_table(metrics, "m")):
+        console = Console(record=True, width=200)
+        console.print(printed)
+        text = console.export_text()
+        assert not any(c in text for c in controls), text
+        assert "\\u202e" in text

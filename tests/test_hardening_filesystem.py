@@ -101,7 +101,7 @@ def test_mvsa_text_symlinked_to_dev_zero_is_a_reject(tmp_path: Path) -> None:
     root = mvsa_copy(tmp_path / "m", ["16\tpositive,positive"])
     (root / "data" / "16.txt").unlink()
     os.symlink("/dev/zero", root / "data" / "16.txt")
-    assert "character device" in reasons(list(read_mvsa(root)))["16"]
+    assert "leaves the dataset folder" in reasons(list(read_mvsa(root)))["16"]  # never read
 
 
 def test_table_image_fifo_is_a_reject_in_prepare(tmp_path: Path) -> None:
@@ -181,11 +181,13 @@ def test_broken_parquet_is_a_user_error(tmp_path: Path, content: bytes | str) ->
         list(read_table(path, text_columns=["text"]))
 
 
-def test_latin1_csv_is_a_user_error(tmp_path: Path) -> None:
+def test_latin1_csv_rows_are_rejects(tmp_path: Path) -> None:
+    """A line that is not UTF-8 is that row's reject; the rows around it are read."""
     path = tmp_path / "t.csv"
-    path.write_bytes("text\ncaf\xe9\n".encode("latin-1"))
-    with pytest.raises(UserInputError, match="not UTF-8"):
-        list(read_table(path, text_columns=["text"]))
+    path.write_bytes("text\ncaf\xe9\nthe rest\n".encode("latin-1"))
+    bad, good = list(read_table(path, text_columns=["text"]))
+    assert isinstance(bad, Reject) and bad.reason.startswith("not UTF-8")
+    assert isinstance(good, Post) and good.text == "the rest"
 
 
 def test_binary_and_struct_parquet_cells(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ memory."""
 from __future__ import annotations
 
 import io
+import json
 import tempfile
 import tracemalloc
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from sentimodal.config import load_data
 from sentimodal.errors import UserInputError
 from sentimodal.features.store import FeatureConfig
+from sentimodal.inference.stream import REJECT, Columns, read_chunks
 from sentimodal.preparation.pipeline import PrepareConfig
 from sentimodal.sources.mvsa import read_mvsa
 from sentimodal.sources.mvso import load_anp_scores, read_photo_xml
@@ -135,6 +137,97 @@ def test_anp_score_reader(content: bytes) -> None:
         assert all(isinstance(v, float) for v in scores.values())
 
 
+#: a JSON line built from values, then possibly cut or spliced with noise
+JSON_LINES = st.lists(
+    st.one_of(
+        st.dictionaries(st.sampled_from(["id", "text", "x"]), JSON_VALUES, max_size=3).map(
+            lambda d: json.dumps(d).encode()
+        ),
+        JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+        NOISY_BYTES,
+        st.just(b'{"id": "s", "text": "\\ud800x"}'),
+        st.integers(min_value=30, max_value=3000).map(
+            lambda n: b'{"text": ' + b"[" * n + b"]" * n + b"}"
+        ),
+    ),
+    max_size=8,
+).map(b"\n".join)
+CSV_ROWS = st.lists(
+    st.lists(
+        st.one_of(st.text(max_size=6), SYNTAX.map(lambda b: b.decode("latin-1"))), max_size=5
+    ).map(lambda fields: ",".join(fields).encode("utf-8", "surrogatepass")),
+    max_size=8,
+).map(lambda rows: b"id,text,x\n" + b"\n".join(rows))
+
+
+def decisions(path: Path) -> tuple[object, object]:
+    """What `predict --input` and `prepare table` decide about each row of ``path``: the
+    reason a row is refused, or its text; or the one-line user error for the whole file."""
+
+    def predict() -> object:
+        try:
+            rows = [r for chunk in read_chunks(path, Columns(), 3) for r in chunk]
+        except UserInputError as exc:
+            assert "\n" not in str(exc).strip()
+            return "user error"
+        for row in rows:
+            for value in row.values():
+                assert value is None or isinstance(value, str), row
+                if value:
+                    value.encode("utf-8")  # nothing unwritable reaches the output
+        return [r.get(REJECT) or ("text", r.get("text", "")) for r in rows]
+
+    def prepare() -> object:
+        try:
+            records = list(read_table(path, text_columns=["text"], id_column="id"))
+        except UserInputError as exc:
+            assert "\n" not in str(exc).strip()
+            return "user error"
+        out = []
+        for record in records:
+            assert isinstance(record, Post | Reject), record
+            if isinstance(record, Post):
+                out.append(("text", record.text))
+            elif record.reason in ("empty id", "no text and no image"):
+                out.append(("text", ""))  # prepare's own rules, after reading the same row
+            else:
+                out.append(record.reason)
+        return out
+
+    return predict(), prepare()
+
+
+def same_decisions(path: Path) -> None:
+    ours, theirs = decisions(path)
+    if ours == "user error" or theirs == "user error":
+        # predict names only default columns: a table without "id" is fine there
+        assert theirs == "user error", (ours, theirs)
+        return
+    assert len(ours) == len(theirs), (ours, theirs)
+    for mine, other in zip(ours, theirs, strict=True):
+        if other == ("text", "") and isinstance(mine, tuple):
+            continue  # no id or no text: prepare refuses, predict gives the row its error
+        assert mine == other, (ours, theirs)
+
+
+@FUZZ
+@given(content=JSON_LINES)
+def test_predict_and_prepare_read_jsonl_alike(content: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder, bounded_memory():
+        path = Path(folder) / "t.jsonl"
+        path.write_bytes(content)
+        same_decisions(path)
+
+
+@FUZZ
+@given(content=st.one_of(CSV_ROWS, NOISY_BYTES.map(lambda b: b"id,text\n" + b)))
+def test_predict_and_prepare_read_csv_alike(content: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder, bounded_memory():
+        path = Path(folder) / "t.csv"
+        path.write_bytes(content)
+        same_decisions(path)
+
+
 CONFIGS = st.sampled_from([RunConfig, PrepareConfig, FeatureConfig])
 
 
@@ -155,8 +248,6 @@ def test_config_loaders_on_bytes(content: bytes, suffix: str, config: type) -> N
 def test_config_loaders_on_structures(data: object, config: type, as_json: bool) -> None:
     with tempfile.TemporaryDirectory() as folder, bounded_memory():
         if as_json:
-            import json
-
             path = Path(folder) / "c.json"
             path.write_text(json.dumps(data))
         else:

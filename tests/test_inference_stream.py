@@ -251,7 +251,7 @@ def test_jsonl_lines_that_are_not_objects_are_error_rows(text_model: Path, tmp_p
     assert result.exit_code == 1 and "Traceback" not in result.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [x["id"] for x in lines] == ["a", "1", "2", "3", "e"]
-    assert lines[1]["error"] == "line 2 is not a JSON object but list"
-    assert lines[2]["error"].startswith("line 3 is not valid JSON")
-    assert lines[3]["error"] == "line 4 is not a JSON object but int"
+    assert lines[1]["error"] == "JSON line is a list, not an object"
+    assert lines[2]["error"].startswith("malformed JSON line")
+    assert lines[3]["error"] == "JSON line is a int, not an object"
     assert lines[0]["label"] and lines[4]["label"] and lines[4]["error"] is None

@@ -82,6 +82,16 @@ def check_regular(path: str | Path, error: type[SentimodalError] = RecordError) 
         raise error(f"not a regular file: {path} ({_kind(mode)})")
 
 
+def check_inside(
+    path: str | Path, root: str | Path, error: type[SentimodalError] = RecordError
+) -> None:
+    """Refuse a path whose real location (symlinks followed) is outside ``root``: a link in a
+    dataset folder to /etc/passwd must not become a post's text or image."""
+    real, top = os.path.realpath(path), os.path.realpath(root)
+    if os.path.commonpath([real, top]) != top:
+        raise error(f"{path} is a link that leaves the dataset folder {root} (to {real})")
+
+
 def read_regular(
     path: str | Path,
     limit: int = SMALL_FILE_LIMIT,

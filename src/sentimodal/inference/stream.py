@@ -1,7 +1,8 @@
 """Predict a table of posts of any size: read in chunks, write as it goes, resume after a stop.
 
-Memory stays flat in the number of rows: the input is read ``chunk_rows`` at a time (CSV and
-JSONL through pandas' chunked readers, Parquet by record batches), each chunk runs through
+Memory stays flat in the number of rows: the input is read ``chunk_rows`` at a time by the
+table reader ``prepare table`` uses (:mod:`sentimodal.sources.table_rows`, so both decide the
+same about every row, and each row is capped in bytes), each chunk runs through
 :class:`~sentimodal.inference.posts.PostBatchWork` on an engine (DataLoader workers, or Ray),
 and its predictions are appended to the output before the next chunk is read.
 
@@ -24,19 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sentimodal.errors import UserInputError
+from sentimodal.errors import RecordError, UserInputError
 from sentimodal.features.engine import Engine, LocalEngine
 from sentimodal.files import read_tagged_json, remove_staging, write_atomic, write_json_atomic
 from sentimodal.inference.posts import PostBatchWork, Prediction, post_rows
 from sentimodal.progress import progress_bar
+from sentimodal.sources.table_rows import TableLimits, TableRow, column_text, read_rows
 
 PROGRESS_FORMAT = "sentimodal-predict-progress"
 PROGRESS_VERSION = 1
-INPUT_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".parquet")
+INPUT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
 
 
 @dataclass
@@ -61,87 +62,54 @@ class Columns:
     id: str = "id"
 
 
-def read_chunks(path: Path, columns: Columns, chunk_rows: int) -> Iterator[list[dict[str, Any]]]:
-    """The table's records ``chunk_rows`` at a time, renamed to ``id``/``text``/``image``;
-    relative image paths are taken from the table's folder."""
+def read_chunks(
+    path: Path, columns: Columns, chunk_rows: int, limits: TableLimits | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """The table's records ``chunk_rows`` at a time, renamed to ``id``/``text``/``image``,
+    read by the one table reader ``prepare`` uses; relative image paths are taken from the
+    table's folder. A row that reader refuses, or a cell that is not text (an object, a list,
+    a lone surrogate), keeps its place with the reason in :data:`REJECT`."""
     if not path.is_file():
         raise UserInputError(f"input file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix not in INPUT_SUFFIXES:
-        raise UserInputError(f"{path}: use a .csv, .jsonl or .parquet file")
-    rename = {columns.text: "text", columns.image: "image", columns.id: "id"}
+    if path.suffix.lower() not in INPUT_SUFFIXES:
+        raise UserInputError(f"{path}: use one of {', '.join(INPUT_SUFFIXES)}")
+    fields = {"id": columns.id, "text": columns.text, "image": columns.image}
+    # a column named on purpose must exist: a typo would silently read nothing
+    named = [c for f, c in fields.items() if c != f]
     checked = False
+    for present, rows in read_rows(
+        path, list(fields.values()), required=named, chunk_size=chunk_rows, limits=limits
+    ):
+        if not checked:
+            if columns.text not in present and columns.image not in present:
+                raise UserInputError(
+                    f"{path}: neither a text column {columns.text!r} nor an image column "
+                    f"{columns.image!r}"
+                )
+            checked = True
+        yield [_record(row, fields, path.parent) for row in rows]
+
+
+def _record(row: TableRow, fields: dict[str, str], base: Path) -> dict[str, Any]:
+    if row.error is not None:
+        return {REJECT: row.error}
+    record: dict[str, Any] = {}
     try:
-        for frame in _frames(path, suffix, chunk_rows):
-            if not checked:
-                # a column named on purpose must exist: a typo would silently read nothing
-                named = [(f, c) for f, c in vars(columns).items() if c != f]
-                absent = [(f, c) for f, c in named if c not in frame.columns]
-                if absent:
-                    field, column = absent[0]
-                    raise UserInputError(
-                        f"{path}: no {field} column {column!r} "
-                        f"(columns: {', '.join(map(str, frame.columns))})"
-                    )
-            frame = frame.rename(columns={k: v for k, v in rename.items() if k in frame.columns})
-            if not checked:
-                if "text" not in frame.columns and "image" not in frame.columns:
-                    raise UserInputError(
-                        f"{path}: neither a text column {columns.text!r} nor an image column "
-                        f"{columns.image!r} (columns: {', '.join(map(str, frame.columns))})"
-                    )
-                checked = True
-            keep = [c for c in ("id", "text", "image", REJECT) if c in frame.columns]
-            records = frame[keep].to_dict("records")
-            if "image" in keep:
-                for record in records:
-                    record["image"] = _resolve(record["image"], path.parent)
-            yield records
-    except (ValueError, OSError, pa.ArrowException) as exc:
-        raise UserInputError(f"{path}: cannot read the table: {exc}") from None
-
-
-def _frames(path: Path, suffix: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    if suffix == ".csv":
-        yield from pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows)
-    elif suffix == ".parquet":
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
-    else:
-        yield from _jsonl_frames(path, chunk_rows)
+        for field, column in fields.items():
+            if column in row.cells:
+                record[field] = column_text(row.cells, column).strip()
+    except RecordError as exc:
+        return {"id": record.get("id"), REJECT: str(exc)}
+    if "image" in record:
+        record["image"] = _resolve(record["image"], base)
+    return record
 
 
 #: a record that cannot be a post says why in this column; it becomes that row's error
 REJECT = "reject"
 
 
-def _jsonl_frames(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """JSON lines ``chunk_rows`` at a time; a line that is not a JSON object (an array, a
-    number, broken JSON) stays a row, marked with the reason, so the output keeps one line per
-    input line and the rest go on."""
-    records: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except ValueError as exc:
-                value = None
-                reason = f"line {number} is not valid JSON ({exc.msg})"
-            else:
-                reason = f"line {number} is not a JSON object but {type(value).__name__}"
-            records.append(value if isinstance(value, dict) else {REJECT: reason})
-            if len(records) == chunk_rows:
-                yield pd.DataFrame.from_records(records)
-                records = []
-    if records:
-        yield pd.DataFrame.from_records(records)
-
-
-def _resolve(value: object, base: Path) -> str:
-    text = "" if value is None or (isinstance(value, float) and value != value) else str(value)
-    text = text.strip()
+def _resolve(text: str, base: Path) -> str:
     if not text or "://" in text or Path(text).is_absolute():
         return text
     return str(base / text)
@@ -277,6 +245,7 @@ def predict_table(
     chunk_rows: int = 2048,
     engine: Engine | None = None,
     progress: bool = True,
+    limits: TableLimits | None = None,
 ) -> StreamSummary:
     """Predict every row of ``input_path`` into ``output`` (``.parquet``: Parquet, anything
     else: JSONL), resuming an interrupted run on the same output (see the module docstring).
@@ -297,6 +266,7 @@ def predict_table(
         "classes": list(work.classes),
         "columns": vars(columns),
         "output_format": "parquet" if parquet else "jsonl",
+        "limits": (limits or TableLimits()).model_dump(),
     }
     state = _start_state(output, identity)
     if state is not None and state.get("complete"):
@@ -333,7 +303,7 @@ def predict_table(
     try:
         with progress_bar(progress, unit="posts") as bar:
             task = bar.add_task("predicting", total=count_rows(input_path), completed=done)
-            for records in read_chunks(input_path, columns, chunk_rows):
+            for records in read_chunks(input_path, columns, chunk_rows, limits):
                 start = seen
                 seen += len(records)
                 if seen <= done:

@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 
 from sentimodal.config import Config
 from sentimodal.errors import RecordError, UserInputError
-from sentimodal.files import check_regular, read_regular
+from sentimodal.files import check_inside, check_regular, read_regular
 from sentimodal.sources.record import NEUTRAL, Post, Record, Reject, parse_label
 from sentimodal.sources.source import Source, SourceReader
 
@@ -183,6 +183,7 @@ def _read_post(
 
     text_path = data_dir / f"{post_id}.txt"
     try:
+        check_inside(text_path, data_dir.parent)
         data = read_regular(text_path, MAX_TEXT_BYTES)
     except RecordError as exc:
         raise RecordError(f"text {exc}") from None
@@ -221,6 +222,7 @@ def _find_image(data_dir: Path, post_id: str) -> str:
     for suffix in IMAGE_SUFFIXES:
         candidate = data_dir / f"{post_id}{suffix}"
         if os.path.lexists(candidate):
+            check_inside(candidate, data_dir.parent)
             check_regular(candidate)  # a FIFO or folder is a bad record, not a hang
             return os.path.abspath(candidate)
     raise RecordError(f"image file not found: {data_dir / (post_id + IMAGE_SUFFIXES[0])}")

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from sentimodal.config import Config
 from sentimodal.errors import RecordError, UserInputError
-from sentimodal.files import read_regular, read_user_text
+from sentimodal.files import check_inside, read_regular, read_user_text
 from sentimodal.pool import default_workers, ordered_map
 from sentimodal.sources.record import Post, Record, Reject
 from sentimodal.sources.source import Source, SourceReader
@@ -147,7 +147,9 @@ def read_photo_xml(
     """One ``flickr.photos.getInfo`` response file -> a post, or a reject saying what is wrong."""
     path = str(path)
     stem = os.path.splitext(os.path.basename(path))[0]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(path)))  # holds the ANP folders
     try:
+        check_inside(path, root)  # a linked XML or ANP folder that leaves the dataset
         photo = _photo_element(path)
         photo_id = (photo.get("id") or "").strip() or stem
         return Post(
@@ -155,7 +157,7 @@ def read_photo_xml(
             title=_element_text(photo.find("title")),
             description=_element_text(photo.find("description")),
             tags=[_tag_text(tag) for tag in photo.iterfind("tags/tag") if _tag_text(tag)],
-            image=_image_reference(path, photo),
+            image=_image_reference(path, photo, root),
             anp=anp,
             anp_score=anp_score,
             location=path,
@@ -185,10 +187,11 @@ def _photo_element(path: str) -> Element:
     return photo
 
 
-def _image_reference(xml_path: str, photo: Element) -> str:
+def _image_reference(xml_path: str, photo: Element, root: str) -> str:
     stem = os.path.splitext(xml_path)[0]
     for suffix in IMAGE_SUFFIXES:
         if os.path.isfile(stem + suffix):
+            check_inside(stem + suffix, root)
             return os.path.abspath(stem + suffix)
     parts = {key: (photo.get(key) or "").strip() for key in ("id", "farm", "server", "secret")}
     missing = [key for key, value in parts.items() if not value]

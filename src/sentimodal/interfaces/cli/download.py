@@ -7,9 +7,9 @@ from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.tables import SafeTable
 
 
 @app.command("download")
@@ -81,7 +81,7 @@ def download_command(
         options["max_bytes"] = max_bytes
     result = download(source, out, progress=not quiet, **options)
     stats = result.stats
-    table = Table(title=f"download: {escape(str(result.out))}", title_justify="left")
+    table = SafeTable(title=f"download: {escape(str(result.out))}", title_justify="left")
     table.add_column("")
     table.add_column("", justify="right")
     run = stats["this_run"]

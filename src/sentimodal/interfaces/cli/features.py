@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 import typer
 import yaml
 from pydantic import ValidationError
-from rich.table import Table
 from rich.text import Text
 
 from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.tables import SafeTable
 
 if TYPE_CHECKING:  # the store imports torch: only load it when the command runs
     from sentimodal.features.store import ExtractionResult, FeatureConfig
@@ -113,9 +113,9 @@ def _config(config_file: Path | None, options: dict[str, Any]) -> FeatureConfig:
         raise UserInputError(validation_message(exc, "invalid feature setting ")) from None
 
 
-def summary_table(results: dict[str, ExtractionResult]) -> Table:
+def summary_table(results: dict[str, ExtractionResult]) -> SafeTable:
     """One column per modality, so that narrow terminals stay readable."""
-    table = Table(title="features")
+    table = SafeTable(title="features")
     table.add_column("")
     for kind in results:
         table.add_column(kind, justify="right")

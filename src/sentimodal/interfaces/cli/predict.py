@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli.app import app, console, err_console, user_errors
+from sentimodal.interfaces.cli.tables import SafeTable
+from sentimodal.sources.table_rows import DEFAULT_MAX_ROW_BYTES
 
 if TYPE_CHECKING:  # torch-heavy modules load only when the command runs
     from sentimodal.inference.posts import PostBatchWork, Prediction
@@ -24,7 +25,7 @@ def predict_command(
     text: str | None = typer.Option(None, "--text", help="The text of one post."),
     image: str | None = typer.Option(None, "--image", help="The image (path or URL) of one post."),
     input_file: Path | None = typer.Option(
-        None, "--input", "-i", help="Many posts: .csv, .jsonl or .parquet."
+        None, "--input", "-i", help="Many posts: .csv, .tsv, .jsonl or .parquet."
     ),
     output: Path | None = typer.Option(
         None,
@@ -48,6 +49,12 @@ def predict_command(
     engine: str = typer.Option("local", "--engine", help="local (DataLoader workers) or ray."),
     allow_errors: bool = typer.Option(
         False, "--allow-errors", help="Exit 0 even when some rows could not be predicted."
+    ),
+    max_row_bytes: int = typer.Option(
+        DEFAULT_MAX_ROW_BYTES,
+        "--max-row-bytes",
+        min=64,
+        help="A larger input row (CSV record, JSON line) is an error row.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     runtime: str = typer.Option(
@@ -76,6 +83,7 @@ def predict_command(
     from sentimodal.inference.posts import post_rows, predict_rows
     from sentimodal.inference.stream import Columns, predict_table
     from sentimodal.net import FetchPolicy
+    from sentimodal.sources.table_rows import TableLimits
 
     if output is not None:
         check_writable(output)
@@ -107,6 +115,7 @@ def predict_command(
         chunk_rows=chunk_rows,
         engine=run_engine,
         progress=not quiet,
+        limits=TableLimits(max_row_bytes=max_row_bytes),
     )
     if summary.already_complete:
         console.print(
@@ -148,8 +157,8 @@ def _work(model_dir: Path, runtime: str, labels: str | None, fetch: Any) -> Post
     return model.post_work(fetch)
 
 
-def _table(predictions: list[Prediction], classes: list[str], caption: str) -> Table:
-    table = Table(caption=caption, caption_justify="left")
+def _table(predictions: list[Prediction], classes: list[str], caption: str) -> SafeTable:
+    table = SafeTable(caption=caption, caption_justify="left")
     table.add_column("id")
     table.add_column("label", style="bold")
     for label in classes:

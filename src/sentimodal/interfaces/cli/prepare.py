@@ -9,11 +9,11 @@ from typing import Any
 import typer
 import yaml
 from pydantic import ValidationError
-from rich.table import Table
 
 from sentimodal.errors import UserInputError
 from sentimodal.files import check_output_folder
 from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.tables import SafeTable
 from sentimodal.preparation.config import PrepareConfig
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.pipeline import prepare
@@ -209,7 +209,7 @@ def _load_config(path: Path) -> PrepareConfig:
 def print_summary(dataset: PreparedDataset) -> None:
     """Counts per split and label, then rejects by reason."""
     counts = dataset.info["counts"]
-    table = Table(title=f"Prepared dataset: {dataset.root}")
+    table = SafeTable(title=f"Prepared dataset: {dataset.root}")
     table.add_column("split")
     for label in dataset.labels:
         table.add_column(label, justify="right")
@@ -222,7 +222,7 @@ def print_summary(dataset: PreparedDataset) -> None:
     console.print(table)
 
     reasons = dataset.info.get("provenance", {}).get("reject_reasons", {})
-    rejects = Table(title=f"Rejects: {dataset.info['n_rejects']:,} (details in rejects.csv)")
+    rejects = SafeTable(title=f"Rejects: {dataset.info['n_rejects']:,} (details in rejects.csv)")
     rejects.add_column("reason")
     rejects.add_column("posts", justify="right")
     for reason, n in reasons.items():
