@@ -13,6 +13,7 @@ import pandas as pd
 import uvicorn
 
 from sentimodal.interfaces.server import ServerSettings, create_app
+from sentimodal.interfaces.server.connections import uvicorn_config
 from sentimodal.interfaces.server.model import ServedModel
 from sentimodal.sample import sample_path
 from sentimodal.training.estimator import SentimentModel
@@ -84,14 +85,11 @@ class ThreadServer:
     """uvicorn in a thread of the test process, on a free port of 127.0.0.1."""
 
     def __init__(self, model_dir: Path, settings: ServerSettings, runtime: str = "torch") -> None:
-        app = create_app(lambda: ServedModel.load(model_dir, runtime), settings)
+        app = create_app(lambda: ServedModel.load(model_dir, runtime), settings, "127.0.0.1")
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
-            timeout_graceful_shutdown=5,
-        )  # fmt: skip
-        self.server = uvicorn.Server(config)
+        short = settings.model_copy(update={"graceful_shutdown_s": 5})
+        self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, short))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ThreadServer:

@@ -43,7 +43,9 @@ def serve_command(
     access-log line per request on stderr."""
     import uvicorn
 
+    from sentimodal.config import load_config
     from sentimodal.interfaces.server import ServerSettings, create_app
+    from sentimodal.interfaces.server.connections import uvicorn_config
     from sentimodal.interfaces.server.model import ServedModel
 
     if runtime not in ("torch", "onnx"):
@@ -51,7 +53,7 @@ def serve_command(
     needed = "onnx.json" if runtime == "onnx" else "config.json"
     if not (model_dir / needed).is_file():
         raise UserInputError(f"{model_dir}: no {needed} (not a {runtime} model directory)")
-    settings = _settings(config, ServerSettings)
+    settings = load_config(ServerSettings, config, "server config") if config else ServerSettings()
     overrides = {
         "allow_image_urls": allow_image_urls or settings.allow_image_urls,
         "max_batch_posts": max_batch_posts,
@@ -64,39 +66,17 @@ def serve_command(
     access.addHandler(handler)
     access.setLevel(logging.INFO)
     access.propagate = False
-    application = create_app(lambda: ServedModel.load(model_dir, runtime), settings)
+    application = create_app(lambda: ServedModel.load(model_dir, runtime), settings, host)
     err_console.print(f"serving {model_dir} on http://{host}:{port} (docs at /docs)")
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the
     # handlers found before it started: these make that finished shutdown exit 0
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _stopped)
-    uvicorn.run(
-        application,
-        host=host,
-        port=port,
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=int(settings.graceful_shutdown_s),
-    )
+    server = uvicorn.Server(uvicorn_config(application, host, port, settings))
+    server.run()
+    if not server.started:
+        raise UserInputError(f"could not listen on {host}:{port} (see the message above)")
 
 
 def _stopped(signum: int, frame: object) -> None:
     raise SystemExit(0)
-
-
-def _settings(path: Path | None, cls: type):
-    if path is None:
-        return cls()
-    if not path.is_file():
-        raise UserInputError(f"server config not found: {path}")
-    from pydantic import ValidationError
-
-    from sentimodal.config import validation_message
-
-    text = path.read_text(encoding="utf-8")
-    try:
-        return cls.from_json(text) if path.suffix == ".json" else cls.from_yaml(text)
-    except ValidationError as exc:
-        raise UserInputError(validation_message(exc, f"{path}: ")) from None
-    except ValueError as exc:
-        raise UserInputError(f"{path}: {exc}") from None

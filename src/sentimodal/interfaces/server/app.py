@@ -4,16 +4,21 @@ Endpoints: ``POST /v1/predict`` (one post, JSON or multipart), ``POST /v1/predic
 ``GET /v1/model``, ``GET /health`` (the process answers), ``GET /ready`` (the model is loaded
 and requests are accepted), ``GET /`` (a page to try the model), ``/docs`` (OpenAPI).
 
-Every error is JSON ``{"error": {"code", "message"}}`` with its status: 400 malformed body,
-413 over a size bound (body, image pixels, text, batch), 415 wrong content type, 422 invalid
-post (bad image, empty post, unknown labels), 503 not ready or queue full, 504 timeout.
+Every error is JSON ``{"error": {"code", "message"}}`` with its status: 400 malformed body
+(or nested too deep, or a foreign ``Host``), 404/405 no such route or method, 408 body too
+slow, 413 over a size bound (body, image pixels, text characters or tokens, batch), 415 wrong
+content type, 422 invalid post (bad image, empty post, unknown labels), 503 not ready, queue
+full or too many connections, 504 timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from importlib.resources import files
@@ -24,14 +29,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from sentimodal.features.engine import reuse_freed_memory
 from sentimodal.inference.posts import Prediction
 from sentimodal.interfaces.server.batcher import MicroBatcher, QueueFull
 from sentimodal.interfaces.server.errors import ApiError, error_response, first_error
 from sentimodal.interfaces.server.guard import Guard
+from sentimodal.interfaces.server.hosts import HostCheck
 from sentimodal.interfaces.server.model import ServedModel
 from sentimodal.interfaces.server.posts import (
+    check_text_cost,
     json_body,
     labels_key,
     loaded_row,
@@ -67,7 +75,8 @@ class ServerState:
         try:
             self.model = self.loader()
         except Exception as exc:  # reported by /ready; the process keeps answering /health
-            self.load_error = f"{type(exc).__name__}: {exc}"
+            # the details (paths on the server) go to the operator's log, not to clients
+            self.load_error = f"the model failed to load ({type(exc).__name__}): see the server log"
             logging.getLogger("sentimodal.server").error("model failed to load: %s", exc)
         finally:
             self.loaded.set()
@@ -77,10 +86,17 @@ class ServerState:
         return self.model.run(key, batch)
 
 
+#: what FastAPI's own errors (no such route, wrong method) are called in the error shape
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
 def create_app(
-    loader: Callable[[], ServedModel], settings: ServerSettings | None = None
+    loader: Callable[[], ServedModel],
+    settings: ServerSettings | None = None,
+    host: str = "127.0.0.1",
 ) -> FastAPI:
-    """The API around the model ``loader`` returns (called once, in a background thread)."""
+    """The API around the model ``loader`` returns (called once, in a background thread);
+    ``host`` is the address it is served on (requests must name it, see ``hosts.py``)."""
     settings = settings or ServerSettings()
     state = ServerState(loader, settings)
 
@@ -112,7 +128,19 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.sentimodal = state
-    app.add_middleware(Guard, max_bytes=settings.max_request_bytes)
+    page_html = files("sentimodal.interfaces.server").joinpath("page.html").read_text("utf-8")
+    app.add_middleware(
+        Guard,
+        max_bytes=settings.max_request_bytes,
+        body_timeout_s=settings.body_timeout_s,
+        hosts=HostCheck(host, settings.allowed_hosts),
+        page_csp=_page_csp(page_html),
+    )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), exc.headers)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -158,6 +186,7 @@ def create_app(
     async def predict(request: Request) -> PredictionOut:
         model = _ready_model(state)
         post = await read_post(request, settings)
+        await check_text_cost([post], settings)
         key = await labels_key(model, post.labels, settings)
         rows = [await loaded_row(model, state.positions, post, settings)]
         (prediction,) = await _submit(request, state, rows, key)
@@ -174,7 +203,7 @@ def create_app(
     )
     async def predict_batch(request: Request) -> BatchOut:
         model = _ready_model(state)
-        batch = parse_json(await json_body(request), BatchIn)
+        batch = parse_json(await json_body(request, settings.max_json_depth), BatchIn)
         if len(batch.posts) > settings.max_batch_posts:
             raise ApiError(
                 413,
@@ -185,6 +214,7 @@ def create_app(
             return BatchOut(predictions=[])
         if any(post.labels is not None for post in batch.posts):
             raise ApiError(422, "invalid_request", "give labels once for the batch, not per post")
+        await check_text_cost(batch.posts, settings)
         key = await labels_key(model, batch.labels, settings)
         # the posts decode side by side in the thread pool; one bad post fails alone
         decoded = await asyncio.gather(
@@ -193,7 +223,7 @@ def create_app(
         )
         rows, failed = [], {}
         for i, row in enumerate(decoded):
-            if isinstance(row, ApiError) and row.code != "text_too_long":
+            if isinstance(row, ApiError):
                 failed[i] = row.message
                 rows.append(None)
             elif isinstance(row, BaseException):
@@ -212,10 +242,25 @@ def create_app(
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
-        html = files("sentimodal.interfaces.server").joinpath("page.html").read_text("utf-8")
-        return HTMLResponse(html, headers={"cache-control": "no-store"})
+        return HTMLResponse(page_html, headers={"cache-control": "no-store"})
 
     return app
+
+
+def _page_csp(html: str) -> bytes:
+    """The try-it page's Content-Security-Policy: its own inline script and style (by hash)
+    and nothing else, fetches to this server only, image previews as data: URLs."""
+
+    def hashes(tag: str) -> str:
+        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.S)
+        digests = (base64.b64encode(hashlib.sha256(b.encode()).digest()).decode() for b in blocks)
+        return " ".join(f"'sha256-{d}'" for d in digests) or "'none'"
+
+    return (
+        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+        "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    ).encode()
 
 
 def _ready_model(state: ServerState) -> ServedModel:

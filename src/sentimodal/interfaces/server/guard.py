@@ -1,8 +1,9 @@
-"""The middleware in front of every request: a request id, the body size bound, and one JSON
-access-log line per request."""
+"""The middleware in front of every request: a request id, the ``Host`` check, the body's size
+and time bounds, security headers on every answer, and one JSON access-log line per request."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -13,23 +14,50 @@ from collections.abc import Callable
 from typing import Any
 
 from sentimodal.interfaces.server.errors import error_response
+from sentimodal.interfaces.server.hosts import HostCheck
 
 access_log = logging.getLogger("sentimodal.server.access")
 #: an oversized body is read and dropped up to this many times the bound (see Guard)
 _DRAIN_FACTOR = 4
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+#: every answer: no MIME sniffing, no framing (clickjacking); JSON loads nothing
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+]
+_CSP_NONE = b"default-src 'none'; frame-ancestors 'none'"
+#: FastAPI's /docs and /redoc pages load their scripts and styles from jsDelivr
+_CSP_DOCS = (
+    b"default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
+    b"style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    b"font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
+    b"https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
+)
+_DOCS_PATHS = ("/docs", "/redoc")
 
 
 class Guard:
-    """Pure ASGI middleware: request id, body size bound, one JSON access-log line per request.
+    """Pure ASGI middleware: request id, Host check, body bounds, security headers, one JSON
+    access-log line per request.
 
-    The body is read here up to ``max_bytes`` (a larger declared or streamed body is refused
-    with 413 before the app sees any of it), then replayed to the app.
+    The body is read here up to ``max_bytes`` within ``body_timeout_s`` (a larger declared or
+    streamed body is refused with 413, a slower one with 408, before the app sees any of it),
+    then replayed to the app. ``page_csp`` is the Content-Security-Policy of the page at /.
     """
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: Any,
+        max_bytes: int,
+        body_timeout_s: float,
+        hosts: HostCheck,
+        page_csp: bytes,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.body_timeout_s = body_timeout_s
+        self.hosts = hosts
+        self.page_csp = page_csp
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -42,17 +70,48 @@ class Guard:
         note: dict[str, Any] = {"batch_size": None}
         scope["sentimodal"] = note
         status = 500
+        path = scope.get("path", "")
+        if path == "/":
+            csp = self.page_csp
+        elif path.startswith(_DOCS_PATHS):
+            csp = _CSP_DOCS
+        else:
+            csp = _CSP_NONE
 
         async def send_logged(message: dict) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                    *_SECURITY_HEADERS,
+                    (b"content-security-policy", csp),
+                ]
             await send(message)
 
         try:
-            body = await self._read_body(headers, receive)
+            host = headers.get(b"host", b"").decode("latin-1")
+            if not self.hosts.allows(host):
+                response = error_response(
+                    400,
+                    "host_not_allowed",
+                    "this server does not answer requests for that Host (see allowed_hosts)",
+                )
+                await response(scope, receive, send_logged)
+                return
+            try:
+                async with asyncio.timeout(self.body_timeout_s):
+                    body = await self._read_body(headers, receive)
+            except TimeoutError:
+                response = error_response(
+                    408,
+                    "body_timeout",
+                    f"the request body did not arrive within {self.body_timeout_s:g} s",
+                    headers={"connection": "close"},
+                )
+                await response(scope, receive, send_logged)
+                return
             if body is None:
                 response = error_response(
                     413,

@@ -176,15 +176,17 @@ def _torch_info(model: SentimentModel, directory: Path) -> dict[str, Any]:
 
 
 def _merge(batch: list[LoadedPosts]) -> LoadedPosts:
-    """Several requests' loaded posts as one (row positions are unique across requests)."""
+    """Several requests' loaded posts as one (row positions are unique across requests),
+    with every request's errors and warnings."""
     rows = [row for loaded in batch for row in loaded.rows]
     errors = {p: reason for loaded in batch for p, reason in loaded.errors.items()}
+    warnings = {p: reason for loaded in batch for p, reason in loaded.warnings.items()}
     parts = [loaded.images for loaded in batch if loaded.images is not None]
     if not parts:
-        return LoadedPosts(rows, None, errors)
+        return LoadedPosts(rows, None, errors, warnings)
     pixels = [part.pixels for part in parts if part.pixels is not None]
     images = LoadedImages(
         np.concatenate([part.positions for part in parts]).astype(np.int64),
         torch.cat(pixels) if pixels else None,
     )
-    return LoadedPosts(rows, images, errors)
+    return LoadedPosts(rows, images, errors, warnings)

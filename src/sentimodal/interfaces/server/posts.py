@@ -1,34 +1,58 @@
-"""A request's posts as the model reads them: the JSON or multipart body parsed and checked,
-free labels turned into a label space, and each post's image decoded under the pixel bound."""
+"""A request's posts as the model reads them: the JSON or multipart body parsed and checked
+(its nesting before parsing), the texts' cost bounded in tokens, free labels turned into a
+label space, and each post's image decoded under the pixel bound."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from sentimodal.errors import UserInputError
+from sentimodal.features.text_encoders.tokens import tokenize
 from sentimodal.interfaces.server.errors import ApiError, first_error
 from sentimodal.interfaces.server.model import ImageRejected, ServedModel, decode_upload
 from sentimodal.interfaces.server.schema import PostIn
 from sentimodal.interfaces.server.settings import ServerSettings
 
+#: a JSON string (escapes included), whose brackets do not nest anything
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
+_OPEN = np.zeros(256, dtype=np.int8)
+_OPEN[[ord("["), ord("{")]] = 1
+_OPEN[[ord("]"), ord("}")]] = -1
 
-async def json_body(request: Request) -> Any:
-    """The body as JSON data (415 unless it says it is JSON, 400 when it is not)."""
+
+def json_depth(body: bytes) -> int:
+    """How deep the brackets of a JSON text nest, by a linear scan (no parsing, no
+    recursion), so that a body nested 10^5 deep is refused before a parser recurses into it."""
+    steps = _OPEN[np.frombuffer(_JSON_STRING.sub(b"", body), dtype=np.uint8)]
+    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
+
+
+async def json_body(request: Request, max_depth: int) -> Any:
+    """The body as JSON data (415 unless it says it is JSON, 400 when it is not or nests
+    deeper than ``max_depth``)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/json":
         raise ApiError(415, "unsupported_media_type", "send application/json")
+    body = await request.body()
+    depth = await run_in_threadpool(json_depth, body)
+    if depth > max_depth:
+        raise ApiError(
+            400, "malformed_json", f"the JSON nests {depth} deep, more than the {max_depth} allowed"
+        )
     try:
-        return json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as exc:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, "malformed_json", f"the body is not JSON: {exc}") from None
 
 
@@ -44,7 +68,7 @@ async def read_post(request: Request, settings: ServerSettings) -> PostIn:
     """One post from a JSON body or a form (an uploaded image becomes its base64 bytes)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
-        return parse_json(await json_body(request), PostIn)
+        return parse_json(await json_body(request, settings.max_json_depth), PostIn)
     if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
         raise ApiError(
             415, "unsupported_media_type", "send application/json or multipart/form-data"
@@ -87,18 +111,44 @@ async def labels_key(
         raise ApiError(422, "unknown_labels", str(exc)) from None
 
 
+async def check_text_cost(posts: Sequence[PostIn], settings: ServerSettings) -> None:
+    """Refuse (413) a request whose texts would cost the encoders too much, before any
+    work: each text in characters and in tokens (what encoders pay for: an emoji is one
+    character and one token, but VADER's cost grows with the square of the tokens), and the
+    tokens of the whole request."""
+    texts = [post.text or "" for post in posts]
+    for text in texts:
+        if len(text) > settings.max_text_chars:
+            raise ApiError(
+                413,
+                "text_too_long",
+                f"the text has {len(text):,} characters, more than the "
+                f"{settings.max_text_chars:,} allowed",
+            )
+    counts = await run_in_threadpool(lambda: [len(tokenize(text)) for text in texts])
+    for count in counts:
+        if count > settings.max_text_tokens:
+            raise ApiError(
+                413,
+                "text_too_long",
+                f"the text has {count:,} tokens, more than the {settings.max_text_tokens:,} "
+                f"allowed",
+            )
+    if sum(counts) > settings.max_request_tokens:
+        raise ApiError(
+            413,
+            "too_many_tokens",
+            f"the texts have {sum(counts):,} tokens in all, more than the "
+            f"{settings.max_request_tokens:,} allowed in one request",
+        )
+
+
 async def loaded_row(
     model: ServedModel, positions: Iterator[int], post: PostIn, settings: ServerSettings
 ) -> dict[str, Any]:
-    """One post as a loaded row (image decoded under the pixel bound, in a worker thread)."""
+    """One post as a loaded row (image decoded under the pixel bound, in a worker thread);
+    its text was checked by :func:`check_text_cost`."""
     text = post.text or ""
-    if len(text) > settings.max_text_chars:
-        raise ApiError(
-            413,
-            "text_too_long",
-            f"the text has {len(text):,} characters, more than the {settings.max_text_chars:,} "
-            f"allowed",
-        )
     image: Any = ""
     if post.image_base64 and post.image_url:
         raise ApiError(422, "invalid_request", "give image_base64 or image_url, not both")

@@ -52,11 +52,12 @@ class ErrorOut(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text}
     for status, text in (
-        (400, "Malformed request body"),
-        (413, "Over a size limit (body, image pixels, text, batch)"),
+        (400, "Malformed request body, JSON nested too deep, or a Host not served"),
+        (408, "The body did not arrive in time"),
+        (413, "Over a size limit (body, image pixels, text characters or tokens, batch)"),
         (415, "Unsupported content type"),
         (422, "Invalid post"),
-        (503, "Not ready, or the queue is full"),
+        (503, "Not ready, the queue is full, or too many connections"),
         (504, "Timed out"),
     )
 }

@@ -16,6 +16,13 @@ class ServerSettings(Config):
     max_image_pixels: int = Field(24_000_000, ge=1)
     #: characters of one post's text, 413 beyond
     max_text_chars: int = Field(10_000, ge=1)
+    #: tokens of one post's text (the project's tokenizer: a word, a symbol or an emoji
+    #: each), 413 beyond: what a text costs the encoders grows with tokens, not characters
+    max_text_tokens: int = Field(512, ge=1)
+    #: tokens of all the texts of one request (a batch), 413 beyond
+    max_request_tokens: int = Field(8192, ge=1)
+    #: nesting of a JSON body (brackets), 400 beyond, checked before parsing
+    max_json_depth: int = Field(16, ge=2)
     #: posts in one /v1/predict/batch request, 413 beyond
     max_batch_posts: int = Field(64, ge=1)
     #: free labels in one request (embedding heads)
@@ -32,3 +39,16 @@ class ServerSettings(Config):
     allow_image_urls: bool = False
     #: seconds uvicorn waits for in-flight requests on shutdown
     graceful_shutdown_s: float = Field(15.0, ge=0)
+    #: open connections; more are closed on arrival. ``serve`` also keeps it below the
+    #: process's file limit (RLIMIT_NOFILE) less a reserve for the model's own files
+    max_connections: int = Field(512, ge=1)
+    #: connections the kernel queues before the server accepts them
+    backlog: int = Field(128, ge=1)
+    #: seconds a connection has to send a request's headers (from connecting, or from the
+    #: previous answer); then it is closed (slow-header clients)
+    header_timeout_s: float = Field(10.0, gt=0)
+    #: seconds a request has to send its whole body, 408 beyond (slow-body clients)
+    body_timeout_s: float = Field(30.0, gt=0)
+    #: ``Host`` names accepted besides localhost, 127.0.0.1, ::1 and the bound address (a
+    #: foreign name is a DNS-rebinding page reaching a local server): ``["*"]`` accepts any
+    allowed_hosts: list[str] = Field(default_factory=list)
