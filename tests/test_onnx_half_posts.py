@@ -110,3 +110,31 @@ def test_onnx_labels_half_posts_as_torch_does(
             None,
             "no image" if "image" in kind else "empty text",
         }
+
+
+@pytest.mark.parametrize("pair", ["late"], indirect=True)
+def test_predict_and_serve_label_half_posts_on_onnx(
+    pair: tuple[str, Path, Path], posts: pd.DataFrame
+) -> None:
+    """The CLI's one-post predict and the server: an image alone, a text alone."""
+    import httpx
+
+    from hardening import invoke
+    from sentimodal.interfaces.server import ServerSettings
+    from server_fixtures import ThreadServer
+
+    _, _, exported = pair
+    image = posts.iloc[60]["image"]
+    for args, read in ((["--image", image], "image"), (["--text", "a lovely day"], "text")):
+        result = invoke("predict", exported, "--runtime", "onnx", *args)
+        assert result.exit_code == 0, result.output
+        rows = [line.strip() for line in result.output.splitlines() if line.startswith("│")]
+        assert len(rows) == 1 and rows[0].endswith(f" {read} │"), result.output  # "read" column
+    with ThreadServer(exported, ServerSettings(), runtime="onnx") as running:
+        files = {"image": ("p.jpg", Path(image).read_bytes(), "image/jpeg")}
+        answer = httpx.post(f"{running.base}/v1/predict", files=files)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["modalities"] == "image"
+        answer = httpx.post(f"{running.base}/v1/predict", json={"text": "a lovely day"})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["modalities"] == "text"
