@@ -1,12 +1,14 @@
-"""Fuzzing the readers and the config loaders: arbitrary bytes and structures give posts,
-rejects or the tool's one-line user errors, never another exception, in bounded time and
-memory."""
+"""Fuzzing the readers, the config loaders and ONNX export folders: arbitrary bytes and
+structures give posts, rejects or the tool's one-line user errors, never another exception,
+in bounded time and memory."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import tempfile
+import time
 import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -56,12 +59,12 @@ JSON_VALUES = st.recursive(
 
 
 @contextmanager
-def bounded_memory() -> Iterator[None]:
+def bounded_memory(limit: int = MEMORY_LIMIT) -> Iterator[None]:
     tracemalloc.start()
     try:
         yield
         _, peak = tracemalloc.get_traced_memory()
-        assert peak < MEMORY_LIMIT, f"peak {peak / 2**20:.0f} MB"
+        assert peak < limit, f"peak {peak / 2**20:.0f} MB"
     finally:
         tracemalloc.stop()
 
@@ -272,3 +275,133 @@ def test_yaml_alias_bombs_of_any_shape(depth: int, width: int) -> None:
             load_data(path)
         except UserInputError as exc:
             assert "aliases" in str(exc)
+
+
+@pytest.fixture(scope="module")
+def onnx_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small export with every kind of file: graph, manifest, tokenizer (one-layer MiniLM
+    ids late-fused with the pixel CNN)."""
+    from sentimodal import SentimentModel
+    from sentimodal.export.onnx import export_onnx
+    from server_fixtures import sample_posts
+
+    root = tmp_path_factory.mktemp("onnx")
+    model = SentimentModel(
+        model="late", image_encoder="pixels32", image_encoder_config={"flatten": False},
+        model_options={"text": {"num_layers": 1}}, feature_workers=0, train={"epochs": 1},
+    )  # fmt: skip
+    model.fit(sample_posts(40), work_dir=root / "w", progress=False)
+    return export_onnx(model.save(root / "model"), root / "export")
+
+
+ONNX_FILES = ["onnx.json", "model.onnx", "tokenizer/vocab.txt", "tokenizer/tokenizer.json"]
+ONNX_FUZZ = settings(FUZZ, max_examples=40, deadline=20000)
+
+
+def onnx_memory(export: Path) -> int:
+    """What loading an export may allocate in Python objects: the graph's bytes, read once
+    (the pieces and their join), beside the readers' own bound."""
+    return 2 * (export / "model.onnx").stat().st_size + MEMORY_LIMIT
+
+
+def _linked_copy(export: Path, folder: Path) -> Path:
+    """The export as hard links (the big graph is not copied per example); a file to change
+    is unlinked first, so the original stays intact."""
+    out = folder / "export"
+    for path in export.rglob("*"):
+        target = out / path.relative_to(export)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, target)
+    return out
+
+
+def _redigest(folder: Path, name: str) -> None:
+    import hashlib
+    import json
+
+    manifest = json.loads((folder / "onnx.json").read_text())
+    if (folder / name).is_file() and isinstance(manifest.get("files"), dict):
+        manifest["files"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    (folder / "onnx.json").unlink()
+    (folder / "onnx.json").write_text(json.dumps(manifest))
+
+
+def only_onnx_errors(folder: Path) -> None:
+    """Loading gives a model whose posts are predictions, or one UserInputError line."""
+    from sentimodal.inference.onnx_runtime import OnnxModel
+    from sentimodal.inference.posts import post_rows, predict_rows
+    from sentimodal.sample import sample_path
+
+    started = time.perf_counter()
+    try:
+        model = OnnxModel.load(folder)
+    except UserInputError as exc:
+        assert "\n" not in str(exc).strip()
+        return
+    image = str(next((sample_path() / "data").glob("*.jpg")))
+    rows = post_rows([{"text": "a lovely day", "image": image}, {"text": "sad"}, {"image": image}])
+    for prediction in predict_rows(model.work, rows):
+        assert prediction.error is None or "\n" not in prediction.error
+    assert time.perf_counter() - started < 15
+
+
+@ONNX_FUZZ
+@given(
+    target=st.sampled_from(ONNX_FILES),
+    how=st.sampled_from(["truncate", "overwrite", "random", "delete"]),
+    at=st.floats(min_value=0, max_value=1),
+    noise=NOISY_BYTES,
+    crafted=st.booleans(),
+)
+def test_onnx_export_files_mutated(
+    onnx_export: Path, target: str, how: str, at: float, noise: bytes, crafted: bool
+) -> None:
+    """Any file of an export cut, overwritten in place, replaced or deleted; ``crafted``: its
+    digest in the manifest made to match, so the parsers behind the digest check are fuzzed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = _linked_copy(onnx_export, Path(tmp))
+        path = folder / target
+        data = path.read_bytes()
+        path.unlink()
+        cut = int(len(data) * at)
+        if how == "truncate":
+            path.write_bytes(data[:cut])
+        elif how == "overwrite":
+            path.write_bytes(data[:cut] + noise + data[cut + len(noise) :])
+        elif how == "random":
+            path.write_bytes(noise)
+        if crafted and target != "onnx.json":
+            _redigest(folder, target)
+        with bounded_memory(onnx_memory(onnx_export)):
+            only_onnx_errors(folder)
+
+
+MANIFEST_PATHS = st.sampled_from(
+    [("labels",), ("inputs",), ("format_version",), ("files",), ("image_encoder",),
+     ("image_encoder", "shape"), ("image_encoder", "name"), ("image_encoder", "config"),
+     ("text_encoder",), ("text_encoder", "config"), ("text_encoder", "config", "max_len"),
+     ("text_encoder", "config", "normalize"), ("text_encoder", "in_graph"),
+     ("text_encoder", "name"), ("files", "model.onnx"), ("head",), ("metrics",)]
+)  # fmt: skip
+
+
+@ONNX_FUZZ
+@given(where=MANIFEST_PATHS, value=JSON_VALUES)
+def test_onnx_manifest_structures(onnx_export: Path, where: tuple[str, ...], value: object):
+    """Any field of the manifest, at any depth, replaced by any JSON value."""
+    import json
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = _linked_copy(onnx_export, Path(tmp))
+        manifest = json.loads((folder / "onnx.json").read_text())
+        node = manifest
+        for key in where[:-1]:
+            node = node[key]
+        node[where[-1]] = value
+        (folder / "onnx.json").unlink()
+        (folder / "onnx.json").write_text(json.dumps(manifest))
+        with bounded_memory(onnx_memory(onnx_export)):
+            only_onnx_errors(folder)

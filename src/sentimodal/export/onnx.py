@@ -6,12 +6,21 @@ output is the scores ``predict`` reports: probabilities, or cosines for embeddin
 Beside it go ``onnx.json`` (labels, inputs, how to preprocess), the model directory's config
 and metrics (for ``/v1/model``), and, for ``minilm_tokens`` models, MiniLM's tokenizer files,
 so that :mod:`sentimodal.inference.onnx_runtime` needs neither the training code nor the
-packages that ship pretrained weights.
+packages that ship pretrained weights. The manifest holds each file's SHA-256, checked before
+the runtime parses anything.
+
+Posts that lack a modality: a fusion's graph has one boolean input per modality,
+``<modality>_present`` (which rows have it), rather than one graph per modality set. The masks
+are exactly what the torch networks read (``present`` in :mod:`sentimodal.models.base`), so the
+graph is the same network doing the same fallback (late fusion weighs the branch a post lacks
+by zero, early fusions read the train mean for it, cross-attention shuts its gate), one file,
+one session, and a batch mixing full and half posts runs in one call. The missing modality's
+input is zeros (padding ids, zero pixels) whose features the graph replaces by zeros after
+standardisation, as :func:`~sentimodal.features.model_inputs.model_inputs` does for torch.
 """
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -25,28 +34,31 @@ from sentimodal import __version__
 from sentimodal.errors import UserInputError
 from sentimodal.features import resources
 from sentimodal.features.batch_work import is_token_encoder
-from sentimodal.files import write_json_atomic
-from sentimodal.inference.onnx_runtime import GRAPH_FILE, MANIFEST_FILE, ONNX_FORMAT, TOKENIZER_DIR
+from sentimodal.features.model_inputs import PRESENT
+from sentimodal.files import write_atomic, write_json_atomic
+from sentimodal.inference.onnx_folder import (
+    GRAPH_FILE,
+    GRAPH_TEXT_ENCODERS,
+    MANIFEST_FILE,
+    ONNX_FORMAT,
+    ONNX_FORMAT_VERSION,
+    TOKENIZER_DIR,
+    TOKENIZER_FILES,
+    graph_inputs,
+    sha256,
+)
 from sentimodal.training import model_dir
 from sentimodal.training.estimator import SentimentModel
 
-ONNX_FORMAT_VERSION = 1
-_TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-)
-#: text encoders whose work is in the graph or in files copied beside it
-GRAPH_TEXT_ENCODERS = ("minilm_tokens",)
-
 
 class _ScoreGraph(nn.Module):
-    """(pixels?, text?) -> scores: image network, standardisation, model, head."""
+    """(pixels?, text?, presence masks of a fusion) -> scores: image network,
+    standardisation, model, head."""
 
     def __init__(self, model: SentimentModel, inputs: list[str]) -> None:
         super().__init__()
         self.inputs = inputs
+        self.names = graph_inputs(inputs)
         self.net = model.network_
         self.image = model.image_encoder_.module() if "image" in inputs else None
         stats = getattr(model.scaler_, "stats_", {})
@@ -63,12 +75,21 @@ class _ScoreGraph(nn.Module):
         return (values - mean) / std
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        given = dict(zip(self.names, tensors, strict=True))
         batch: dict[str, torch.Tensor] = {}
-        for name, value in zip(self.inputs, tensors, strict=True):
+        for name in self.inputs:
+            value = given[name]
             if name == "image":
                 assert self.image is not None
                 value = self.image(value).float()
-            batch[name] = self._scaled(name, value)
+            value = self._scaled(name, value)
+            mask = given.get(name + PRESENT)
+            if mask is not None:
+                batch[name + PRESENT] = mask
+                if value.is_floating_point():  # a missing modality reads the train mean
+                    keep = mask.reshape(-1, *([1] * (value.dim() - 1)))
+                    value = torch.where(keep, value, torch.zeros_like(value))
+            batch[name] = value
         return self.net.scores(batch)
 
 
@@ -132,6 +153,10 @@ def export_onnx(
         dynamic["text"] = (
             {0: "batch", 1: "tokens"} if tensor.dim() == 2 and _ids(tensor) else {0: "batch"}
         )
+    for name in graph_inputs(inputs)[len(inputs) :]:
+        # traced with one post lacking it, so the fallback's ops are in the graph
+        examples.append(torch.tensor([True, False]))
+        dynamic[name] = {0: "batch"}
     out.mkdir(parents=True, exist_ok=True)
     step("tracing the model into an ONNX graph")
     with torch.inference_mode():
@@ -143,7 +168,7 @@ def export_onnx(
             graph,
             tuple(examples),
             str(out / GRAPH_FILE),
-            input_names=inputs,
+            input_names=graph_inputs(inputs),
             output_names=["scores"],
             dynamic_axes={**dynamic, "scores": {0: "batch"}},
             opset_version=opset,
@@ -152,13 +177,16 @@ def export_onnx(
     if int8:
         step("quantising the matrix products to int8")
         _quantize(out / GRAPH_FILE)
+    files = {GRAPH_FILE: sha256((out / GRAPH_FILE).read_bytes())}
     if text_entry is not None and text_entry["name"] == "minilm_tokens":
         tokenizer = out / TOKENIZER_DIR
         tokenizer.mkdir(exist_ok=True)
-        for name in _TOKENIZER_FILES:
+        for name in TOKENIZER_FILES:
             source = resources.minilm_path() / name
             if source.is_file():
-                shutil.copyfile(source, tokenizer / name)
+                data = source.read_bytes()
+                write_atomic(tokenizer / name, data)
+                files[f"{TOKENIZER_DIR}/{name}"] = sha256(data)
     config = model_dir.read_json(directory / model_dir.CONFIG_FILE)
     write_json_atomic(
         out / MANIFEST_FILE,
@@ -177,6 +205,7 @@ def export_onnx(
             "trained_with": config.get("sentimodal_version"),
             "example_scores": reference.tolist(),
             "quantization": "int8 dynamic (MatMul)" if int8 else None,
+            "files": files,
         },
     )
     return out

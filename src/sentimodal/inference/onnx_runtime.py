@@ -5,12 +5,18 @@ images are decoded and transformed by the encoder's own ``read`` (its pixels, no
 weights: the encoder is built without them), token ids come from the tokenizer files copied
 into the export, and the graph does the rest. No training code is imported, and no package
 that ships pretrained weights is needed.
+
+A fusion's graph is told which posts have each modality (``<modality>_present``, the masks
+the torch networks read), so a post with only a text or only an image is labelled from what
+it has, as on the torch path. The folder is checked by :mod:`sentimodal.inference.onnx_folder`
+before anything is built from it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +30,9 @@ from sentimodal.features.image_encoders.weights import RANDOM
 from sentimodal.features.text_encoders import saved_text_encoder
 from sentimodal.features.text_encoders.minilm_tokens import wordpiece_ids
 from sentimodal.features.text_normalize import normalize_texts
-from sentimodal.files import read_tagged_json
+from sentimodal.inference import onnx_folder
+from sentimodal.inference.onnx_folder import GRAPH_FILE, MANIFEST_FILE, MAX_GRAPH_BYTES
 from sentimodal.inference.posts import PostBatchWork
-
-GRAPH_FILE = "model.onnx"
-MANIFEST_FILE = "onnx.json"
-TOKENIZER_DIR = "tokenizer"
-ONNX_FORMAT = "sentimodal-onnx"
 
 
 class _Pixels(ImageEncoder):
@@ -58,6 +60,17 @@ class _Pixels(ImageEncoder):
     def module(self) -> torch.nn.Module:
         return torch.nn.Identity()
 
+    def check_shape(self, where: Path) -> None:
+        """The encoder's transform gives the pixels the graph reads (else every post fails)."""
+        from PIL import Image
+
+        given = tuple(self.transform(Image.new("RGB", (64, 48))).shape)
+        if given != self.shape:
+            raise UserInputError(
+                f"{where}: the {self.name} encoder gives pixels of shape {list(given)}, the "
+                f"graph reads {list(self.shape)}"
+            )
+
     def encode(self, batch: torch.Tensor) -> np.ndarray:
         return batch.numpy()
 
@@ -69,16 +82,24 @@ class _Tokens:
 
     dtype = "int64"
 
-    def __init__(self, folder: Path, config: Mapping[str, Any]) -> None:
+    def __init__(self, files: Mapping[str, bytes], config: Mapping[str, Any], where: Path) -> None:
         import transformers
 
         self.name = "minilm_tokens"
         self.max_len = int(config["max_len"])
         self.normalize = str(config["normalize"])
         self.shape = (self.max_len,)
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(
-            str(folder), local_files_only=True
-        )
+        # the checked bytes, not the folder: what is parsed is what was checked
+        with tempfile.TemporaryDirectory() as folder:
+            for name, data in files.items():
+                Path(folder, name).write_bytes(data)
+            try:
+                self.tokenizer = transformers.AutoTokenizer.from_pretrained(
+                    folder, local_files_only=True
+                )
+            except Exception as exc:  # tokenizers' and transformers' errors share no base
+                message = " ".join(str(exc).split())[:200]
+                raise UserInputError(f"{where}: unreadable tokenizer ({message})") from None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return wordpiece_ids(self.tokenizer, normalize_texts(texts, self.normalize), self.max_len)
@@ -95,46 +116,54 @@ class OnnxModel:
     """An ONNX export loaded for prediction: ``work`` (posts -> scores), ``classes``, ``info``."""
 
     def __init__(self, directory: Path, manifest: dict[str, Any]) -> None:
+        """``manifest``: checked by :func:`onnx_folder.read_manifest` (``load`` does it)."""
         self.directory = directory
         self.manifest = manifest
         self.classes: list[str] = list(manifest["labels"])
         self.inputs: list[str] = list(manifest["inputs"])
+        self.graph_inputs = onnx_folder.graph_inputs(self.inputs)
         self._session: Any = None
         self._pid = -1
+        where = directory / MANIFEST_FILE
         image = text = None
-        if manifest.get("image_encoder"):
+        if manifest["image_encoder"] is not None:
             entry = manifest["image_encoder"]
             config = dict(entry["config"])
             if "weights" in config:
                 config["weights"] = RANDOM  # the weights are in the graph
-            image = _Pixels(get_image_encoder(entry["name"], **config), entry["shape"])
-        if manifest.get("text_encoder"):
+            built = _built(lambda: get_image_encoder(entry["name"], **config), entry, where)
+            image = _Pixels(built, entry["shape"])
+            image.check_shape(where)
+        if manifest["text_encoder"] is not None:
             entry = manifest["text_encoder"]
+            encoder = _built(
+                lambda: saved_text_encoder(entry["name"], entry["config"]), entry, where
+            )
             if entry["in_graph"]:
-                tokens = saved_text_encoder(entry["name"], entry["config"])
-                text = _Tokens(directory / TOKENIZER_DIR, tokens.config)
+                files = onnx_folder.tokenizer_files(directory, manifest)
+                text = _Tokens(files, encoder.config, directory / onnx_folder.TOKENIZER_DIR)
             else:
-                text = saved_text_encoder(entry["name"], entry["config"])
+                text = encoder
         self.work = PostBatchWork(
             image_encoder=image,
             text_encoder=text,  # type: ignore[arg-type]
             scaler=_Unscaled(),
             score=self.scores,
             classes=self.classes,
-            fallback=False,  # the graph reads every modality of every post
         )
+        vectors = text is not None and np.dtype(text.dtype).kind == "f"
+        text_form = (
+            (str(np.dtype(text.dtype)), int(np.prod(text.shape)) if vectors else None)
+            if text is not None
+            else ("", None)
+        )
+        onnx_folder.check_session(self.session(), manifest, text_form, directory / GRAPH_FILE)
 
     @classmethod
     def load(cls, directory: str | Path) -> OnnxModel:
+        """The export in ``directory``, every file checked (see :mod:`onnx_folder`)."""
         directory = Path(directory)
-        manifest_file = directory / MANIFEST_FILE
-        if not manifest_file.is_file() or not (directory / GRAPH_FILE).is_file():
-            raise UserInputError(
-                f"{directory} is not an ONNX export (no {MANIFEST_FILE} / {GRAPH_FILE}): "
-                f"make one with `sentimodal export MODEL_DIR --format onnx --out DIR`"
-            )
-        manifest = read_tagged_json(manifest_file, ONNX_FORMAT, "ONNX export manifest")
-        return cls(directory, manifest)
+        return cls(directory, onnx_folder.read_manifest(directory))
 
     def session(self) -> Any:
         """The onnxruntime session of this process (made after a fork, never inherited), on
@@ -145,9 +174,19 @@ class OnnxModel:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = max(1, torch.get_num_threads())
             options.inter_op_num_threads = 1
-            self._session = onnxruntime.InferenceSession(
-                str(self.directory / GRAPH_FILE), options, providers=["CPUExecutionProvider"]
+            graph = onnx_folder.read_checked(
+                self.directory, self.manifest, GRAPH_FILE, MAX_GRAPH_BYTES
             )
+            try:
+                # from the checked bytes: no path, so no external data file is ever opened
+                self._session = onnxruntime.InferenceSession(
+                    graph, options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as exc:  # onnxruntime's errors share no base below Exception
+                message = " ".join(str(exc).split())[:200]
+                raise UserInputError(
+                    f"{self.directory / GRAPH_FILE}: not a loadable ONNX graph ({message})"
+                ) from None
             self._pid = os.getpid()
         return self._session
 
@@ -158,6 +197,10 @@ class OnnxModel:
             if name == "text" and values.dtype.kind in "iu":
                 values = _trim(values)
             feeds[name] = np.ascontiguousarray(values)
+        rows = len(feeds[self.inputs[0]])
+        for name in self.graph_inputs[len(self.inputs) :]:
+            # absent: every post of the batch has that modality
+            feeds[name] = np.ascontiguousarray(data.get(name, np.ones(rows, dtype=bool)))
         return self.session().run(["scores"], feeds)[0]
 
     def info(self) -> dict[str, Any]:
@@ -177,6 +220,17 @@ class OnnxModel:
             },
             "runtime": "onnx",
         }
+
+
+def _built(build: Callable[[], Any], entry: Mapping[str, Any], where: Path) -> Any:
+    """An encoder from its manifest entry; settings it cannot take are the folder's fault."""
+    try:
+        return build()
+    except (TypeError, ValueError) as exc:
+        message = " ".join(str(exc).split())[:200]
+        raise UserInputError(
+            f"{where}: bad {entry['name']!r} encoder settings ({message})"
+        ) from None
 
 
 def _trim(ids: np.ndarray) -> np.ndarray:

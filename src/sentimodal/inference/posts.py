@@ -98,7 +98,6 @@ class PostBatchWork:
         score: ScoreFn,
         classes: Sequence[str],
         fetch: FetchPolicy | None = None,
-        fallback: bool = True,
         scores_are: str = "class probabilities",
     ) -> None:
         self.image_work = (
@@ -107,9 +106,6 @@ class PostBatchWork:
         self.text_work = TextBatchWork(text_encoder) if text_encoder is not None else None
         self.scaler = scaler
         self.score = score
-        #: a fusion reads a post that lacks one modality by the other (False: such a post is
-        #: an error, for scorers that cannot be told what is missing, e.g. an ONNX graph)
-        self.fallback = fallback
         #: what the scores are, for people reading them (they need not sum to 1)
         self.scores_are = scores_are
         self.classes = list(classes)
@@ -157,7 +153,7 @@ class PostBatchWork:
         """Decode the images. A post without what the model reads is an error; a fusion reads
         a post that has one of its modalities (an unreadable image then becomes a warning)."""
         needed = self.modalities
-        fusion = len(needed) > 1 and self.fallback
+        fusion = len(needed) > 1  # the scorer reads the <modality>_present masks
         errors: dict[int, str] = {}
         warnings: dict[int, str] = {}
         for row in rows:

@@ -25,6 +25,7 @@ from safetensors import SafetensorError, safe_open
 from sentimodal import __version__
 from sentimodal.errors import UserInputError
 from sentimodal.files import read_regular, write_atomic, write_json_atomic
+from sentimodal.inference.labels import check_labels
 
 if TYPE_CHECKING:  # torch loads when a model is saved or loaded, not when this is imported
     import torch
@@ -169,18 +170,6 @@ def read_config(directory: str | Path) -> dict[str, Any]:
         if not isinstance(entry.get("name"), str) or not isinstance(entry.get("config"), dict):
             raise UserInputError(f"{where}: the {kind} encoder needs a name and a config")
     return config
-
-
-def check_labels(labels: Any, where: Path) -> list[str]:
-    """A model's labels: at least two, distinct, non-empty strings."""
-    if not isinstance(labels, list) or not all(isinstance(x, str) and x.strip() for x in labels):
-        raise UserInputError(f"{where}: labels must be a list of non-empty strings")
-    if len(labels) < 2:
-        raise UserInputError(f"{where}: a model needs at least two labels, got {len(labels)}")
-    if len(set(labels)) != len(labels):
-        duplicate = next(x for x in labels if labels.count(x) > 1)
-        raise UserInputError(f"{where}: the label {duplicate!r} is listed twice")
-    return labels
 
 
 def read_labels(directory: Path, labels: list[str]) -> dict[str, Any] | None:

@@ -29,10 +29,16 @@ class TransformerTokensEncoder(TextEncoder):
     #: names the id scheme in ``identity`` (with the vocabulary file's digest)
     ids_name: ClassVar[str]
     vocabulary_file: ClassVar[str] = "vocab.txt"
+    #: the bundled transformers' position embeddings: no text can be read past them, and a
+    #: saved config claiming 10^7 would cost 80 MB of ids per text
+    max_tokens: ClassVar[int] = 512
 
     def __init__(self, max_len: int = 128, normalize: str = DEFAULT_TEXT_NORMALIZATION) -> None:
-        if max_len < 3:
-            raise UserInputError(f"{self.name}: max_len must be at least 3, got {max_len}")
+        if type(max_len) is not int or not 3 <= max_len <= self.max_tokens:
+            raise UserInputError(
+                f"{self.name}: max_len must be a whole number from 3 to {self.max_tokens}, "
+                f"got {max_len!r}"
+            )
         self.max_len = max_len
         self.shape = (max_len,)
         self.normalize = check_normalization(normalize)
