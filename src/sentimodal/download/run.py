@@ -191,7 +191,9 @@ class _Run:
             self.fetches += 1
             self.fetched_bytes += len(response.body)
         try:
-            checked = check_image(response.body, url, self.config.resize)
+            checked = check_image(
+                response.body, url, self.config.resize, self.config.pixel_budget()
+            )
         except RecordError as exc:
             reason = str(exc)
             category = reason.split(":", 1)[0].split(" (", 1)[0].strip()

@@ -32,6 +32,7 @@ from sentimodal.interfaces.server.errors import ApiError, error_response, first_
 from sentimodal.interfaces.server.guard import Guard
 from sentimodal.interfaces.server.model import ServedModel
 from sentimodal.interfaces.server.posts import (
+    RequestImages,
     json_body,
     labels_key,
     loaded_row,
@@ -159,7 +160,8 @@ def create_app(
         model = _ready_model(state)
         post = await read_post(request, settings)
         key = await labels_key(model, post.labels, settings)
-        rows = [await loaded_row(model, state.positions, post, settings)]
+        images = RequestImages.start(settings)
+        rows = [await loaded_row(model, state.positions, post, settings, images)]
         (prediction,) = await _submit(request, state, rows, key)
         if prediction.error is not None:
             raise ApiError(422, "unpredictable_post", prediction.error)
@@ -187,8 +189,9 @@ def create_app(
             raise ApiError(422, "invalid_request", "give labels once for the batch, not per post")
         key = await labels_key(model, batch.labels, settings)
         # the posts decode side by side in the thread pool; one bad post fails alone
+        images = RequestImages.start(settings)
         decoded = await asyncio.gather(
-            *(loaded_row(model, state.positions, post, settings) for post in batch.posts),
+            *(loaded_row(model, state.positions, post, settings, images) for post in batch.posts),
             return_exceptions=True,
         )
         rows, failed = [], {}
