@@ -224,6 +224,10 @@ def folder_lock(folder: str | Path) -> Iterator[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
+    key = (os.getpid(), str(folder.resolve()))  # a forked child holds nothing
+    if key in _HELD:  # this process holds it already (a save inside a locked run): releasing
+        yield path  # an inner lockf would release the outer one too
+        return
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
     while True:
         try:
@@ -245,14 +249,20 @@ def folder_lock(folder: str | Path) -> Iterator[Path]:
         if _same_file(path, fd):
             break
         os.close(fd)  # the file was removed by its last holder between our open and lock
+    _HELD.add(key)
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield path
     finally:
+        _HELD.discard(key)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         os.close(fd)
+
+
+#: folders whose lock this process holds (POSIX locks belong to the process, not the fd)
+_HELD: set[tuple[int, str]] = set()
 
 
 def _same_file(path: Path, fd: int) -> bool:
@@ -260,3 +270,27 @@ def _same_file(path: Path, fd: int) -> bool:
         return os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
     except FileNotFoundError:
         return False
+
+
+def claim_folder(folder: str | Path, marker: str, owner: dict[str, Any]) -> None:
+    """Make sure an output ``folder`` is empty or already ``owner``'s: a rerun resumes its own
+    output, but never writes over unrelated data. ``folder/marker`` (JSON) names the owner;
+    an empty folder (its lock file aside) is claimed by writing it."""
+    folder = Path(folder)
+    path = folder / marker
+    if path.is_file():
+        try:
+            found = json.loads(read_regular(path, 1024 * 1024, UserInputError))
+        except ValueError:
+            found = None
+        if found == owner:
+            return
+        raise UserInputError(
+            f"{folder} holds the output of another run ({path.name} differs): choose another "
+            "folder or remove it"
+        )
+    if any(entry.name != LOCK_FILE for entry in folder.iterdir()):
+        raise UserInputError(
+            f"{folder} is not empty and was not written by this command: choose a new folder"
+        )
+    write_json_atomic(path, owner)

@@ -23,11 +23,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sentimodal.analysis.plots import data_uri, figure_to_png
 from sentimodal.config import Config
 from sentimodal.errors import RecordError
+from sentimodal.features.images import load_image
 
 ASSETS_DIR = "report_files"
 THUMBNAIL_SIDE = 128
@@ -77,19 +77,13 @@ def image_thumbnail(image: str | Path | None, side: int = THUMBNAIL_SIDE) -> byt
     path = Path(image)
     if not path.is_file():
         raise RecordError("image not found")
-    try:
-        with Image.open(path) as opened:
-            picture = ImageOps.exif_transpose(opened)
-            picture.thumbnail((side, side))
-            if picture.mode != "RGB":
-                background = Image.new("RGB", picture.size, "white")
-                rgba = picture.convert("RGBA")
-                background.paste(rgba, mask=rgba.getchannel("A"))
-                picture = background
-            buffer = io.BytesIO()
-            picture.save(buffer, format="JPEG", quality=80)
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        raise RecordError(f"image unreadable ({type(exc).__name__})") from exc
+    try:  # the one decode path: pixel budget, reduced-scale decode, upright, RGB
+        picture = load_image(path, draft=side)
+    except RecordError as exc:
+        raise RecordError(f"image unreadable ({exc})") from None
+    picture.thumbnail((side, side))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=80)
     return buffer.getvalue()
 
 

@@ -7,6 +7,7 @@ from pydantic import Field, field_validator
 from sentimodal.config import Config
 from sentimodal.net import MAX_BYTES, FetchPolicy
 from sentimodal.preparation.splits import parse_split
+from sentimodal.sources.pixels import PixelBudget
 
 
 class DownloadConfig(Config):
@@ -37,6 +38,8 @@ class DownloadConfig(Config):
     max_bytes: int = Field(MAX_BYTES, ge=1)
     max_total_bytes: int | None = Field(None, ge=1)
     allow_private_addresses: bool = False
+    #: what each downloaded image may decode to (checked from its header), see PixelBudget
+    max_image_pixels: int = Field(PixelBudget().max_image_pixels, ge=1)
     # what is kept: the original bytes, or a JPEG whose shorter side is at most `resize`
     resize: int | None = Field(None, ge=8, le=8192)
     shard_size: int = Field(1000, ge=1)
@@ -46,6 +49,9 @@ class DownloadConfig(Config):
     def _check_split(cls, value: str | None) -> str | None:
         parse_split(value)  # raises ValueError with the reason
         return value
+
+    def pixel_budget(self) -> PixelBudget:
+        return PixelBudget(max_image_pixels=self.max_image_pixels)
 
     def fetch_policy(self) -> FetchPolicy:
         return FetchPolicy(

@@ -10,6 +10,7 @@ from PIL import Image, UnidentifiedImageError
 
 from sentimodal.errors import RecordError
 from sentimodal.features.images import decode_image
+from sentimodal.sources.pixels import PixelBudget
 
 #: file suffixes of the formats kept as downloaded
 SUFFIXES = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
@@ -24,24 +25,24 @@ class CheckedImage:
     height: int
 
 
-def check_image(data: bytes, where: str, resize: int | None = None) -> CheckedImage:
-    """Bytes that decode to the end (the same rules and reasons as ``load_image``): kept as
-    they came, or with ``resize`` re-encoded as a JPEG whose shorter side is at most that."""
+def check_image(
+    data: bytes, where: str, resize: int | None = None, budget: PixelBudget | None = None
+) -> CheckedImage:
+    """Bytes that decode to the end (the same rules, pixel budget and reasons as
+    ``load_image``): kept as they came, or with ``resize`` re-encoded as a JPEG whose shorter
+    side is at most that."""
     try:
         with Image.open(io.BytesIO(data)) as probe:
-            fmt = probe.format or ""
+            fmt, stored = probe.format or "", probe.size
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        fmt = ""  # decode_image below names the reason
-    # a reduced JPEG decode still reads every byte, so truncation is caught at little cost
-    image = decode_image(data, where, draft=resize or 1)
+        fmt, stored = "", (0, 0)  # decode_image below names the reason
+    # a reduced decode still reads every byte, so truncation is caught at little cost
+    image = decode_image(data, where, draft=resize or 1, budget=budget)
     if resize is None:
         suffix = SUFFIXES.get(fmt)
         if suffix is None:
             raise RecordError(f"unsupported image format {fmt or 'unknown'}: {where}")
-        if fmt in ("JPEG", "MPO"):  # draft decoding shrank it: report the stored size
-            with Image.open(io.BytesIO(data)) as probe:
-                return CheckedImage(data, suffix, *probe.size)
-        return CheckedImage(data, suffix, *image.size)
+        return CheckedImage(data, suffix, *stored)  # the decode was reduced: the stored size
     width, height = image.size
     scale = resize / min(width, height)
     if scale < 1:

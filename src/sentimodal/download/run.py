@@ -29,7 +29,7 @@ from sentimodal.download.inputs import Source, open_source
 from sentimodal.download.limits import HostLimiter
 from sentimodal.download.shards import Outcome, ShardBook, UrlRow, store_file
 from sentimodal.errors import RecordError, UserInputError
-from sentimodal.files import write_json_atomic
+from sentimodal.files import claim_folder, folder_lock, write_json_atomic
 from sentimodal.net import FetchError, FetchPolicy, fetch, parse_url
 from sentimodal.preparation.dataset import (
     PreparedDataset,
@@ -40,6 +40,9 @@ from sentimodal.sources.table import cell_text
 
 STATS_FILE = "stats.json"
 CAP_REACHED = "total byte cap reached"
+#: the marker naming the download an output folder belongs to (a rerun resumes only its own)
+OWNER_FILE = ".sentimodal-download.json"
+OWNER_FORMAT = "sentimodal-download-output"
 
 
 @dataclass
@@ -73,7 +76,16 @@ def download(
         raise UserInputError(f"output {out} exists and is not a folder")
     if data.dataset is not None and out.resolve() == Path(source).resolve():
         raise UserInputError("--out must be a new folder, not the input dataset")
-    out.mkdir(parents=True, exist_ok=True)
+    # one run at a time per folder, and only into an empty folder or this download's own
+    with folder_lock(out):
+        owner = {"format": OWNER_FORMAT, "source": str(Path(source).resolve())}
+        claim_folder(out, OWNER_FILE, owner)
+        return _download_into(data, out, config, progress)
+
+
+def _download_into(
+    data: Source, out: Path, config: DownloadConfig, progress: bool
+) -> DownloadResult:
     rows = data.urls()
     settings = {
         "allow_private_addresses": config.allow_private_addresses,
@@ -191,7 +203,9 @@ class _Run:
             self.fetches += 1
             self.fetched_bytes += len(response.body)
         try:
-            checked = check_image(response.body, url, self.config.resize)
+            checked = check_image(
+                response.body, url, self.config.resize, self.config.pixel_budget()
+            )
         except RecordError as exc:
             reason = str(exc)
             category = reason.split(":", 1)[0].split(" (", 1)[0].strip()

@@ -83,10 +83,35 @@ def _is_literal(host: str) -> bool:
     return True
 
 
+#: NAT64 prefixes (RFC 6052 well-known, RFC 8215 local use): the last 32 bits are an IPv4
+#: address the translator connects to
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to: IPv4-mapped, 6to4 (2002::/16), Teredo
+    (2001::/32, server and client) and NAT64 (64:ff9b::/96) all carry one that a tunnel or
+    translator connects to, so each must pass the rules of IPv4 itself."""
+    found = [address.ipv4_mapped, address.sixtofour]
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    if any(address in network for network in _NAT64):
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return [ip for ip in found if ip is not None]
+
+
 def refusal(address: IPAddress) -> str | None:
     """Why ``address`` may not be reached by default, or None when it is a public address."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        else:
+            for inner in embedded_ipv4(address):
+                reason = refusal(inner)
+                if reason is not None:
+                    return f"{reason} (embedded in {address})"
+            if address.is_site_local:
+                return f"refused: site-local address {address}"
     if address in METADATA_ADDRESSES:
         kind = "cloud metadata"
     elif address.is_unspecified:

@@ -21,6 +21,7 @@ from sentimodal.errors import RecordError
 from sentimodal.files import check_regular
 from sentimodal.net import FetchError, FetchPolicy, fetch
 from sentimodal.sources.image_checks import check_jpeg_data
+from sentimodal.sources.pixels import PixelBudget, check_header, decoding
 from sentimodal.sources.record import Post
 
 FILTER_NAMES: tuple[str, ...] = ("english", "spelling", "min-words", "image-reachable")
@@ -210,9 +211,13 @@ def check_local_image(path: str) -> None:
         raise RecordError(f"image {exc}") from None
     try:
         with Image.open(path) as image:
+            header = image.size
             check_jpeg_data(image, os.stat(path).st_size, path)
             image.draft("RGB", (1, 1))
-            image.load()
+            budget = PixelBudget()
+            cost = check_header(budget, image.mode, header, image.size, path)
+            with decoding(budget, cost, path):
+                image.load()
     except FileNotFoundError:
         raise RecordError(f"image not found: {path}") from None
     except Image.UnidentifiedImageError:

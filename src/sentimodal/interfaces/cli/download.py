@@ -44,6 +44,9 @@ def download_command(
         None, "--resize", help="Store JPEGs whose shorter side is at most this (keep originals)."
     ),
     shard_size: int = typer.Option(1000, "--shard-size", help="URLs per resumable shard."),
+    max_image_pixels: int = typer.Option(
+        64_000_000, "--max-image-pixels", help="Largest image, width x height (64,000,000)."
+    ),
     allow_private_addresses: bool = typer.Option(
         False,
         "--allow-private-addresses",
@@ -75,6 +78,7 @@ def download_command(
         "max_total_bytes": max_total_bytes,
         "resize": resize,
         "shard_size": shard_size,
+        "max_image_pixels": max_image_pixels,
         "allow_private_addresses": allow_private_addresses,
     }
     if max_bytes is not None:

@@ -39,6 +39,7 @@ from sentimodal.interfaces.server.guard import Guard
 from sentimodal.interfaces.server.hosts import HostCheck
 from sentimodal.interfaces.server.model import ServedModel
 from sentimodal.interfaces.server.posts import (
+    RequestImages,
     check_text_cost,
     json_body,
     labels_key,
@@ -188,7 +189,8 @@ def create_app(
         post = await read_post(request, settings)
         await check_text_cost([post], settings)
         key = await labels_key(model, post.labels, settings)
-        rows = [await loaded_row(model, state.positions, post, settings)]
+        images = RequestImages.start(settings)
+        rows = [await loaded_row(model, state.positions, post, settings, images)]
         (prediction,) = await _submit(request, state, rows, key)
         if prediction.error is not None:
             raise ApiError(422, "unpredictable_post", prediction.error)
@@ -217,8 +219,9 @@ def create_app(
         await check_text_cost(batch.posts, settings)
         key = await labels_key(model, batch.labels, settings)
         # the posts decode side by side in the thread pool; one bad post fails alone
+        images = RequestImages.start(settings)
         decoded = await asyncio.gather(
-            *(loaded_row(model, state.positions, post, settings) for post in batch.posts),
+            *(loaded_row(model, state.positions, post, settings, images) for post in batch.posts),
             return_exceptions=True,
         )
         rows, failed = [], {}

@@ -18,8 +18,9 @@ from PIL import Image
 from sentimodal import __version__
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.features.batch_work import LoadedImages
-from sentimodal.features.images import ImageTooLarge, decode_image
+from sentimodal.features.images import decode_image
 from sentimodal.inference.posts import LoadedPosts, PostBatchWork, Prediction
+from sentimodal.sources.pixels import BatchPixels, DecodeDeadline, ImageTooLarge, PixelBudget
 
 if TYPE_CHECKING:  # the torch runtime's types; the onnx runtime imports no training code
     from sentimodal.models.label_space import LabelSpace
@@ -27,22 +28,35 @@ if TYPE_CHECKING:  # the torch runtime's types; the onnx runtime imports no trai
 
 
 class ImageRejected(Exception):
-    """An uploaded image that is not decodable (``too_large`` False) or over the pixel bound."""
+    """An uploaded image that is not decodable (``too_large`` False) or over the pixel bound;
+    ``late``: its decode could not start before the request's deadline."""
 
-    def __init__(self, message: str, too_large: bool = False) -> None:
+    def __init__(self, message: str, too_large: bool = False, late: bool = False) -> None:
         super().__init__(message)
         self.too_large = too_large
+        self.late = late
 
 
-def decode_upload(data: bytes, max_pixels: int, draft: int | None = None) -> Image.Image:
+def decode_upload(
+    data: bytes,
+    budget: PixelBudget,
+    draft: int | None = None,
+    pixels: BatchPixels | None = None,
+    deadline: float | None = None,
+) -> Image.Image:
     """Bytes of an uploaded image -> upright RGB, by the rules every image follows
-    (:func:`~sentimodal.features.images.decode_image`), at most ``max_pixels`` pixels."""
+    (:func:`~sentimodal.features.images.decode_image`): within ``budget``, taking its pixels
+    from the request's ``pixels``, started before ``deadline`` (``time.monotonic()``)."""
     if not data:
         raise ImageRejected("the image is empty")
     try:
-        return decode_image(data, "the uploaded image", draft, max_pixels)
+        return decode_image(data, "the uploaded image", draft, budget, pixels, deadline)
     except RecordError as exc:
-        raise ImageRejected(str(exc), too_large=isinstance(exc, ImageTooLarge)) from None
+        raise ImageRejected(
+            str(exc),
+            too_large=isinstance(exc, ImageTooLarge),
+            late=isinstance(exc, DecodeDeadline),
+        ) from None
 
 
 class ServedModel:

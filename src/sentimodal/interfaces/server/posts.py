@@ -8,7 +8,9 @@ import base64
 import binascii
 import json
 import re
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,7 @@ from sentimodal.interfaces.server.errors import ApiError, first_error
 from sentimodal.interfaces.server.model import ImageRejected, ServedModel, decode_upload
 from sentimodal.interfaces.server.schema import PostIn
 from sentimodal.interfaces.server.settings import ServerSettings
+from sentimodal.sources.pixels import BatchPixels, PixelBudget
 
 #: a JSON string (escapes included), whose brackets do not nest anything
 _JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
@@ -143,11 +146,34 @@ async def check_text_cost(posts: Sequence[PostIn], settings: ServerSettings) -> 
         )
 
 
+@dataclass
+class RequestImages:
+    """What one request's images may decode to, together, and until when."""
+
+    budget: PixelBudget
+    pixels: BatchPixels
+    deadline: float
+
+    @classmethod
+    def start(cls, settings: ServerSettings) -> RequestImages:
+        """The allowance of a request arriving now (its deadline is the request timeout)."""
+        budget = settings.pixel_budget()
+        return cls(
+            budget,
+            BatchPixels(budget.max_batch_pixels),
+            time.monotonic() + settings.request_timeout_s,
+        )
+
+
 async def loaded_row(
-    model: ServedModel, positions: Iterator[int], post: PostIn, settings: ServerSettings
+    model: ServedModel,
+    positions: Iterator[int],
+    post: PostIn,
+    settings: ServerSettings,
+    images: RequestImages,
 ) -> dict[str, Any]:
-    """One post as a loaded row (image decoded under the pixel bound, in a worker thread);
-    its text was checked by :func:`check_text_cost`."""
+    """One post as a loaded row (image decoded under the request's pixel allowance, in a
+    worker thread); its text was checked by :func:`check_text_cost`."""
     text = post.text or ""
     image: Any = ""
     if post.image_base64 and post.image_url:
@@ -159,9 +185,16 @@ async def loaded_row(
             raise ApiError(422, "bad_image", "image_base64 is not valid base64") from None
         try:
             image = await run_in_threadpool(
-                decode_upload, data, settings.max_image_pixels, model.image_draft
+                decode_upload,
+                data,
+                images.budget,
+                model.image_draft,
+                images.pixels,
+                images.deadline,
             )
         except ImageRejected as exc:
+            if exc.late:
+                raise ApiError(504, "timeout", str(exc)) from None
             if exc.too_large:
                 raise ApiError(413, "image_too_large", str(exc)) from None
             raise ApiError(422, "bad_image", str(exc)) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from sentimodal.config import Config
+from sentimodal.sources.pixels import PixelBudget
 
 
 class ServerSettings(Config):
@@ -14,6 +15,11 @@ class ServerSettings(Config):
     max_request_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     #: decoded image size, checked from the header before decoding (decompression bombs), 413
     max_image_pixels: int = Field(24_000_000, ge=1)
+    #: decoded pixels of all images in one request together (after reduced-scale decoding), 413
+    max_request_pixels: int = Field(96_000_000, ge=1)
+    #: bytes all image decodes of the server hold at once; a decode waits for room until the
+    #: request's deadline (504)
+    max_decoding_bytes: int = Field(1024 * 1024 * 1024, ge=1)
     #: characters of one post's text, 413 beyond
     max_text_chars: int = Field(10_000, ge=1)
     #: tokens of one post's text (the project's tokenizer: a word, a symbol or an emoji
@@ -52,3 +58,11 @@ class ServerSettings(Config):
     #: ``Host`` names accepted besides localhost, 127.0.0.1, ::1 and the bound address (a
     #: foreign name is a DNS-rebinding page reaching a local server): ``["*"]`` accepts any
     allowed_hosts: list[str] = Field(default_factory=list)
+
+    def pixel_budget(self) -> PixelBudget:
+        """The pixel budget every upload is decoded under (see :mod:`sentimodal.sources.pixels`)."""
+        return PixelBudget(
+            max_image_pixels=self.max_image_pixels,
+            max_batch_pixels=self.max_request_pixels,
+            max_decoding_bytes=self.max_decoding_bytes,
+        )
