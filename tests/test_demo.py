@@ -74,7 +74,8 @@ def test_reduced_demo_runs_and_reruns_from_the_cache(tmp_path: Path) -> None:
     for spec in config.models:
         directory = out / "models" / spec.name
         model = SentimentModel.load(directory)
-        assert model.run_ == config.run_config(spec)
+        assert model.given_ == config.run_config(spec)
+        assert model.run_ == config.run_config(spec).resolved()
         test = json.loads((directory / METRICS_FILE).read_text())["test"]
         assert f"{test['accuracy']:.3f}" in first.output
     markdown = (out / "report.md").read_text(encoding="utf-8")
