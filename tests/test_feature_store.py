@@ -425,7 +425,7 @@ def test_batch_results_survive_the_column_format() -> None:
 
 def test_ray_engine_without_ray_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(UserInputError, match="distributed. extra"):
+    with pytest.raises(UserInputError, match=r"the 'ray' engine needs the \[ray\] extra"):
         get_engine("ray")
     with pytest.raises(UserInputError, match="unknown engine"):
         get_engine("spark")

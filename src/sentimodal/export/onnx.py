@@ -32,6 +32,7 @@ from torch import nn
 
 from sentimodal import __version__
 from sentimodal.errors import UserInputError
+from sentimodal.extras import require_extra
 from sentimodal.features import resources
 from sentimodal.features.batch_work import is_token_encoder
 from sentimodal.features.model_inputs import PRESENT
@@ -108,6 +109,7 @@ def export_onnx(
     activations, onnxruntime's dynamic quantisation. ``on_step`` hears the name of each step
     as it starts (tracing a transformer takes a while: the CLI shows where it is).
     """
+    require_extra("onnx", "ONNX export")
     step = on_step or (lambda _: None)
     directory, out = Path(directory), Path(out)
     step("loading the model")

@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sentimodal.errors import UserInputError
+from sentimodal.extras import require_extra
 from sentimodal.pool import available_cores
 
 #: One record to featurise: plain data (``position``, ``id``, and ``image`` or ``text``), so
@@ -303,7 +304,7 @@ class _RayBatchActor:
 class RayEngine:
     """Run ``work(rows)`` with Ray Data across a Ray cluster (``address``) or a local one.
 
-    Optional: needs the ``distributed`` extra (``pip install 'sentimodal[distributed]'``).
+    Optional: needs the ``ray`` extra (``pip install 'sentimodal[ray]'``).
     """
 
     def __init__(self, workers: int = 2, address: str | None = None) -> None:
@@ -332,14 +333,9 @@ class RayEngine:
 
 
 def _import_ray() -> Any:
-    try:
-        import ray
-        import ray.data
-    except ImportError:
-        raise UserInputError(
-            "the 'ray' engine needs Ray Data, which is not installed "
-            "(it is the 'distributed' extra of sentimodal)"
-        ) from None
+    require_extra("ray", "the 'ray' engine")
+    import ray
+
     return ray
 
 

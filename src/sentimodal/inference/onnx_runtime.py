@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from sentimodal.errors import UserInputError
+from sentimodal.extras import import_extra
 from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.image_encoders.weights import RANDOM
@@ -169,8 +170,7 @@ class OnnxModel:
         """The onnxruntime session of this process (made after a fork, never inherited), on
         as many threads as torch is given here (one per worker process, all cores alone)."""
         if self._session is None or self._pid != os.getpid():
-            import onnxruntime
-
+            onnxruntime = import_extra("onnxruntime", "onnx", "the onnx runtime")
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = max(1, torch.get_num_threads())
             options.inter_op_num_threads = 1

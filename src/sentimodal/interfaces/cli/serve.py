@@ -41,6 +41,9 @@ def serve_command(
 
     POST /v1/predict, /v1/predict/batch; GET /v1/model, /health, /ready, /docs. One JSON
     access-log line per request on stderr."""
+    from sentimodal.extras import require_extra
+
+    require_extra("server", "the server")
     import uvicorn
 
     from sentimodal.config import load_config

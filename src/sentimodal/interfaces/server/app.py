@@ -2,7 +2,8 @@
 
 Endpoints: ``POST /v1/predict`` (one post, JSON or multipart), ``POST /v1/predict/batch``,
 ``GET /v1/model``, ``GET /health`` (the process answers), ``GET /ready`` (the model is loaded
-and requests are accepted), ``GET /`` (a page to try the model), ``/docs`` (OpenAPI).
+and requests are accepted), ``GET /`` (a page to try the model), ``/docs`` and ``/redoc`` (the
+OpenAPI document ``/openapi.json`` in Swagger UI and ReDoc, served offline: ``apidocs.py``).
 
 Every error is JSON ``{"error": {"code", "message"}}`` with its status: 400 malformed body
 (or nested too deep, or a foreign ``Host``), 404/405 no such route or method, 408 body too
@@ -14,11 +15,8 @@ full or too many connections, 504 timeout.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import logging
-import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from importlib.resources import files
@@ -33,6 +31,7 @@ from starlette.exceptions import HTTPException
 
 from sentimodal.features.engine import reuse_freed_memory
 from sentimodal.inference.posts import Prediction
+from sentimodal.interfaces.server.apidocs import add_api_docs, inline_hashes
 from sentimodal.interfaces.server.batcher import MicroBatcher, QueueFull
 from sentimodal.interfaces.server.errors import ApiError, error_response, first_error
 from sentimodal.interfaces.server.guard import Guard
@@ -127,6 +126,9 @@ def create_app(
         version="1",
         summary="Multimodal (image + text) sentiment of social-media posts.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by add_api_docs
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.sentimodal = state
     page_html = files("sentimodal.interfaces.server").joinpath("page.html").read_text("utf-8")
@@ -135,7 +137,7 @@ def create_app(
         max_bytes=settings.max_request_bytes,
         body_timeout_s=settings.body_timeout_s,
         hosts=HostCheck(host, settings.allowed_hosts),
-        page_csp=_page_csp(page_html),
+        page_csps={"/": _page_csp(page_html), **add_api_docs(app)},
     )
 
     @app.exception_handler(HTTPException)
@@ -255,9 +257,7 @@ def _page_csp(html: str) -> bytes:
     and nothing else, fetches to this server only, image previews as data: URLs."""
 
     def hashes(tag: str) -> str:
-        blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.S)
-        digests = (base64.b64encode(hashlib.sha256(b.encode()).digest()).decode() for b in blocks)
-        return " ".join(f"'sha256-{d}'" for d in digests) or "'none'"
+        return " ".join(inline_hashes(html, tag)) or "'none'"
 
     return (
         f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "

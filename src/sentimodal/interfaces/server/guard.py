@@ -10,7 +10,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sentimodal.interfaces.server.errors import error_response
@@ -25,15 +25,8 @@ _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
 ]
+#: every answer but the pages: JSON, assets and errors load nothing
 _CSP_NONE = b"default-src 'none'; frame-ancestors 'none'"
-#: FastAPI's /docs and /redoc pages load their scripts and styles from jsDelivr
-_CSP_DOCS = (
-    b"default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
-    b"style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    b"font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-    b"https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
-)
-_DOCS_PATHS = ("/docs", "/redoc")
 
 
 class Guard:
@@ -42,7 +35,8 @@ class Guard:
 
     The body is read here up to ``max_bytes`` within ``body_timeout_s`` (a larger declared or
     streamed body is refused with 413, a slower one with 408, before the app sees any of it),
-    then replayed to the app. ``page_csp`` is the Content-Security-Policy of the page at /.
+    then replayed to the app. ``page_csps``: the Content-Security-Policy of each HTML page, by
+    path (the try-it page at /, the API docs); every other answer gets one that allows nothing.
     """
 
     def __init__(
@@ -51,13 +45,13 @@ class Guard:
         max_bytes: int,
         body_timeout_s: float,
         hosts: HostCheck,
-        page_csp: bytes,
+        page_csps: Mapping[str, bytes],
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.body_timeout_s = body_timeout_s
         self.hosts = hosts
-        self.page_csp = page_csp
+        self.page_csps = dict(page_csps)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -70,13 +64,7 @@ class Guard:
         note: dict[str, Any] = {"batch_size": None}
         scope["sentimodal"] = note
         status = 500
-        path = scope.get("path", "")
-        if path == "/":
-            csp = self.page_csp
-        elif path.startswith(_DOCS_PATHS):
-            csp = _CSP_DOCS
-        else:
-            csp = _CSP_NONE
+        csp = self.page_csps.get(scope.get("path", ""), _CSP_NONE)
 
         async def send_logged(message: dict) -> None:
             nonlocal status
