@@ -22,7 +22,7 @@ import pytest
 from fault_server import bomb_png
 from server_fixtures import free_port, sample_posts, train_fusion, wait_ready
 
-#: the server process's peak resident memory (VmHWM), test model included (README)
+#: the server process's peak resident memory (VmHWM), test model included (docs/security.md)
 RSS_BOUND = 1536 * 1024 * 1024
 REQUESTS = 200
 

@@ -40,7 +40,7 @@ class ImageTooLarge(RecordError):
 
 
 class PixelBudget(Config):
-    """Bounds on what images may decode to (defaults stated in README "Security model")."""
+    """Bounds on what images may decode to (defaults stated in docs/security.md)."""
 
     #: pixels an image's header may declare (width x height), any format
     max_image_pixels: int = Field(64_000_000, ge=1)
