@@ -28,9 +28,15 @@ def _nav_pages(entries: list[Any]) -> list[str]:
     return pages
 
 
+class _MkdocsLoader(yaml.SafeLoader):
+    """The safe loader plus mkdocs' ``!relative`` tag (a path relative to mkdocs.yml)."""
+
+
+_MkdocsLoader.add_constructor("!relative", lambda loader, node: loader.construct_scalar(node))
+
+
 def _mkdocs() -> dict[str, Any]:
-    # mkdocs.yml is plain YAML (no python tags), so the safe loader reads it
-    return yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    return yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=_MkdocsLoader)
 
 
 def test_every_docs_page_is_in_the_nav_and_every_nav_entry_exists() -> None:
@@ -78,13 +84,15 @@ def test_every_api_reference_names_an_importable_object() -> None:
 def test_the_site_builds_strictly(tmp_path: Path) -> None:
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
+         "--site-dir", str(tmp_path / "site")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    page = (tmp_path / "guide" / "getting-started" / "index.html").read_text(encoding="utf-8")
+    site = tmp_path / "site"
+    page = (site / "guide" / "getting-started" / "index.html").read_text(encoding="utf-8")
     assert "Commands follow the data" in page and "--8&lt;--" not in page  # the README's tour
-    assert "predict_proba" in (tmp_path / "reference" / "models" / "index.html").read_text()
+    assert "predict_proba" in (site / "reference" / "models" / "index.html").read_text()
 
 
 @pytest.mark.parametrize("page", ["security.md", "performance.md"])
