@@ -32,6 +32,17 @@ def test_serve_without_the_server_extra_is_one_line(
     )
 
 
+def test_serve_onnx_without_onnxruntime_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    result = runner.invoke(app, ["serve", str(tmp_path), "--runtime", "onnx"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: the onnx runtime needs the [onnx] extra: pip install 'sentimodal[onnx]'"
+    )
+
+
 @pytest.mark.parametrize(("extra", "module"), [(e, m) for e, ms in EXTRAS.items() for m in ms])
 def test_each_module_of_an_extra_names_its_extra_when_missing(
     monkeypatch: pytest.MonkeyPatch, extra: str, module: str

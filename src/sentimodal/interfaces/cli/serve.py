@@ -53,6 +53,8 @@ def serve_command(
 
     if runtime not in ("torch", "onnx"):
         raise UserInputError(f"unknown runtime {runtime!r}: choose torch or onnx")
+    if runtime == "onnx":  # the model loads in the background: say it here, not in /ready
+        require_extra("onnx", "the onnx runtime")
     needed = "onnx.json" if runtime == "onnx" else "config.json"
     if not (model_dir / needed).is_file():
         raise UserInputError(f"{model_dir}: no {needed} (not a {runtime} model directory)")
