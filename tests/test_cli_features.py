@@ -120,7 +120,7 @@ def test_config_file_with_overrides(dataset_dir: Path, tmp_path: Path) -> None:
         (["--image", "no_such_encoder"], "unknown image encoder"),
         (["--image", "pixels32", "--image-weights", "none"], "bad settings for image encoder"),
         (["--engine", "spark"], "engine"),
-        (["--engine", "ray"], "Ray"),
+        (["--engine", "ray"], "[ray] extra"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(

@@ -106,8 +106,8 @@ def test_connections_over_the_cap_get_a_json_503_and_idle_ones_are_closed(
 
 def test_the_connection_cap_stays_below_the_file_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(resource, "getrlimit", lambda kind: (1024, 4096))
-    assert connection_limit(5000) == 1024 - FD_RESERVE
-    assert connection_limit(100) == 100
+    assert connection_limit(5000, backlog=128) == 1024 - FD_RESERVE - 128
+    assert connection_limit(100, backlog=128) == 100
 
 
 def test_idle_connections_beyond_the_file_limit_leave_health_answering(

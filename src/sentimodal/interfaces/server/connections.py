@@ -32,12 +32,14 @@ _BUSY = (
 )
 
 
-def connection_limit(wanted: int) -> int:
-    """``wanted``, lowered to what the file limit (RLIMIT_NOFILE) leaves after the reserve."""
+def connection_limit(wanted: int, backlog: int) -> int:
+    """``wanted``, lowered to what the file limit (RLIMIT_NOFILE) leaves after the reserve and
+    the backlog: asyncio accepts up to ``backlog`` sockets in one wake-up before any of them
+    is seen (and an over-cap one closed), so that many may be open above the cap at once."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return wanted
-    return max(1, min(wanted, soft - FD_RESERVE))
+    return max(1, min(wanted, soft - FD_RESERVE - backlog))
 
 
 class BoundedH11Protocol(H11Protocol):
@@ -94,7 +96,7 @@ def uvicorn_config(app: Any, host: str, port: int, settings: ServerSettings) -> 
     """How the app is served: bounded connections and head time, the backlog, the shutdown
     grace; no uvicorn access log (the app writes its own)."""
     protocol = bounded_protocol(
-        connection_limit(settings.max_connections), settings.header_timeout_s
+        connection_limit(settings.max_connections, settings.backlog), settings.header_timeout_s
     )
     return uvicorn.Config(
         app,
