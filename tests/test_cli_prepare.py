@@ -68,6 +68,9 @@ def test_table_source_from_the_command_line(tmp_path: Path) -> None:
     assert json.loads((out / "dataset.json").read_text())["counts"] == {
         "all": {"negative": 5, "positive": 5}
     }
+    # no rejects: one line, not an empty table
+    assert result.output.rstrip().splitlines()[-1] == "Rejects: none"
+    assert "reason" not in result.output
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from sentimodal.errors import UserInputError
 from sentimodal.interfaces.cli import app
 from sentimodal.models.batches import as_tensors
 from sentimodal.models.forward import run_batched
-from sentimodal.models.recipes import RECIPES, get_recipe
+from sentimodal.models.recipes import RECIPES, Recipe, get_recipe, register_recipe
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.pipeline import PrepareConfig, prepare
 from sentimodal.sample import sample_path
@@ -164,12 +164,33 @@ def test_each_recipe_reads_its_modalities_and_takes_its_own_text_encoder() -> No
     assert RunConfig(model="late").fine_tunes is True
 
 
-def test_train_help_lists_every_recipe() -> None:
-    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "400"})
-    assert result.exit_code == 0
+def test_models_lists_every_recipe_and_train_help_names_them() -> None:
+    """`sentimodal models` is the registry as a table (a user's recipe too); `train --model`
+    names the models and points there, in one line."""
+    mine = Recipe(
+        "mine_xyz",
+        "a user's own model",
+        ("text",),
+        None,
+        {"text": ("vectors",)},
+        lambda inputs: {},
+        use_when="testing the listing",
+    )
+    register_recipe(mine)
+    try:
+        listed = CliRunner().invoke(app, ["models"], env={"COLUMNS": "400"})
+        train = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    finally:
+        RECIPES.pop(mine.name)
+    assert listed.exit_code == 0 and train.exit_code == 0
+    rows = {line.split("│")[1].strip(): line for line in listed.output.splitlines() if "│" in line}
+    for name, recipe in [*RECIPES.items(), (mine.name, mine)]:
+        assert recipe.use_when in rows[name] and recipe.summary in rows[name]
     for name, recipe in RECIPES.items():
         if recipe.derive.__module__ == "sentimodal.models.recipes":  # shipped, not a test's
-            assert f"{name}:" in result.output
+            assert name in train.output
+    assert "sentimodal models" in train.output
+    assert "testing the listing" not in train.output  # the table is not repeated in help
 
 
 def test_a_late_fusion_gives_each_branch_its_own_options(small_dataset: PreparedDataset) -> None:

@@ -114,6 +114,18 @@ class Recipe:
     #: settings that make any image encoder give the form this recipe reads (grid=true),
     #: filled in for whichever encoder the run names when it gives the encoder none
     form_image_config: Mapping[str, Any] = field(default_factory=dict)
+    #: when to choose this model (``sentimodal models`` shows it beside the summary)
+    use_when: str = ""
+
+    def reads(self) -> str:
+        """What the model reads, for ``sentimodal models``: each modality's accepted forms,
+        and the text encoder used when the run names none."""
+        parts = []
+        for modality in self.modalities:
+            forms = " or ".join(form.replace("_", " ") for form in self.accepts[modality])
+            default = f" (default {self.default_text_encoder})" if modality == "text" else ""
+            parts.append(f"{modality} {forms}{default}")
+        return "; ".join(parts)
 
     def check_inputs(self, inputs: Mapping[Modality, ModalityInput], encoders: Mapping[str, str]):
         for modality in self.modalities:
@@ -246,18 +258,17 @@ RECIPES: dict[str, Recipe] = {
     for recipe in (
         Recipe(
             "text",
-            "text only: MiniLM fine-tuned by default; an MLP over frozen vectors, or the BiLSTM "
-            "over tokens",
+            "MiniLM fine-tuned (by default); an MLP over frozen vectors; the BiLSTM over tokens",
             ("text",),
             FINE_TUNED_TEXT_ENCODER,
             {"text": _ANY_TEXT},
             _unimodal("text"),
+            use_when="the posts are text only, or their images carry no sentiment",
         ),
         Recipe(
             "image",
-            "image only: a linear classifier over frozen CNN features (L2 chosen by "
-            "cross-validation; EfficientNet-Lite0's pooled stages too, levels=true), or the "
-            "pixel CNN over pixels32",
+            "a linear classifier over frozen CNN features, its L2 chosen by cross-validation "
+            "(EfficientNet-Lite0's stages too: levels=true); the pixel CNN over pixels",
             ("image",),
             None,
             {"image": _ANY_IMAGE},
@@ -266,54 +277,60 @@ RECIPES: dict[str, Recipe] = {
             # +2.6 points of accuracy on Emotion6, +1.7 of macro-F1 on MVSA's binary image
             # labels (5-fold CV, docs/results/image-only.md)
             default_image_config={"levels": True},
+            use_when="the posts are images only (it matches or beats the MLP on the image sets "
+            "measured: docs/results/image-only.md)",
         ),
         Recipe(
             "image_mlp",
-            "image only: an MLP over frozen CNN features (the image default before the linear "
-            "classifier), or the pixel CNN over pixels32",
+            "an MLP over frozen CNN features; the pixel CNN over pixels",
             ("image",),
             None,
             {"image": _ANY_IMAGE},
             _unimodal("image"),
+            use_when="comparing with the earlier image-only default",
         ),
         Recipe(
             "concat",
-            "text and image vectors concatenated, then the head (frozen features)",
+            "the frozen text and image vectors concatenated, then the head",
             ("text", "image"),
             FROZEN_TEXT_ENCODER,
             {"text": ("vectors",), "image": ("vectors",)},
             _vector_fusion("concat"),
+            use_when="a fusion that trains in seconds (no fine-tuning), e.g. a first look",
         ),
         Recipe(
             "gated",
-            "elementwise gates on text and compressed image vectors (GL1/GL2; frozen features)",
+            "elementwise gates on the frozen text and compressed image vectors (GL1/GL2)",
             ("text", "image"),
             FROZEN_TEXT_ENCODER,
             {"text": ("vectors",), "image": ("vectors",)},
             _vector_fusion("gated"),
+            use_when="a fast fusion that says how much of each modality its gates let through",
         ),
         Recipe(
             "late",
-            "the mean of a text and an image model's class probabilities (combine=stacked: "
-            "weighed by a logistic regression fit on val); MiniLM fine-tuned by default (the "
-            "default model)",
+            "a text and an image model trained together, their class probabilities averaged "
+            "(combine=stacked: weighed by a logistic regression fit on val)",
             ("text", "image"),
             FINE_TUNED_TEXT_ENCODER,
             {"text": _ANY_TEXT, "image": _ANY_IMAGE},
             _late,
             branches=("text", "image"),
+            use_when="text and images: the best accuracy measured on MVSA-Single "
+            "(docs/results/fusion-cv.md)",
         ),
         Recipe(
             "cross",
-            "token-level fusion: late fusion whose fine-tuned MiniLM's tokens also attend over "
-            "the image's regions (the CNN's last map, 7x7 for EfficientNet-Lite0: grid=true) "
-            "through a gated cross-attention layer",
+            "late fusion whose fine-tuned MiniLM's tokens also attend over the image's regions "
+            "(the CNN's last map: grid=true) through gated cross-attention",
             ("text", "image"),
             FINE_TUNED_TEXT_ENCODER,
             {"text": ("token_ids",), "image": ("grid",)},
             _cross,
             branches=("text", "image"),
             form_image_config={"grid": True},
+            use_when="words and image regions relate: the default's accuracy on MVSA-Single "
+            "with +1.4 macro-F1, within one std (docs/results/fusion-cv.md)",
         ),
     )
 }
@@ -351,8 +368,8 @@ def get_recipe(name: str) -> Recipe:
 
 
 def recipes_help() -> str:
-    """One line per run model, for ``--help`` texts."""
-    return "; ".join(f"{name}: {recipe.summary}" for name, recipe in RECIPES.items())
+    """The run models and where they are described, for ``--help`` texts."""
+    return f"{recipe_choices()[:-1]} (see `sentimodal models`)"
 
 
 def encoder_inputs(

@@ -6,6 +6,7 @@ from sentimodal.interfaces.cli import (  # noqa: F401, I001  (each import regist
     download,
     features,
     train,
+    run_models,
     evaluate,
     predict,
     serve,

@@ -21,10 +21,11 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperGroup
 
 from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
+from sentimodal.interfaces.cli import help_layout
 
 
 class _InWorkflowOrder(TyperGroup):
@@ -34,17 +35,7 @@ class _InWorkflowOrder(TyperGroup):
         return list(self.commands)
 
 
-def _no_type_for_flags(display: Callable[..., str | None]) -> Callable[..., str | None]:
-    """Help shows a value's type (<int>, <path>) but nothing for an on/off flag (<bool>)."""
-
-    @functools.wraps(display)
-    def shown(self: TyperOption, ctx: click.Context) -> str | None:
-        return None if self.is_flag else display(self, ctx)
-
-    return shown
-
-
-TyperOption.display_type_rich = _no_type_for_flags(TyperOption.display_type_rich)  # type: ignore[method-assign]
+help_layout.install()
 
 app = typer.Typer(
     cls=_InWorkflowOrder,

@@ -50,7 +50,7 @@ def download_command(
     allow_private_addresses: bool = typer.Option(
         False,
         "--allow-private-addresses",
-        help="Let URLs reach loopback, private and link-local addresses (off: refused).",
+        help="Let URLs reach loopback, private and link-local addresses.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:

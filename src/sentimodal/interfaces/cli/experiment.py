@@ -18,7 +18,7 @@ from sentimodal.specs import list_specs
 @user_errors
 def experiment_command(
     spec: str | None = typer.Argument(
-        None, help=f"A spec YAML file, or a shipped spec: {', '.join(list_specs())}."
+        None, help="A spec YAML file, or a shipped spec's name (see --list)."
     ),
     data: Path | None = typer.Option(None, "--data", help="A prepared dataset directory."),
     out: str | None = typer.Option(

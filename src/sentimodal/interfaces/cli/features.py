@@ -55,7 +55,7 @@ def features_command(
     allow_private_addresses: bool | None = typer.Option(
         None,
         "--allow-private-addresses",
-        help="Let image URLs reach loopback, private and link-local addresses (off: refused).",
+        help="Let image URLs reach loopback, private and link-local addresses.",
     ),
     shard_size: int | None = typer.Option(
         None, "--shard-size", help="Rows per shard: the most an interrupted run recomputes (512)."

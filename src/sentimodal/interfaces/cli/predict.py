@@ -40,7 +40,9 @@ def predict_command(
     ),
     text_column: str = typer.Option("text", "--text-column", help="Input text column."),
     image_column: str = typer.Option("image", "--image-column", help="Input image column."),
-    id_column: str = typer.Option("id", "--id-column", help="Input id column."),
+    id_column: str = typer.Option(
+        "id", "--id-column", help="Input id column; without one, a post's id is its row number."
+    ),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Posts per forward pass."),
     chunk_rows: int = typer.Option(
         2048, "--chunk-rows", min=1, help="Rows read, predicted and committed at a time."
@@ -63,14 +65,16 @@ def predict_command(
     allow_private_addresses: bool = typer.Option(
         False,
         "--allow-private-addresses",
-        help="Let image URLs reach loopback, private and link-local addresses (off: refused).",
+        help="Let image URLs reach loopback, private and link-local addresses.",
     ),
 ) -> None:
     """Predict the sentiment of posts; bad rows get an error and the rest go on.
 
     With --input and --output the table is streamed (any size, constant memory), written as it
     goes, and a rerun with the same --output resumes where an interrupted run stopped. The exit
-    code is 1 when some rows failed, unless --allow-errors.
+    code is 1 when some rows failed, unless --allow-errors. Each output row carries its post's
+    id: the --id-column cell, or, where the table has no such column (or the cell is empty),
+    the row's number in the table counting from 0.
     """
     if input_file is None and text is None and image is None:
         raise UserInputError("give --text and/or --image for one post, or --input FILE")

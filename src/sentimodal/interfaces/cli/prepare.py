@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from sentimodal.errors import UserInputError
 from sentimodal.files import check_output_folder
-from sentimodal.interfaces.cli.app import app, console, user_errors
+from sentimodal.interfaces.cli.app import app, console, say, user_errors
 from sentimodal.interfaces.cli.tables import SafeTable
 from sentimodal.preparation.config import PrepareConfig
 from sentimodal.preparation.dataset import PreparedDataset
@@ -57,8 +57,8 @@ def prepare_command(
     label_distribution_columns: str | None = typer.Option(
         None,
         "--label-distribution-columns",
-        help="table: probability columns, one per label (e.g. anger,disgust,...): label = "
-        "argmax (a tie goes to the column named first), the distribution is kept as soft label.",
+        help="table: one probability column per label (a,b,...): soft labels; the label is "
+        "their argmax.",
     ),
     anp_emotions: Path | None = typer.Option(
         None,
@@ -95,8 +95,7 @@ def prepare_command(
     classes: int | None = typer.Option(
         None,
         "--classes",
-        help="Tool-made sentiment labels (anp, vader, mvsa): 3 (default) or 2 (neutral posts "
-        "become rejects). A table's own labels are its column's values.",
+        help="Tool-made labels (anp, vader, mvsa): 3 (default) or 2 (neutral posts rejected).",
     ),
     anp_positive: float | None = typer.Option(
         None, "--anp-positive", help="ANP score at or above: positive (0.035)."
@@ -127,7 +126,7 @@ def prepare_command(
     allow_private_addresses: bool | None = typer.Option(
         None,
         "--allow-private-addresses",
-        help="Let URL checks reach loopback, private and link-local addresses (off: refused).",
+        help="Let URL checks reach loopback, private and link-local addresses.",
     ),
     balance: bool | None = typer.Option(
         None, "--balance/--no-balance", help="Downsample every class to the smallest (seeded)."
@@ -222,6 +221,9 @@ def print_summary(dataset: PreparedDataset) -> None:
     console.print(table)
 
     reasons = dataset.info.get("provenance", {}).get("reject_reasons", {})
+    if not dataset.info["n_rejects"]:
+        say("Rejects: none")
+        return
     rejects = SafeTable(title=f"Rejects: {dataset.info['n_rejects']:,} (details in rejects.csv)")
     rejects.add_column("reason")
     rejects.add_column("posts", justify="right")

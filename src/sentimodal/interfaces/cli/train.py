@@ -38,7 +38,7 @@ def run_config_from(config_file: Path | None, **flags: Any) -> Any:
 def _model_help() -> str:
     from sentimodal.models.recipes import recipes_help
 
-    return f"The run model (default late). {recipes_help()}."
+    return f"The run model (default late): {recipes_help()}."
 
 
 @app.command("train")
@@ -78,8 +78,7 @@ def train_command(
     train_splits: str = typer.Option(
         "train",
         "--train-splits",
-        help="Comma-separated splits to train on. 'train,val' retrains a configuration chosen "
-        "on val on all labelled data (no validation; only test is evaluated).",
+        help="Splits to train on, comma-separated; train,val: all labelled posts, no validation.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
