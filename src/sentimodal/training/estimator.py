@@ -154,6 +154,10 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         given = self.run_config()
         run = given.resolved()
         check_run(run)
+        if run.engine == "ray":
+            from sentimodal.training.ray_train import check_ray
+
+            check_ray(run.ray_address)  # before any extraction: Ray installed, head reachable
         data = posts_table(data, y, label_column, run)
         if isinstance(data, pd.DataFrame):
             check_fit_rows(data, [*text_columns, image_column or ""], label_column)

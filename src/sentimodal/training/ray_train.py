@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -282,12 +283,41 @@ def worker_loop(config: dict[str, Any]) -> None:
     checkpoints.finish({"model": network.state_dict(), "scaler": stats, "result": result.to_dict()})
 
 
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Refuse an address where no Ray head listens, at once: ``ray.init`` itself retries
+    for minutes (measured: over 5 minutes for a closed port)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserInputError(f"--ray-address {address!r} is not HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserInputError(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}"
+        ) from None
+
+
+def check_ray(address: str | None) -> None:
+    """Ray Train is installed and the cluster (when one is named) answers."""
+    try:
+        import ray.train.torch  # noqa: F401
+    except ImportError:
+        raise UserInputError(
+            "--engine ray needs Ray Train, which is not installed (the 'distributed' extra: "
+            "pip install 'sentimodal[distributed]')"
+        ) from None
+    if address is not None:
+        check_address(address)
+
+
 def connect(address: str | None, workers: int) -> None:
     """Join the Ray cluster at ``address``, or start a local instance on loopback."""
     import ray
 
     if ray.is_initialized():
         return
+    if address is not None:
+        check_address(address)
     try:
         if address is None:
             ray.init(
