@@ -17,7 +17,7 @@ from sentimodal.errors import UserInputError
 EXTRAS: dict[str, tuple[str, ...]] = {
     "server": ("fastapi", "uvicorn", "python_multipart", "fastapi_offline"),
     "onnx": ("onnx", "onnxruntime"),
-    "ray": ("ray", "ray.data"),
+    "ray": ("ray", "ray.data", "ray.train.torch"),
 }
 
 

@@ -172,6 +172,49 @@ class FeatureFolder:
             directory=self.path,
         )
 
+    def read_ids(self) -> list[str]:
+        """The ids of the stored rows (in stored order), without reading any features."""
+        if not self.complete:
+            raise UserInputError(
+                f"features in {self.path} are incomplete: run the extraction again"
+            )
+        return [str(i) for i in json.loads((self.path / IDS_FILE).read_text(encoding="utf-8"))]
+
+    def read_positions(self, positions: np.ndarray) -> FeatureSet:
+        """The stored rows at ``positions`` (rows of ``examples.parquet``), in that order,
+        ids being the positions as text: one process's part of a large table, read a shard
+        at a time so that it never holds more than its part and one shard."""
+        if not self.complete:
+            raise UserInputError(
+                f"features in {self.path} are incomplete: run the extraction again"
+            )
+        wanted = np.asarray(positions, dtype=np.int64)
+        values, lengths, found = [], [], []
+        for index in range(self.meta["n_shards"]):
+            with self._open(index) as shard:
+                stored = shard.get_tensor("positions")
+                hit = np.isin(stored, wanted)
+                if not hit.any():
+                    continue
+                found.append(stored[hit])
+                values.append(shard.get_tensor("features")[hit])
+                if "lengths" in set(shard.keys()):
+                    lengths.append(shard.get_tensor("lengths")[hit])
+        have = np.concatenate(found) if found else np.zeros(0, np.int64)
+        order = np.argsort(have)
+        rows = order[np.searchsorted(have[order], wanted)] if len(have) else order
+        if len(have) != len(wanted) or not np.array_equal(have[rows], wanted):
+            raise UserInputError(f"{self.path} lacks features for some of the rows asked for")
+        stored_values = np.concatenate(values)[rows]
+        if stored_values.dtype.kind == "f":
+            stored_values = stored_values.astype(np.float32, copy=False)
+        return FeatureSet(
+            ids=[str(p) for p in wanted],
+            values=stored_values,
+            lengths=np.concatenate(lengths)[rows] if lengths else None,
+            directory=self.path,
+        )
+
     def _open(self, index: int) -> Any:
         path = self.shard_path(index)
         try:

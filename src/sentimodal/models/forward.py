@@ -42,7 +42,7 @@ def run_batched(
         parts = [fn(take(data, index, trim=trim)) for index in batches]
     finally:
         model.train(was_training)
-    out = torch.empty((n, *parts[0].shape[1:]), dtype=parts[0].dtype)
+    out = torch.empty((n, *parts[0].shape[1:]), dtype=parts[0].dtype, device=parts[0].device)
     out[torch.cat(batches)] = torch.cat(parts)
     return out
 

@@ -32,7 +32,8 @@ from sentimodal.net import FetchPolicy
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.dataset_labels import check_trainable
 from sentimodal.progress import note
-from sentimodal.training.fitting import collapse_warnings, train_network
+from sentimodal.training.checkpoint import Checkpoints
+from sentimodal.training.fitting import collapse_warnings, run_fingerprint, train_network
 from sentimodal.training.inputs import (
     ALL,
     CELL_COLUMNS,
@@ -45,7 +46,6 @@ from sentimodal.training.inputs import (
     fit_encoders,
     posts_table,
     prediction_inputs,
-    read_features,
     screen_posts,
     unreadable_rows,
 )
@@ -134,6 +134,8 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         work_dir: str | Path | None = None,
         train_splits: Sequence[str] = ("train",),
         progress: bool = True,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
     ) -> Self:
         """Train on the dataset's ``train`` split, validating on ``val`` when it has one
         (early stopping and keeping the best epoch, as the train config says).
@@ -144,10 +146,18 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         ``work_dir`` (a temporary folder by default) so its features are cached like any
         prepared dataset's. As in scikit-learn, the labels may come apart as ``y`` (then
         ``data`` is a DataFrame of posts, or a list of texts for a text model).
+
+        With ``checkpoint_dir``, training saves its whole state there after every epoch,
+        and ``resume=True`` continues from it (a killed run ends with the weights it would
+        have had; settings or data that differ from the checkpoint's are refused).
         """
         given = self.run_config()
         run = given.resolved()
         check_run(run)
+        if run.engine == "ray":
+            from sentimodal.training.ray_train import check_ray
+
+            check_ray(run.ray_address)  # before any extraction: Ray installed, head reachable
         data = posts_table(data, y, label_column, run)
         if isinstance(data, pd.DataFrame):
             check_fit_rows(data, [*text_columns, image_column or ""], label_column)
@@ -166,13 +176,16 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         self.given_ = given
         self.labels_ = dataset.labels
         self.image_encoder_, self.text_encoder_, results = fit_encoders(run, dataset, progress)
-        sets = read_features(results)
-
         self.train_splits_ = train_splits
         self.train_fingerprints_ = post_fingerprints(
             dataset.examples[dataset.examples["split"].isin(train_splits)]
         )
-        self.warnings_ = collapse_warnings(self, *train_network(self, dataset, sets, progress))
+        checkpoints = None
+        if checkpoint_dir is not None:
+            key = run_fingerprint(run, dataset, train_splits, results)
+            checkpoints = Checkpoints(checkpoint_dir, key, resume=resume)
+        trained = train_network(self, dataset, results, progress, checkpoints)
+        self.warnings_ = collapse_warnings(self, *trained)
         if progress:
             for warning in self.warnings_:
                 note(("warning: ", "bold yellow"), warning)

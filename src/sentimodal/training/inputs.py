@@ -262,6 +262,8 @@ def extract_run_features(
         batch_size=run.feature_batch_size,
         workers=run.feature_workers,
         progress=progress,
+        engine=run.engine,
+        ray_address=run.ray_address,
     )
 
 

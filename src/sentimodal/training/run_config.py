@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_serializer, field_validator
+from pydantic import BaseModel, Field, field_serializer, field_validator, model_validator
 
 from sentimodal.config import Config
 from sentimodal.features.defaults import (
@@ -78,6 +78,23 @@ class RunConfig(Config):
     confident: ConfidentConfig | None = None
     feature_batch_size: int = Field(FEATURE_BATCH_SIZE, ge=1)
     feature_workers: int = Field(FEATURE_WORKERS, ge=0)
+    #: "ray": train data-parallel on Ray Train (and extract features on Ray Data); see
+    #: docs/guide/distributed-training.md
+    engine: Literal["local", "ray"] = "local"
+    #: Ray Train workers (processes, each on its own part of the rows); engine "ray" only
+    workers: int = Field(1, ge=1)
+    #: a running Ray cluster (HOST:PORT); None starts a local Ray instance
+    ray_address: str | None = None
+    #: one GPU per Ray Train worker (NCCL); off: CPU workers (gloo)
+    worker_gpus: bool = False
+    #: times Ray restarts the workers from the last checkpoint after one fails
+    max_failures: int = Field(3, ge=0)
+
+    @model_validator(mode="after")
+    def _engine_settings(self) -> RunConfig:
+        if self.engine != "ray" and (self.workers > 1 or self.ray_address or self.worker_gpus):
+            raise ValueError("workers, ray_address and worker_gpus need engine 'ray'")
+        return self
 
     @field_validator("model")
     @classmethod
@@ -159,6 +176,9 @@ class RunConfig(Config):
                 train.pop(key, None)
         if run.confident is None:
             data.pop("confident")
+        if run.engine == "local":
+            for key in ("engine", "workers", "ray_address", "worker_gpus", "max_failures"):
+                data.pop(key)
         return data
 
 

@@ -9,13 +9,13 @@ and batch order comes from a private generator.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import TextColumn
 
 from sentimodal.errors import UserInputError
 from sentimodal.models.base import SentimentNet, Solved
@@ -29,7 +29,9 @@ from sentimodal.models.batches import (
     take,
 )
 from sentimodal.models.forward import run_batched
-from sentimodal.progress import progress_bar, stderr
+from sentimodal.progress import stderr
+from sentimodal.training.checkpoint import Checkpoints
+from sentimodal.training.epoch_progress import EpochProgress, epoch_progress
 from sentimodal.training.losses import LossFn, class_weights, make_loss, resolve_loss
 from sentimodal.training.optim import make_optimizer, make_scheduler
 from sentimodal.training.train_config import TrainConfig
@@ -63,14 +65,23 @@ def evaluate_outputs(
     labels: torch.Tensor,
     loss_fn: LossFn,
     config: TrainConfig,
+    replica: Replica | None = None,
 ) -> dict[str, float]:
-    """Loss and accuracy of the model on prepared tensors (one forward pass)."""
+    """Loss and accuracy of the model on prepared tensors (one forward pass); a replica's
+    over every copy's part of the validation rows."""
+    device = replica.device if replica is not None else torch.device("cpu")
+    data = {key: value.to(device) for key, value in data.items()}
+    labels = labels.to(device)
     outputs = run_batched(
         model, data, model, config.eval_batch_size, trim=config.length_batching != "none"
     )
     with torch.no_grad():
         loss = float(loss_fn(outputs, labels))
         accuracy = float((model.scores_of(outputs).argmax(dim=1) == labels).float().mean())
+    if replica is not None:
+        n = len(labels)
+        loss_sum, correct, total = replica.sums([loss * n, accuracy * n, float(n)])
+        loss, accuracy = loss_sum / total, correct / total
     return {"val_loss": loss, "val_accuracy": accuracy}
 
 
@@ -78,6 +89,28 @@ def _improved(score: float, best: float | None, monitor: str) -> bool:
     if best is None:
         return True
     return score > best if monitor == "val_accuracy" else score < best
+
+
+class Replica(Protocol):
+    """One of ``world_size`` data-parallel copies of a training run (a Ray Train worker):
+    each trains on its own part of the rows, ``rows`` of them an epoch (the same count on
+    every copy, so that all take the same number of steps), its gradients averaged with the
+    others' (``wrap``: DistributedDataParallel); ``sums`` adds numbers across the copies."""
+
+    rank: int
+    world_size: int
+    rows: int
+    device: torch.device
+
+    def wrap(self, model: SentimentNet) -> Callable[[dict[str, torch.Tensor]], Any]: ...
+
+    def sums(self, values: list[float]) -> list[float]: ...
+
+
+def worker_batch_size(batch_size: int, workers: int) -> int:
+    """Each of ``workers`` copies takes this many rows a step: together the configured
+    batch, so that N workers take the steps one process would, at the same learning rate."""
+    return max(1, -(-batch_size // workers))
 
 
 def fit(
@@ -91,6 +124,9 @@ def fit(
     progress: bool = True,
     console: Console | None = None,
     soft_targets: np.ndarray | None = None,
+    checkpoints: Checkpoints | None = None,
+    replica: Replica | None = None,
+    display: EpochProgress | None = None,
 ) -> TrainResult:
     """Train ``model`` in place; returns the history. ``lr`` overrides the config's rate.
 
@@ -98,7 +134,10 @@ def fit(
     ``patience`` epochs without improvement of ``monitor``, and (``restore_best``) the model
     ends with the best epoch's weights. ``soft_targets`` (N, classes), rows summing to 1,
     replace the hard labels in the training loss (cross-entropy to a distribution); the
-    hard labels still drive accuracy and early stopping.
+    hard labels still drive accuracy and early stopping. With ``checkpoints``, the whole
+    state is saved after every epoch and, when resuming, training continues from the saved
+    one: the same weights as a run that was never stopped. With ``replica``, this process is
+    one of several data-parallel copies (see :class:`Replica`).
     """
     config = config or TrainConfig()
     resolve_loss(config, model.head_kind)
@@ -109,7 +148,7 @@ def fit(
         raise UserInputError("no training examples")
     if int(y.min()) < 0 or int(y.max()) >= count:
         raise UserInputError(f"labels must be class indices in [0, {count}); got {y.unique()}")
-    weights = class_weights(y.numpy(), count) if config.class_weight == "balanced" else None
+    weights = _class_weights(y, count, replica) if config.class_weight == "balanced" else None
     soft = None if soft_targets is None else torch.as_tensor(soft_targets, dtype=torch.float32)
     if soft is not None and (soft.shape != (len(y), count) or weights is not None):
         raise UserInputError(f"soft targets must be ({len(y)}, {count}), without class weights")
@@ -119,7 +158,7 @@ def fit(
         val_tensors = as_tensors(val[0])
         val_data = (val_tensors, as_labels(val[1], n_examples(val_tensors)))
 
-    if soft is None:
+    if soft is None and replica is None:
         start = time.perf_counter()
         solved = model.solve(
             train, y, seed=config.seed, sample_weight=None if weights is None else weights[y]
@@ -131,41 +170,42 @@ def fit(
 
     trim = config.length_batching != "none"
     lengths = sequence_lengths(train) if config.length_batching == "bucket" else None
-    console = console or stderr
+    display = display or epoch_progress(progress, console)
+    device = replica.device if replica is not None else torch.device("cpu")
+    model.to(device)
+    forward = replica.wrap(model) if replica is not None else model.training_outputs
+    world = replica.world_size if replica is not None else 1
+    batch_size = worker_batch_size(config.batch_size, world)
+    rows = replica.rows if replica is not None else len(y)
     result = TrainResult()
-    best_score: float | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    waited = 0
+    best: dict[str, Any] = {"score": None, "state": None, "waited": 0}
 
-    with (
-        torch.random.fork_rng(devices=[]),
-        progress_bar(
-            progress,
-            unit="batches",
-            transient=True,
-            extra=(TextColumn("loss {task.fields[loss]:.4f}"),),
-            console=console,
-        ) as bar,
-    ):
-        torch.manual_seed(config.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + (replica.rank if replica is not None else 0))
         generator = torch.Generator().manual_seed(config.seed)
         optimizer = make_optimizer(model, config, lr)
-        scheduler = None
-        for epoch in range(1, config.epochs + 1):
+        steps = len(epoch_batches(rows, batch_size, torch.Generator(), None))
+        scheduler = make_scheduler(optimizer, config, config.epochs * steps)
+        first = 1
+        saved = checkpoints.load() if checkpoints is not None else None
+        if saved is not None:
+            first = _restore(saved, model, optimizer, scheduler, generator, result, best)
+            display.line(f"resumed after epoch {first - 1} ({checkpoints.path})")
+        for epoch in range(first, config.epochs + 1) if not best.get("done") else ():
             start = time.perf_counter()
-            batches = epoch_batches(
-                len(y), config.batch_size, generator, lengths, config.bucket_chunk
-            )
-            if scheduler is None:
-                scheduler = make_scheduler(optimizer, config, config.epochs * len(batches))
-            task = bar.add_task(f"epoch {epoch}/{config.epochs}", total=len(batches), loss=0.0)
+            subset = torch.randperm(len(y), generator=generator)[:rows] if world > 1 else None
+            part = lengths if subset is None or lengths is None else lengths[subset]
+            batches = epoch_batches(rows, batch_size, generator, part, config.bucket_chunk)
+            if subset is not None:
+                batches = [subset[index] for index in batches]
+            display.start(epoch, config.epochs, len(batches))
             model.train()
             total, seen = 0.0, 0
             for index in batches:
-                batch = take(train, index, trim=trim)
-                target = y[index] if soft is None else soft[index]
+                batch = {k: v.to(device) for k, v in take(train, index, trim=trim).items()}
+                target = (y[index] if soft is None else soft[index]).to(device)
                 optimizer.zero_grad(set_to_none=True)
-                loss = sum(loss_fn(out, target) for out in model.training_outputs(batch))
+                loss = sum(loss_fn(out, target) for out in forward(batch))
                 loss.backward()
                 if config.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -173,40 +213,113 @@ def fit(
                 scheduler.step()
                 total += loss.item() * len(index)
                 seen += len(index)
-                bar.update(task, advance=1, loss=total / seen)
-            bar.remove_task(task)
+                display.advance(len(index) * world, total / seen)
             record: dict[str, float] = {"epoch": epoch, "train_loss": total / seen}
+            if replica is not None:
+                record["train_loss"] = replica.sums([total])[0] / (seen * world)
             if val_data is not None:
-                record.update(evaluate_outputs(model, *val_data, loss_fn, config))
+                record.update(evaluate_outputs(model, *val_data, loss_fn, config, replica))
             record["seconds"] = time.perf_counter() - start
             result.history.append(record)
-            if progress:
-                console.print(_epoch_line(record, config.epochs))
+            display.line(_epoch_line(record, config.epochs))
+            stop = val_data is not None and _stop(record, epoch, model, config, result, best)
+            best["done"] = stop or epoch == config.epochs
+            if checkpoints is not None:
+                checkpoints.save(
+                    _state(epoch, model, optimizer, scheduler, generator, result, best)
+                )
+            if stop:
+                break
 
-            if val_data is None:
-                continue
-            score = record[config.monitor]
-            if _improved(score, best_score, config.monitor):
-                best_score, result.best_epoch, waited = score, epoch, 0
-                if config.restore_best:
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                waited += 1
-                if config.patience is not None and waited >= config.patience:
-                    result.stopped_early = epoch < config.epochs
-                    break
-
-    if progress and result.best_epoch is not None:
+    if result.best_epoch is not None:
         how = "stopped early" if result.stopped_early else "trained"
-        console.print(
+        display.line(
             f"{how} after {len(result.history)} of {config.epochs} epochs; "
-            f"best epoch {result.best_epoch} ({config.monitor} {best_score:.4f})"
+            f"best epoch {result.best_epoch} ({config.monitor} {best['score']:.4f})"
             + (", its weights kept" if config.restore_best else "")
         )
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    display.close()
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
     model.eval()
     return result
+
+
+def _class_weights(y: torch.Tensor, count: int, replica: Replica | None) -> torch.Tensor:
+    """Balanced class weights from every copy's labels, not only this one's."""
+    if replica is None:
+        return class_weights(y.numpy(), count)
+    counts = replica.sums(np.bincount(y.numpy(), minlength=count).astype(float).tolist())
+    present = [c > 0 for c in counts]
+    total, classes = sum(counts), sum(present)
+    return torch.tensor(
+        [total / (classes * c) if c > 0 else 0.0 for c in counts], dtype=torch.float32
+    )
+
+
+def _stop(
+    record: dict[str, float],
+    epoch: int,
+    model: SentimentNet,
+    config: TrainConfig,
+    result: TrainResult,
+    best: dict[str, Any],
+) -> bool:
+    """Keep the best epoch (and its weights); whether patience has run out."""
+    score = record[config.monitor]
+    if _improved(score, best["score"], config.monitor):
+        best["score"], result.best_epoch, best["waited"] = score, epoch, 0
+        if config.restore_best:
+            best["state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return False
+    best["waited"] += 1
+    if config.patience is not None and best["waited"] >= config.patience:
+        result.stopped_early = epoch < config.epochs
+        return True
+    return False
+
+
+def _state(
+    epoch: int,
+    model: SentimentNet,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+    result: TrainResult,
+    best: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything the next epoch depends on, as a checkpoint holds it."""
+    return {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": {"torch": torch.get_rng_state(), "batches": generator.get_state()},
+        "result": result.to_dict(),
+        "best": best,
+    }
+
+
+def _restore(
+    saved: dict[str, Any],
+    model: SentimentNet,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+    result: TrainResult,
+    best: dict[str, Any],
+) -> int:
+    """Put a checkpoint's state back; returns the first epoch still to train."""
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["rng"]["torch"])
+    generator.set_state(saved["rng"]["batches"])
+    result.history = list(saved["result"]["history"])
+    result.best_epoch = saved["result"]["best_epoch"]
+    result.stopped_early = bool(saved["result"]["stopped_early"])
+    best.update(saved["best"])
+    return int(saved["epoch"]) + 1
 
 
 def _solved(

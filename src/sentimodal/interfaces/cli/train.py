@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +81,32 @@ def train_command(
         "--train-splits",
         help="Splits to train on, comma-separated; train,val: all labelled posts, no validation.",
     ),
+    engine: str | None = typer.Option(
+        None, "--engine", help="local (default) or ray: data-parallel on Ray Train."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Ray Train workers (with --engine ray)."
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="A running Ray cluster (HOST:PORT) for --engine ray."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from the checkpoint an interrupted run left in --out."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Train a model on the train split (val picks the best epoch), evaluate, and save it."""
+    """Train a model on the train split (val picks the best epoch), evaluate, and save it.
+
+    Each epoch's state is kept in OUT/checkpoint until the model is saved; --resume
+    continues an interrupted run from it.
+    """
     from sentimodal.files import check_output_folder
 
     out = check_output_folder(out)
     from sentimodal.analysis.model_report import model_report
     from sentimodal.interfaces.cli.tables import metrics_table
     from sentimodal.preparation.dataset import PreparedDataset
+    from sentimodal.training.checkpoint import CHECKPOINT_FOLDER
     from sentimodal.training.estimator import SentimentModel
 
     run = run_config_from(
@@ -104,6 +122,9 @@ def train_command(
         backbone_lr=backbone_lr,
         batch_size=batch_size,
         optimizer=optimizer,
+        engine=engine,
+        workers=workers,
+        ray_address=ray_address,
     )
     splits = [split.strip() for split in train_splits.split(",") if split.strip()]
     dataset = PreparedDataset.load(dataset_dir)
@@ -113,9 +134,17 @@ def train_command(
         (run.model, "bold"),
         f" ({run.head} head, {what}) on {dataset.root} ({' + '.join(splits)})",
     )
-    estimator = SentimentModel(run).fit(dataset, train_splits=splits, progress=not quiet)
+    checkpoints = out / CHECKPOINT_FOLDER
+    estimator = SentimentModel(run).fit(
+        dataset,
+        train_splits=splits,
+        progress=not quiet,
+        checkpoint_dir=checkpoints,
+        resume=resume,
+    )
     estimator.metrics_ = estimator.evaluate_splits(dataset)
     estimator.save(out)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # a saved model needs no checkpoint
     for split, metrics in estimator.metrics_.items():
         console.print(metrics_table(metrics, f"{split} split"))
     gates = estimator.gate_stats()
