@@ -28,7 +28,7 @@ from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.image_encoders.weights import RANDOM
 from sentimodal.features.text_encoders import saved_text_encoder
-from sentimodal.features.text_encoders.minilm_tokens import wordpiece_ids
+from sentimodal.features.text_encoders.hf import token_ids
 from sentimodal.features.text_normalize import normalize_texts
 from sentimodal.inference import onnx_folder
 from sentimodal.inference.onnx_folder import GRAPH_FILE, MANIFEST_FILE, MAX_GRAPH_BYTES
@@ -102,7 +102,7 @@ class _Tokens:
                 raise UserInputError(f"{where}: unreadable tokenizer ({message})") from None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return wordpiece_ids(self.tokenizer, normalize_texts(texts, self.normalize), self.max_len)
+        return token_ids(self.tokenizer, normalize_texts(texts, self.normalize), self.max_len)
 
 
 class _Unscaled:

@@ -108,7 +108,7 @@ def train_command(
     )
     splits = [split.strip() for split in train_splits.split(",") if split.strip()]
     dataset = PreparedDataset.load(dataset_dir)
-    what = "fine-tuning MiniLM" if run.fine_tunes else "frozen features"
+    what = f"fine-tuning {run.resolved().text_encoder}" if run.fine_tunes else "frozen features"
     say(
         "training ",
         (run.model, "bold"),
