@@ -50,17 +50,29 @@ def folder_identity(folder: Path, name: str) -> str:
     )
 
 
-def resolve_source(source: str, *, prefix: str, revision: str | None = None) -> HubSource:
-    """The local folder and identity of ``source`` (a folder or a hub id at ``revision``)."""
+def resolve_source(
+    source: str,
+    *,
+    prefix: str,
+    revision: str | None = None,
+    provide: str | None = None,
+    label: str | None = None,
+) -> HubSource:
+    """The local folder and identity of ``source`` (a folder or a hub id at ``revision``);
+    ``provide`` says how to give the weights otherwise and ``label`` names them (in the
+    offline error)."""
     if is_local(source):
         folder = Path(source).expanduser().resolve()
         if not folder.is_dir():
             raise UserInputError(f"{prefix}:{source}: no such folder")
         return HubSource(folder, folder_identity(folder, folder.name))
-    return _from_hub(source, prefix=prefix, revision=revision)
+    label = label or f"{prefix}:{source}"
+    return _from_hub(source, prefix=prefix, revision=revision, provide=provide, label=label)
 
 
-def _from_hub(model_id: str, *, prefix: str, revision: str | None) -> HubSource:
+def _from_hub(
+    model_id: str, *, prefix: str, revision: str | None, provide: str | None, label: str
+) -> HubSource:
     """A hub snapshot from the cache, downloaded when online (the real path users take)."""
     import huggingface_hub
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
@@ -73,15 +85,15 @@ def _from_hub(model_id: str, *, prefix: str, revision: str | None) -> HubSource:
             model_id, revision=revision, local_files_only=offline
         )
     except HFValidationError:
-        raise UserInputError(
-            f"{prefix}:{model_id} is neither a local folder nor a hub id (org/name)"
-        ) from None
+        raise UserInputError(f"{label} is neither a local folder nor a hub id (org/name)") from None
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
         state = "the hub is offline (HF_HUB_OFFLINE=1)" if offline else f"download failed: {exc}"
+        provide = (
+            provide or f"give a local folder ({prefix}:/path/to/model, saved with save_pretrained)"
+        )
         raise UserInputError(
-            f"{prefix}:{model_id} is not in the Hugging Face cache ({hub_home()}) and {state}: "
-            f"give a local folder ({prefix}:/path/to/model, saved with save_pretrained) or set "
-            "HF_HOME to a cache that holds it"
+            f"{label} is not in the Hugging Face cache ({hub_home()}) and {state}: "
+            f"{provide} or set HF_HOME to a cache that holds it"
         ) from None
     path = Path(folder)
     # a snapshot's folder is named by the commit it was taken at: the revision's identity

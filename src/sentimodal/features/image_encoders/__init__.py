@@ -11,6 +11,7 @@ from sentimodal.features.image_encoders import (
     mobilenet_v2,
     pixels32,
     resnet50,
+    timm_models,
 )
 from sentimodal.features.image_encoders.base import BackboneEncoder, ImageEncoder
 from sentimodal.features.image_encoders.registry import (
@@ -36,4 +37,5 @@ __all__ = [
     "pixels32",
     "register_image_encoder",
     "resnet50",
+    "timm_models",
 ]
