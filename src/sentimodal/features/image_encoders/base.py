@@ -26,7 +26,6 @@ from sentimodal.features.image_encoders.weights import (
 from sentimodal.features.images import load_image
 from sentimodal.net import FetchPolicy
 
-
 _RESAMPLE = {
     "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC,
