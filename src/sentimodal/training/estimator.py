@@ -390,9 +390,10 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         return save_model(self, directory)
 
     @classmethod
-    def load(cls, directory: str | Path) -> SentimentModel:
-        """Read a model directory; refuses foreign, corrupted or incompatible ones."""
-        return load_model(cls, directory)
+    def load(cls, directory: str | Path, device: str = "auto") -> SentimentModel:
+        """Read a model directory onto ``device`` (``auto``: a GPU if there is one); refuses
+        foreign, corrupted or incompatible ones."""
+        return load_model(cls, directory, device)
 
     def branch(self, modality: str) -> SentimentModel:
         """The text or image half of a late fusion as a model of its own, sharing its weights:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sentimodal.devices import resolve_device
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.features.folder import FeatureFolder, FeatureSet
 from sentimodal.features.image_encoders import get_image_encoder
@@ -262,6 +263,7 @@ def extract_run_features(
         batch_size=run.feature_batch_size,
         workers=run.feature_workers,
         progress=progress,
+        device=run.device,
     )
 
 
@@ -279,10 +281,11 @@ def fit_encoders(
     """
     results = extract_run_features(run, dataset, progress=progress)
     image = text = None
+    device = resolve_device(run.device)
     if run.uses_image:
-        image = get_image_encoder(run.image_encoder, **run.image_encoder_config)
+        image = get_image_encoder(run.image_encoder, **run.image_encoder_config).to(device)
     if run.uses_text:
-        text = get_text_encoder(run.text_encoder, **run.text_encoder_config)
+        text = get_text_encoder(run.text_encoder, **run.text_encoder_config).to(device)
         if text.learns:
             text.load(results["text"].directory)
     return image, text, results

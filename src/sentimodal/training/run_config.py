@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_serializer, field_validator
 
 from sentimodal.config import Config
+from sentimodal.devices import Device
 from sentimodal.features.defaults import (
     DEFAULT_IMAGE_ENCODER,
     FEATURE_BATCH_SIZE,
@@ -76,6 +77,9 @@ class RunConfig(Config):
     train: TrainConfig = Field(default_factory=TrainConfig)
     #: continue training on confident training examples afterwards (None: don't)
     confident: ConfidentConfig | None = None
+    #: where features are computed and the network trains and predicts (see
+    #: sentimodal.devices); a loaded model runs where ``load`` says, whatever trained it
+    device: Device = "auto"
     feature_batch_size: int = Field(FEATURE_BATCH_SIZE, ge=1)
     feature_workers: int = Field(FEATURE_WORKERS, ge=0)
 

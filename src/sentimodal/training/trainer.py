@@ -17,6 +17,7 @@ import torch
 from rich.console import Console
 from rich.progress import TextColumn
 
+from sentimodal.devices import autocast, module_device
 from sentimodal.errors import UserInputError
 from sentimodal.models.base import SentimentNet, Solved
 from sentimodal.models.batches import (
@@ -27,6 +28,7 @@ from sentimodal.models.batches import (
     n_examples,
     sequence_lengths,
     take,
+    to_device,
 )
 from sentimodal.models.forward import run_batched
 from sentimodal.progress import progress_bar, stderr
@@ -65,9 +67,11 @@ def evaluate_outputs(
     config: TrainConfig,
 ) -> dict[str, float]:
     """Loss and accuracy of the model on prepared tensors (one forward pass)."""
+    device = module_device(model)
     outputs = run_batched(
         model, data, model, config.eval_batch_size, trim=config.length_batching != "none"
-    )
+    ).to(device)
+    labels = labels.to(device)
     with torch.no_grad():
         loss = float(loss_fn(outputs, labels))
         accuracy = float((model.scores_of(outputs).argmax(dim=1) == labels).float().mean())
@@ -91,8 +95,13 @@ def fit(
     progress: bool = True,
     console: Console | None = None,
     soft_targets: np.ndarray | None = None,
+    device: torch.device | None = None,
 ) -> TrainResult:
     """Train ``model`` in place; returns the history. ``lr`` overrides the config's rate.
+
+    Gradient steps run on ``device`` (None: where the model is), the model moved there, each
+    batch moved as it is taken; ``mixed_precision`` runs the forward passes in bfloat16 on
+    CUDA.
 
     With ``val``, each epoch reports validation loss and accuracy, training stops after
     ``patience`` epochs without improvement of ``monitor``, and (``restore_best``) the model
@@ -129,6 +138,9 @@ def fit(
                 model, solved, train, y, val_data, config, loss_fn, progress, console, start
             )
 
+    if device is not None:
+        model.to(device)
+    device = module_device(model)
     trim = config.length_batching != "none"
     lengths = sequence_lengths(train) if config.length_batching == "bucket" else None
     console = console or stderr
@@ -162,10 +174,12 @@ def fit(
             model.train()
             total, seen = 0.0, 0
             for index in batches:
-                batch = take(train, index, trim=trim)
-                target = y[index] if soft is None else soft[index]
+                batch = to_device(take(train, index, trim=trim), device)
+                target = (y[index] if soft is None else soft[index]).to(device)
                 optimizer.zero_grad(set_to_none=True)
-                loss = sum(loss_fn(out, target) for out in model.training_outputs(batch))
+                with autocast(device, config.mixed_precision):
+                    outputs = model.training_outputs(batch)
+                loss = sum(loss_fn(out.float(), target) for out in outputs)
                 loss.backward()
                 if config.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

@@ -136,6 +136,10 @@ class ImageEncoder(ABC):
     def module(self) -> nn.Module:
         """The torch module: preprocessed batch -> (N, *shape) features (for fine-tuning)."""
 
+    def to(self, device: str | torch.device) -> Self:
+        """Run on ``device``; encoders without a network (pixels) ignore it."""
+        return self
+
     def read(self, source: str | Path, *, policy: FetchPolicy | None = None) -> torch.Tensor:
         """Load, decode and transform one image path or URL (raises ``RecordError``): the whole
         per-image work of a data-loading worker. URLs are fetched under ``policy``."""

@@ -63,6 +63,11 @@ class TextEncoder(ABC):
     def fit(self, texts: Sequence[str]) -> Self:
         return self
 
+    def to(self, device: Any) -> Self:
+        """Run on ``device`` (a torch device or its name); encoders without a network ignore
+        it."""
+        return self
+
     @abstractmethod
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """A batch of texts -> array of shape (len(texts), *shape)."""

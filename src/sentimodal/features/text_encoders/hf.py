@@ -17,7 +17,7 @@ import functools
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 
@@ -75,6 +75,15 @@ def token_ids(tokenizer: Any, texts: Sequence[str], max_len: int) -> np.ndarray:
     ids = np.asarray(encoded["input_ids"], dtype=np.int64).reshape(len(texts), max_len)
     mask = np.asarray(encoded["attention_mask"], dtype=bool).reshape(ids.shape)
     return np.where(mask, ids + id_shift(tokenizer), 0)
+
+
+def reads_tokenizer(name: str, config: dict[str, Any]) -> bool:
+    """Whether the saved text encoder ``name`` / ``config`` gives a transformer's own ids,
+    which an ONNX export computes from the tokenizer files copied beside its graph."""
+    from sentimodal.features.text_encoders.registry import text_encoder_class
+
+    cls = text_encoder_class(name)
+    return issubclass(cls, HFEncoder) and cls.gives_ids(config)
 
 
 @register_text_encoder
@@ -159,6 +168,10 @@ class HFEncoder(TextEncoder):
     @property
     def id_shift(self) -> int:
         return id_shift(tokenizer_of(self.folder))
+
+    def to(self, device: Any) -> Self:
+        self.device = str(device)
+        return self
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         texts = normalize_texts(texts, self.normalize)

@@ -57,6 +57,9 @@ def predict_command(
         help="A larger input row (CSV record, JSON line) is an error row.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    device: str = typer.Option(
+        "auto", "--device", help="Where the network runs (torch runtime): auto, cpu, cuda, mps."
+    ),
     runtime: str = typer.Option(
         "torch", "--runtime", help="torch (a model directory) or onnx (a `sentimodal export`)."
     ),
@@ -88,7 +91,9 @@ def predict_command(
     if output is not None:
         check_writable(output)
     run_engine = get_engine(engine, workers)
-    work = _work(model_dir, runtime, labels, FetchPolicy(allow_private=allow_private_addresses))
+    work = _work(
+        model_dir, runtime, labels, FetchPolicy(allow_private=allow_private_addresses), device
+    )
     if input_file is None:
         rows = post_rows([{"id": "0", "text": text or "", "image": image or ""}])
         predictions = predict_rows(work, rows)
@@ -138,7 +143,9 @@ def predict_command(
         raise typer.Exit(code=1)
 
 
-def _work(model_dir: Path, runtime: str, labels: str | None, fetch: Any) -> PostBatchWork:
+def _work(
+    model_dir: Path, runtime: str, labels: str | None, fetch: Any, device: str = "auto"
+) -> PostBatchWork:
     """The per-batch work of the model, on the chosen runtime (onnx: no training code)."""
 
     if runtime == "onnx":
@@ -151,7 +158,7 @@ def _work(model_dir: Path, runtime: str, labels: str | None, fetch: Any) -> Post
         raise UserInputError(f"unknown runtime {runtime!r}: choose torch or onnx")
     from sentimodal.training.estimator import SentimentModel
 
-    model = SentimentModel.load(model_dir)
+    model = SentimentModel.load(model_dir, device=device)
     if labels is not None:
         model.set_labels([label for label in labels.split(",") if label.strip()])
     return model.post_work(fetch)

@@ -82,7 +82,9 @@ class ServedModel:
         self._spaces: dict[tuple[str, ...], LabelSpace] = {}
 
     @classmethod
-    def load(cls, directory: str | Path, runtime: str = "torch") -> ServedModel:
+    def load(
+        cls, directory: str | Path, runtime: str = "torch", device: str = "auto"
+    ) -> ServedModel:
         directory = Path(directory)
         if runtime == "onnx":
             from sentimodal.inference.onnx_runtime import OnnxModel
@@ -92,7 +94,7 @@ class ServedModel:
         elif runtime == "torch":
             from sentimodal.training.estimator import SentimentModel
 
-            model = SentimentModel.load(directory)
+            model = SentimentModel.load(directory, device=device)
             served = cls(
                 model.post_work(),
                 _torch_info(model, directory),
