@@ -107,3 +107,34 @@ def tiny_timm(path: Path, name: str = "resnet18") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     return path
+
+
+def tiny_clip(folder: Path, *, seed: int = 0) -> Path:
+    """A tiny CLIPModel (2-layer towers, 32 wide, 32 px images, a 16-d joint space) with a
+    WordPiece tokenizer and a CLIP image processor, saved in ``folder``."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    tokenizer = bert_tokenizer(folder)
+    small = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "intermediate_size": 64}  # fmt: skip
+    config = CLIPConfig(
+        # the text tower pools at its end-of-text token: the tokenizer's [SEP]
+        text_config={
+            **small,
+            "vocab_size": len(tokenizer),
+            "max_position_embeddings": 77,
+            "eos_token_id": tokenizer.sep_token_id,
+            "bos_token_id": tokenizer.cls_token_id,
+            "pad_token_id": 0,
+        },  # fmt: skip
+        vision_config={**small, "image_size": 32, "patch_size": 8},
+        projection_dim=16,
+    )
+    torch.manual_seed(seed)
+    CLIPModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    ).save_pretrained(folder)
+    return folder

@@ -49,6 +49,7 @@ def models(tmp_path_factory: pytest.TempPathFactory, one_thread) -> dict[str, Pa
         "bert": hub_models.tiny_bert(root / "bert"),
         "roberta": hub_models.tiny_roberta(root / "roberta"),
         "timm": hub_models.tiny_timm(root / f"{TIMM_NAME}.safetensors", TIMM_NAME),
+        "clip": hub_models.tiny_clip(root / "clip"),
     }
 
 
@@ -189,6 +190,52 @@ def test_cross_reads_a_timm_grid_with_an_hf_transformer(models, posts, tmp_path)
     with ThreadServer(saved, ServerSettings()) as server:
         answer = httpx.post(f"{server.base}/v1/predict", json={"text": "i love this"}, timeout=30)
     assert answer.status_code == 200 and set(answer.json()["scores"]) == set(model.classes_)
+
+
+def test_clip_gives_both_modalities_in_one_space(models) -> None:
+    from PIL import Image
+
+    name = f"clip:{models['clip']}"
+    text, image = get_text_encoder(name), get_image_encoder(name)
+    assert text.shape == image.shape == (16,)
+    assert text.identity.endswith(":text") and image.identity.endswith(":image")
+    pixels = image.transform(Image.new("RGB", (50, 40), (200, 0, 0)))
+    assert tuple(pixels.shape) == (3, 32, 32)
+    vectors = np.concatenate([text.encode(TEXTS[:1]), image.encode(pixels[None])])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_clip_model_takes_open_labels_for_every_kind_of_post(models, posts, tmp_path) -> None:
+    name = f"clip:{models['clip']}"
+    model = _fit(posts, tmp_path, model="gated", text_encoder=name, image_encoder=name)
+    saved = model.save(tmp_path / "model")
+    back = SentimentModel.load(saved).set_labels(["happy", "sad", "neutral"])
+    assert back.classes_ == ["happy", "sad", "neutral"]
+    image = posts["image"].iloc[0]
+    rows = [{"text": "i love this", "image": image}, {"text": "bad day"}, {"image": image}]
+    predictions = back.predict_posts(rows, workers=0)
+    assert all(p.error is None for p in predictions), predictions
+    assert all(set(p.scores) == {"happy", "sad", "neutral"} for p in predictions)
+    assert all(abs(sum(p.scores.values()) - 1) < 1e-5 for p in predictions)
+    other = SentimentModel.load(saved).set_labels(["happy", "sad", "neutral"], template="{label}!")
+    assert other.predict_posts(rows[:1], workers=0)[0].scores != predictions[0].scores
+    with pytest.raises(UserInputError, match="no {label}"):
+        SentimentModel.load(saved).set_labels(["a", "b"], template="a photo")
+    result = runner.invoke(app, ["predict", str(saved), "--text", "so happy", "--labels",
+                                 "happy,sad", "--device", "cpu"])  # fmt: skip
+    assert result.exit_code == 0 and "happy" in result.output, result.output
+    with ThreadServer(saved, ServerSettings()) as server:
+        answer = httpx.post(f"{server.base}/v1/predict", timeout=30,
+                            json={"text": "i love this", "labels": ["happy", "sad"]})  # fmt: skip
+        info = httpx.get(f"{server.base}/v1/model", timeout=30).json()
+    assert answer.status_code == 200, answer.text
+    assert set(answer.json()["scores"]) == {"happy", "sad"} and info["open_labels"]
+
+
+def test_a_softmax_model_over_other_encoders_refuses_open_labels(models, posts, tmp_path):
+    model = _fit(posts, tmp_path, model="text", text_encoder=f"hf:{models['bert']}")
+    with pytest.raises(UserInputError, match="clip: encoders"):
+        model.set_labels(["a", "b"])
 
 
 def test_devices_refuse_what_the_machine_lacks(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.image_encoders.weights import RANDOM
 from sentimodal.features.text_encoders import saved_text_encoder, text_encoder_class
-from sentimodal.features.text_encoders.hf import token_ids
+from sentimodal.features.text_encoders.hf import check_max_len, token_ids
 from sentimodal.features.text_normalize import (
     DEFAULT_TEXT_NORMALIZATION,
     check_normalization,
@@ -95,7 +95,7 @@ class _Tokens:
 
         self.name = name
         config = {**text_encoder_class(name).legacy_config, **config}
-        self.max_len = int(config.get("max_len", 128))
+        self.max_len = check_max_len(config.get("max_len", 128), name)
         self.normalize = check_normalization(
             str(config.get("normalize", DEFAULT_TEXT_NORMALIZATION))
         )

@@ -7,6 +7,7 @@ Importing the package registers every encoder; weights load on first use.
 from sentimodal.features.defaults import DEFAULT_IMAGE_ENCODER
 from sentimodal.features.image_encoders import (
     alexnet,
+    clip,
     efficientnet_lite0,
     mobilenet_v2,
     pixels32,
@@ -23,6 +24,7 @@ from sentimodal.features.image_encoders.registry import (
 from sentimodal.features.image_encoders.weights import WEIGHTS, WeightSpec
 
 __all__ = [
+    "clip",
     "DEFAULT_IMAGE_ENCODER",
     "WEIGHTS",
     "BackboneEncoder",

@@ -5,6 +5,7 @@ Importing the package registers every encoder; heavy models load on first ``enco
 
 from sentimodal.features.defaults import FINE_TUNED_TEXT_ENCODER, FROZEN_TEXT_ENCODER
 from sentimodal.features.text_encoders import (
+    clip,
     glove_mean,
     hf,
     minilm,
@@ -25,6 +26,7 @@ from sentimodal.features.text_encoders.registry import (
 from sentimodal.features.text_encoders.tokens import lengths_from_ids, tokenize
 
 __all__ = [
+    "clip",
     "FINE_TUNED_TEXT_ENCODER",
     "FROZEN_TEXT_ENCODER",
     "TextEncoder",

@@ -57,6 +57,15 @@ def transformer_of(folder: Path, device: str) -> Any:
     return model.eval().to(device)
 
 
+def check_max_len(max_len: Any, name: str) -> int:
+    """A token length within a transformer's positions (3: room for the special tokens)."""
+    if type(max_len) is not int or not 3 <= max_len <= MAX_TOKENS:
+        raise UserInputError(
+            f"{name}: max_len must be a whole number from 3 to {MAX_TOKENS}, got {max_len!r}"
+        )
+    return max_len
+
+
 def id_shift(tokenizer: Any) -> int:
     """What is added to the tokenizer's ids so that 0 is free to mean padding."""
     return 0 if tokenizer.pad_token_id == 0 else 1
@@ -115,11 +124,7 @@ class HFEncoder(TextEncoder):
                 f"hf:{model}: output is vectors or ids, pooling mean or cls "
                 f"(got {output!r}, {pooling!r})"
             )
-        if type(max_len) is not int or not 3 <= max_len <= MAX_TOKENS:
-            raise UserInputError(
-                f"hf:{model}: max_len must be a whole number from 3 to {MAX_TOKENS}, "
-                f"got {max_len!r}"
-            )
+        check_max_len(max_len, f"hf:{model}")
         if self.family:
             self.name = f"hf:{model}"
         self.model, self.output, self.pooling, self.unit = model, output, pooling, bool(unit)
