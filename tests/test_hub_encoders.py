@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -58,6 +60,11 @@ def posts():
     return sample_posts(24)
 
 
+@pytest.fixture(scope="module")
+def table_data(posts, tmp_path_factory: pytest.TempPathFactory):
+    return _table_dataset(posts, tmp_path_factory.mktemp("table"))
+
+
 def test_registries_list_the_families() -> None:
     assert "hf:<source>" in list_text_encoders()
     assert "timm:<source>" in list_image_encoders()
@@ -89,15 +96,34 @@ def test_weights_change_the_identity(models: dict[str, Path], tmp_path: Path) ->
     )
 
 
-def test_a_hub_id_not_cached_offline_is_one_line_exit_2(tmp_path: Path, monkeypatch) -> None:
+def test_a_hub_id_not_cached_offline_is_one_line_exit_2(table_data, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
     with pytest.raises(UserInputError, match=r"hf:nobody/nothing is not in the Hugging Face"):
         get_text_encoder("hf:nobody/nothing")
-    result = runner.invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "m"),
-                                 "--text-encoder", "hf:nobody/nothing"])  # fmt: skip
-    assert result.exit_code == 2
     with pytest.raises(UserInputError, match="timm:resnet18 .*--image-weights FILE"):
         get_image_encoder("timm:resnet18")
+    data = table_data.root
+    flags = ["--model", "text", "--text-encoder", "hf:nobody/nothing"]
+    result = runner.invoke(app, ["train", str(data), "--out", str(tmp_path / "m"), *flags])
+    assert result.exit_code == 2 and "hf:nobody/nothing is not in the" in result.output
+
+
+@pytest.mark.slow
+def test_the_offline_error_in_a_fresh_process(posts, tmp_path: Path, monkeypatch) -> None:
+    """As a user runs it: nothing else has imported the hub library's modules yet."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
+    data = _table_dataset(posts, tmp_path).root
+    script = (
+        "import sys; from sentimodal.interfaces.cli import app; "
+        "sys.argv = ['sentimodal', 'train', sys.argv[1], '--out', sys.argv[2], "
+        "'--text-encoder', 'hf:nobody/nothing', '--model', 'text']; app()"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(data), str(tmp_path / "m")],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "hf:nobody/nothing is not in the Hugging Face cache" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
 
 
 def test_shipped_transformers_are_bit_identical_to_main(one_thread) -> None:
@@ -121,6 +147,14 @@ def test_shipped_mpnet_is_bit_identical_to_main(one_thread) -> None:
     with torch.no_grad():
         scores = model.eval().scores({"text": torch.as_tensor(golden["mpnet_tokens"])})
     assert np.array_equal(scores.numpy(), golden["mpnet_scores"])
+
+
+def _table_dataset(posts, tmp_path: Path):
+    from sentimodal.preparation.pipeline import prepare
+
+    posts.to_csv(tmp_path / "posts.csv", index=False)
+    return prepare("table", tmp_path / "posts.csv", tmp_path / "data", text_columns=["text"],
+                   image_column="image", label_column="label", progress=False)  # fmt: skip
 
 
 def _fit(posts, tmp_path: Path, **settings) -> SentimentModel:
@@ -152,12 +186,8 @@ def test_hf_frozen_vectors_feed_the_frozen_models(models, posts, tmp_path) -> No
     assert model.network_.config.kind == "mlp" and not model.run_.fine_tunes
 
 
-def test_timm_features_train_export_through_the_cli(models, posts, tmp_path) -> None:
-    from sentimodal.preparation.pipeline import prepare
-
-    posts.to_csv(tmp_path / "posts.csv", index=False)
-    data = prepare("table", tmp_path / "posts.csv", tmp_path / "data", text_columns=["text"],
-                   image_column="image", label_column="label", progress=False)  # fmt: skip
+def test_timm_features_train_export_through_the_cli(models, posts, table_data, tmp_path) -> None:
+    data = table_data
     weights = str(models["timm"])
     image = f"timm:{TIMM_NAME}"
     result = runner.invoke(app, ["features", str(data.root), "--image", image, "--image-weights",

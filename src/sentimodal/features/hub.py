@@ -75,9 +75,10 @@ def _from_hub(
 ) -> HubSource:
     """A hub snapshot from the cache, downloaded when online (the real path users take)."""
     import huggingface_hub
+    from huggingface_hub import constants
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 
-    offline = huggingface_hub.constants.HF_HUB_OFFLINE or os.environ.get(
+    offline = constants.HF_HUB_OFFLINE or os.environ.get(
         "HF_HUB_OFFLINE", ""
     ).lower() in ("1", "true", "yes", "on")
     try:
