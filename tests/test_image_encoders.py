@@ -53,7 +53,9 @@ def pretrained() -> dict[str, object]:
 def test_every_listed_encoder_rebuilds_from_its_own_config() -> None:
     """What a model directory relies on: name + config give back the very same encoder."""
     assert DEFAULT_IMAGE_ENCODER in list_image_encoders()
-    for name in list_image_encoders():
+    # a family is listed as timm:<source>: one of its members stands for it
+    names = [name.replace("<source>", "resnet18") for name in list_image_encoders()]
+    for name in names:
         encoder = get_image_encoder(name, **({"weights": "none"} if name != "pixels32" else {}))
         again = get_image_encoder(name, **encoder.config)
         assert (again.name, again.config, again.identity) == (

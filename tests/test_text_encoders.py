@@ -28,6 +28,7 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 def test_registry_lists_every_encoder() -> None:
     assert list_text_encoders() == [
         "glove_mean",
+        "hf:<source>",
         "minilm",
         "minilm_tokens",
         "mpnet",

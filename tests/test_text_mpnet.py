@@ -20,7 +20,7 @@ from sentimodal.features.text_encoders.sentence import sentence_vectors
 from sentimodal.models.base import PretrainedStart
 from sentimodal.models.recipes import ModalityInput, get_recipe
 from sentimodal.models.registry import get_model
-from sentimodal.models.text_mpnet import TextMPNet
+from sentimodal.models.text_transformer import TextTransformer as TextMPNet
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.pipeline import prepare
 from sentimodal.sample import sample_path
@@ -84,18 +84,18 @@ def test_the_training_memo_changes_the_cost_not_the_output() -> None:
         model.start_pretrained(PretrainedStart())
         first = model.scores({"text": ids})
         again = model.scores({"text": ids[[2, 0]]})  # other batch, other padding
-    assert model._memo is not None and len(model._memo) == 3  # one entry per post
+    assert model.bottom._memo is not None and len(model.bottom._memo) == 3  # one entry per post
     assert torch.allclose(plain, first, atol=1e-3)
     assert torch.allclose(first[[2, 0]], again, atol=1e-5)
     # states kept while predicting (inference mode) feed a training step later
     other = torch.as_tensor(get_text_encoder("mpnet_tokens").encode(["a new post", "and one"]))
     with torch.inference_mode():
         model.scores({"text": other})
-    assert len(model._memo) == 5
+    assert len(model.bottom._memo) == 5
     model.train()
     torch.nn.functional.cross_entropy(model({"text": other}), torch.tensor([2, 0])).backward()
     model.end_training()
-    assert model._memo is None
+    assert model.bottom._memo is None
 
 
 def test_only_the_top_layers_learn_and_frozen_parts_run_without_dropout() -> None:
@@ -154,7 +154,7 @@ def test_partly_fine_tuned_mpnet_trains_saves_and_reloads(
         "feature_workers": 0,
     }
     model = SentimentModel(**run).fit(sample_dataset, progress=False)
-    assert model.network_._memo is None  # dropped after fit
+    assert model.network_.bottom._memo is None  # dropped after fit
     assert model.history_[0]["val_accuracy"] > 0
     model.save(tmp_path / "model")
     config = json.loads((tmp_path / "model" / "config.json").read_text())

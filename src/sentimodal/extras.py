@@ -1,9 +1,10 @@
 """Optional parts of the install (pip extras) and the one error for a missing one.
 
-The core install prepares, trains, evaluates and predicts; serving, ONNX and Ray come as extras
-so that it stays small. Every optional import goes through :func:`require_extra` or
-:func:`import_extra`, so a missing extra is always the same one line naming it (a
-:class:`MissingExtra`, exit code 2 in the CLI), never a traceback from deep inside a command.
+The core install prepares, trains, evaluates and predicts; serving, ONNX, Ray and timm's image
+models come as extras so that it stays small. Every optional import goes through
+:func:`require_extra` or :func:`import_extra`, so a missing extra is always the same one line
+naming it (a :class:`MissingExtra`, exit code 2 in the CLI), never a traceback from deep inside
+a command.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "server": ("fastapi", "uvicorn", "python_multipart", "fastapi_offline"),
     "onnx": ("onnx", "onnxruntime"),
     "ray": ("ray", "ray.data", "ray.train.torch"),
+    "encoders": ("timm",),
 }
 
 

@@ -33,13 +33,12 @@ from torch import nn
 from sentimodal import __version__
 from sentimodal.errors import UserInputError
 from sentimodal.extras import require_extra
-from sentimodal.features import resources
 from sentimodal.features.batch_work import is_token_encoder
 from sentimodal.features.model_inputs import PRESENT
+from sentimodal.features.text_encoders.hf import reads_tokenizer
 from sentimodal.files import write_atomic, write_json_atomic
 from sentimodal.inference.onnx_folder import (
     GRAPH_FILE,
-    GRAPH_TEXT_ENCODERS,
     MANIFEST_FILE,
     ONNX_FORMAT,
     ONNX_FORMAT_VERSION,
@@ -121,23 +120,14 @@ def export_onnx(
         inputs.append("image")
     if run.uses_text:
         encoder = model.text_encoder_
-        if is_token_encoder(encoder) and encoder.name not in GRAPH_TEXT_ENCODERS:
+        in_graph = reads_tokenizer(encoder.name, encoder.config)
+        if is_token_encoder(encoder) and not in_graph:
             raise UserInputError(
-                f"ONNX export supports token ids of {', '.join(GRAPH_TEXT_ENCODERS)} only, not "
-                f"{encoder.name!r} ("
-                + (
-                    "its tokenizer is not carried into the export"
-                    if encoder.backbone
-                    else "its model reads token lengths"
-                )
-                + ")"
+                f"ONNX export supports a transformer's own token ids only, not those of "
+                f"{encoder.name!r} (its model reads token lengths)"
             )
         inputs.append("text")
-        text_entry = {
-            "name": encoder.name,
-            "config": encoder.config,
-            "in_graph": encoder.name in GRAPH_TEXT_ENCODERS,
-        }
+        text_entry = {"name": encoder.name, "config": encoder.config, "in_graph": in_graph}
     graph = _ScoreGraph(model, inputs).eval()
     examples: list[torch.Tensor] = []
     dynamic: dict[str, dict[int, str]] = {}
@@ -180,11 +170,11 @@ def export_onnx(
         step("quantising the matrix products to int8")
         _quantize(out / GRAPH_FILE)
     files = {GRAPH_FILE: sha256((out / GRAPH_FILE).read_bytes())}
-    if text_entry is not None and text_entry["name"] == "minilm_tokens":
+    if text_entry is not None and text_entry["in_graph"]:
         tokenizer = out / TOKENIZER_DIR
         tokenizer.mkdir(exist_ok=True)
         for name in TOKENIZER_FILES:
-            source = resources.minilm_path() / name
+            source = model.text_encoder_.folder / name
             if source.is_file():
                 data = source.read_bytes()
                 write_atomic(tokenizer / name, data)

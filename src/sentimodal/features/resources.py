@@ -174,7 +174,7 @@ def sentence_model(folder: Path, device: str = "cpu") -> SentenceTransformer:
     """The sentence-transformer in ``folder`` (MiniLM's, MPNet's), loaded offline once per
     (process, folder, device)."""
     sentence_transformers: Any = require("sentence_transformers")
-    with _quiet_loading():
+    with quiet_loading():
         return sentence_transformers.SentenceTransformer(
             str(folder), device=device, local_files_only=True
         )
@@ -247,7 +247,7 @@ def _unpack_split_zip(parts: Sequence[Path], target: Path) -> None:
 
 
 @contextlib.contextmanager
-def _quiet_loading() -> Iterator[None]:
+def quiet_loading() -> Iterator[None]:
     """No "Loading weights" bar from transformers in the middle of a command's own output;
     the library's setting comes back afterwards."""
     logging: Any = require("transformers").utils.logging

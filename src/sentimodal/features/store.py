@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import Field, ValidationError
 
 from sentimodal.config import Config, validation_message
+from sentimodal.devices import Device, resolve_device
 from sentimodal.errors import UserInputError
 from sentimodal.features.batch_work import ImageBatchWork, TextBatchWork, is_token_encoder
 from sentimodal.features.defaults import (
@@ -65,6 +66,9 @@ class FeatureConfig(Config):
     allow_private_addresses: bool = False
     #: rows per shard: what a killed run can lose at most
     shard_size: int = Field(512, ge=1)
+    #: where the encoders' networks run (see sentimodal.devices); not part of the cache key:
+    #: features do not depend on it beyond rounding
+    device: Device = "auto"
 
 
 @dataclass
@@ -127,6 +131,7 @@ def extract_features(
     progress: bool = True,
     ray_address: str | None = None,
     allow_private_addresses: bool = False,
+    device: str = "auto",
 ) -> dict[str, ExtractionResult]:
     """Compute (or find cached) features of every example, per modality; ``None`` skips one.
 
@@ -153,6 +158,7 @@ def extract_features(
             shard_size=shard_size,
             ray_address=ray_address,
             allow_private_addresses=allow_private_addresses,
+            device=device,
         )
     except ValidationError as exc:
         raise UserInputError(validation_message(exc, "invalid feature setting ")) from None
@@ -162,13 +168,17 @@ def extract_features(
     runner = get_engine(config.engine, workers=config.workers, address=config.ray_address)
     results: dict[str, ExtractionResult] = {}
     if config.image:
-        encoder = image_encoder or get_image_encoder(config.image, **config.image_config)
+        encoder = image_encoder or get_image_encoder(config.image, **config.image_config).to(
+            resolve_device(config.device)
+        )
         fetch = FetchPolicy(allow_private=config.allow_private_addresses)
         results["image"] = _extract(
             data, _image_plan(data, encoder, config.dtype, fetch), config, runner, progress
         )
     if config.text:
-        encoder = text_encoder or get_text_encoder(config.text, **config.text_config)
+        encoder = text_encoder or get_text_encoder(config.text, **config.text_config).to(
+            resolve_device(config.device)
+        )
         results["text"] = _extract(
             data, _text_plan(data, encoder, config.dtype), config, runner, progress
         )

@@ -31,14 +31,17 @@ ONNX_FORMAT = "sentimodal-onnx"
 #: 2: a fusion's graph reads which posts have each modality (``<modality>_present``), and the
 #: manifest holds the SHA-256 of the graph and tokenizer files
 ONNX_FORMAT_VERSION = 2
-#: text encoders whose work is in the graph or in the tokenizer files copied beside it
-GRAPH_TEXT_ENCODERS = ("minilm_tokens",)
-#: MiniLM's tokenizer files copied into an export (the ones the bundle has)
+#: the tokenizer files copied into an export of a model over a transformer's own ids
+#: (``minilm_tokens``, ``mpnet_tokens``, ``hf:`` with output=ids): the ones its folder has
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
     "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
 )
 #: protobuf's own limit on one message: no graph this tool writes comes near it (MiniLM +
 #: EfficientNet-Lite0 is about 110 MB)
@@ -111,10 +114,10 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         in_graph = text.get("in_graph")
         if not isinstance(in_graph, bool):
             raise UserInputError(f"{where}: the text encoder's 'in_graph' must be true or false")
-        if in_graph and text["name"] not in GRAPH_TEXT_ENCODERS:
+        if in_graph and not _reads_tokenizer(text):
             raise UserInputError(
-                f"{where}: only {', '.join(GRAPH_TEXT_ENCODERS)} ids are read in the graph, "
-                f"not {text['name']!r}"
+                f"{where}: only a transformer's own ids are read in the graph, not those of "
+                f"{text['name']!r}"
             )
     digests = manifest.get("files")
     if not isinstance(digests, dict) or not all(
@@ -205,3 +208,10 @@ def check_session(
         problem = f"its output {shape} does not score the {labels} labels"
     if problem is not None:
         raise UserInputError(f"{graph} is not the graph {MANIFEST_FILE} describes: {problem}")
+
+
+def _reads_tokenizer(entry: Mapping[str, Any]) -> bool:
+    from sentimodal.features.text_encoders.hf import reads_tokenizer
+
+    config = entry.get("config")
+    return isinstance(config, dict) and reads_tokenizer(str(entry.get("name")), config)

@@ -28,9 +28,13 @@ from sentimodal.extras import import_extra
 from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.image_encoders.weights import RANDOM
-from sentimodal.features.text_encoders import saved_text_encoder
-from sentimodal.features.text_encoders.minilm_tokens import wordpiece_ids
-from sentimodal.features.text_normalize import normalize_texts
+from sentimodal.features.text_encoders import saved_text_encoder, text_encoder_class
+from sentimodal.features.text_encoders.hf import check_max_len, token_ids
+from sentimodal.features.text_normalize import (
+    DEFAULT_TEXT_NORMALIZATION,
+    check_normalization,
+    normalize_texts,
+)
 from sentimodal.inference import onnx_folder
 from sentimodal.inference.onnx_folder import GRAPH_FILE, MANIFEST_FILE, MAX_GRAPH_BYTES
 from sentimodal.inference.posts import PostBatchWork
@@ -77,18 +81,25 @@ class _Pixels(ImageEncoder):
 
 
 class _Tokens:
-    """MiniLM WordPiece ids from the tokenizer files copied into the export (same settings
-    as the ``minilm_tokens`` encoder: its text normalisation, [CLS]/[SEP], cut and
-    post-padded with 0 to ``max_len``)."""
+    """A transformer's own ids from the tokenizer files copied into the export, as its text
+    encoder gives them (``minilm_tokens``, ``mpnet_tokens``, ``hf:`` with output=ids: the
+    text normalisation, the tokenizer's special tokens, cut and post-padded with 0 to
+    ``max_len``, plus one where the tokenizer pads with another id). The encoder itself is not
+    built: its weights' folder need not be on the serving machine."""
 
     dtype = "int64"
 
-    def __init__(self, files: Mapping[str, bytes], config: Mapping[str, Any], where: Path) -> None:
+    def __init__(
+        self, name: str, files: Mapping[str, bytes], config: Mapping[str, Any], where: Path
+    ) -> None:
         import transformers
 
-        self.name = "minilm_tokens"
-        self.max_len = int(config["max_len"])
-        self.normalize = str(config["normalize"])
+        self.name = name
+        config = {**text_encoder_class(name).legacy_config, **config}
+        self.max_len = check_max_len(config.get("max_len", 128), name)
+        self.normalize = check_normalization(
+            str(config.get("normalize", DEFAULT_TEXT_NORMALIZATION))
+        )
         self.shape = (self.max_len,)
         # the checked bytes, not the folder: what is parsed is what was checked
         with tempfile.TemporaryDirectory() as folder:
@@ -103,7 +114,7 @@ class _Tokens:
                 raise UserInputError(f"{where}: unreadable tokenizer ({message})") from None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return wordpiece_ids(self.tokenizer, normalize_texts(texts, self.normalize), self.max_len)
+        return token_ids(self.tokenizer, normalize_texts(texts, self.normalize), self.max_len)
 
 
 class _Unscaled:
@@ -137,14 +148,19 @@ class OnnxModel:
             image.check_shape(where)
         if manifest["text_encoder"] is not None:
             entry = manifest["text_encoder"]
-            encoder = _built(
-                lambda: saved_text_encoder(entry["name"], entry["config"]), entry, where
-            )
             if entry["in_graph"]:
                 files = onnx_folder.tokenizer_files(directory, manifest)
-                text = _Tokens(files, encoder.config, directory / onnx_folder.TOKENIZER_DIR)
+                text = _built(
+                    lambda: _Tokens(
+                        entry["name"], files, entry["config"], directory / onnx_folder.TOKENIZER_DIR
+                    ),
+                    entry,
+                    where,
+                )
             else:
-                text = encoder
+                text = _built(
+                    lambda: saved_text_encoder(entry["name"], entry["config"]), entry, where
+                )
         self.work = PostBatchWork(
             image_encoder=image,
             text_encoder=text,  # type: ignore[arg-type]

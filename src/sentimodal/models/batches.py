@@ -44,6 +44,11 @@ def as_tensors(data: Data) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """The batch on ``device`` (the same tensors when they are there already: the CPU)."""
+    return {key: value.to(device) for key, value in batch.items()}
+
+
 def n_examples(data: Mapping[str, torch.Tensor]) -> int:
     return len(next(iter(data.values())))
 

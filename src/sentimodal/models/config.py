@@ -116,21 +116,28 @@ class TextLSTMConfig(ModelConfig):
 
 
 class TextTransformerConfig(ModelConfig):
-    """A pretrained transformer over WordPiece ids (``minilm_tokens``), fine-tuned with its head.
+    """A pretrained transformer over its own token ids, fine-tuned with its head.
 
-    ``architecture`` is the transformer's own config (BERT keys); empty means the bundled
-    all-MiniLM-L6-v2's, and a trained model stores it in full so its directory rebuilds the
-    network without the package. ``init="pretrained"`` starts from the bundled weights (the
-    estimator loads them before training); ``num_layers`` keeps only the first layers, a
-    speed knob. The representation is the mean of the token states (``pooling="mean"``, as the
-    sentence model was trained) or the ``[CLS]`` state.
+    ``backbone`` names the pretrained start: the bundled ``all-MiniLM-L6-v2`` (the default,
+    over ``minilm_tokens``) or ``all-mpnet-base-v2``, or ``hf:<model id or folder>`` (over the
+    ``hf:`` encoder's ids). ``architecture`` is the transformer's own config (its config.json
+    keys, ``model_type`` included); empty means the backbone's, and a trained model stores it in
+    full so its directory rebuilds the network without the weights' source.
+    ``init="pretrained"`` starts from the backbone's weights (the estimator loads them before
+    training); ``num_layers`` keeps only the first layers, a speed knob; ``frozen_layers``
+    keeps the embeddings and the bottom layers at their pretrained weights. The representation
+    is the mean of the token states (``pooling="mean"``, as sentence models were trained) or
+    the first token's. ``id_shift`` is what the encoder added to the tokenizer's ids so that 0
+    means padding (1 for tokenizers that pad with another id, as MPNet's).
     """
 
     kind: Literal["text_transformer"] = "text_transformer"
-    backbone: Literal["all-MiniLM-L6-v2"] = "all-MiniLM-L6-v2"
+    backbone: str = Field("all-MiniLM-L6-v2", min_length=1)
     architecture: dict[str, Any] = Field(default_factory=dict)
     init: Literal["pretrained", "random"] = "pretrained"
     num_layers: int | None = Field(None, ge=1)
+    frozen_layers: int = Field(0, ge=0)
+    id_shift: int = Field(0, ge=0, le=1)
     pooling: Literal["mean", "cls"] = "mean"
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
 
@@ -155,22 +162,17 @@ class TextCrossConfig(TextTransformerConfig):
     region_dropout: float = Field(0.3, ge=0.0, lt=1.0)
 
 
-class TextMPNetConfig(ModelConfig):
-    """all-mpnet-base-v2 over its own ids (``mpnet_tokens``), only its top layers fine-tuned.
+class TextMPNetConfig(TextTransformerConfig):
+    """all-mpnet-base-v2 over its own ids plus one (``mpnet_tokens``), only its top layers
+    fine-tuned: the bottom ``frozen_layers`` of its 12 layers (and the embeddings) keep their
+    pretrained weights, and during training their output is computed once per post and reused
+    every epoch, so an epoch costs the top ``12 - frozen_layers`` layers only. The same network
+    as :class:`TextTransformerConfig`, under the kind its saved models carry."""
 
-    The bottom ``frozen_layers`` of its 12 layers (and the embeddings) keep their pretrained
-    weights; during training their output is computed once per post and reused every epoch,
-    so an epoch costs the top ``12 - frozen_layers`` layers only. ``architecture`` and
-    ``init`` are as for :class:`TextTransformerConfig`.
-    """
-
-    kind: Literal["text_mpnet"] = "text_mpnet"
-    backbone: Literal["all-mpnet-base-v2"] = "all-mpnet-base-v2"
-    architecture: dict[str, Any] = Field(default_factory=dict)
-    init: Literal["pretrained", "random"] = "pretrained"
+    kind: Literal["text_mpnet"] = "text_mpnet"  # type: ignore[assignment]
+    backbone: str = "all-mpnet-base-v2"
     frozen_layers: int = Field(11, ge=0)
-    pooling: Literal["mean", "cls"] = "mean"
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    id_shift: int = Field(1, ge=0, le=1)
 
 
 class PixelCNNConfig(ModelConfig):

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import torch
 
+from sentimodal.devices import module_device
 from sentimodal.errors import UserInputError
 from sentimodal.models.base import Batch, SentimentNet
 from sentimodal.models.batches import (
@@ -20,6 +21,7 @@ from sentimodal.models.batches import (
     n_examples,
     sequence_lengths,
     take,
+    to_device,
 )
 
 
@@ -31,15 +33,17 @@ def run_batched(
     batch_size: int = 512,
     trim: bool = True,
 ) -> torch.Tensor:
-    """``fn`` over the data in evaluation mode, batch by batch; rows in input order."""
+    """``fn`` over the data in evaluation mode, batch by batch, on the model's device; rows in
+    input order, on the CPU."""
     n = n_examples(data)
+    device = module_device(model)
     if n == 0:
         raise UserInputError("no examples to predict")
     was_training = model.training
     model.eval()
     try:
         batches = inference_batches(n, batch_size, sequence_lengths(data) if trim else None)
-        parts = [fn(take(data, index, trim=trim)) for index in batches]
+        parts = [fn(to_device(take(data, index, trim=trim), device)).cpu() for index in batches]
     finally:
         model.train(was_training)
     out = torch.empty((n, *parts[0].shape[1:]), dtype=parts[0].dtype, device=parts[0].device)

@@ -37,7 +37,8 @@ class ModalityInput:
     ``dim`` is the vector width (vectors, and each position's of a grid), the sequence length
     (token ids) or the image side (pixels); ``positions`` is a grid's number of positions;
     ``vocab_size`` is the size of a learned token vocabulary; ``backbone`` names the
-    pretrained transformer whose own ids these are (it is then fine-tuned with the model).
+    pretrained transformer whose own ids these are (it is then fine-tuned with the model), and
+    ``id_shift`` what was added to them so that 0 means padding.
     """
 
     form: Form
@@ -45,14 +46,20 @@ class ModalityInput:
     vocab_size: int | None = None
     backbone: str | None = None
     positions: int | None = None
+    id_shift: int = 0
 
     @classmethod
     def of_text(cls, encoder: TextEncoder) -> ModalityInput:
         if np.dtype(encoder.dtype).kind not in "iu":
             return cls("vectors", int(np.prod(encoder.shape)))
+        if encoder.backbone is not None:
+            shift = int(getattr(encoder, "id_shift", 0))
+            return cls(
+                "token_ids", int(encoder.shape[0]), backbone=encoder.backbone, id_shift=shift
+            )
         vocabulary = None if encoder.needs_fit else encoder.vocabulary()
         size = len(vocabulary) if vocabulary else None
-        return cls("token_ids", int(encoder.shape[0]), size, encoder.backbone)
+        return cls("token_ids", int(encoder.shape[0]), size)
 
     @classmethod
     def of_image(cls, encoder: ImageEncoder) -> ModalityInput:
@@ -69,23 +76,20 @@ def branch_settings(modality: Modality, given: ModalityInput) -> dict[str, Any]:
         return {"kind": "mlp", "input": modality, "input_dim": given.dim}
     if given.form == "pixels":
         return {"kind": "pixel_cnn", "image_size": given.dim}
-    if given.backbone == TextMPNetConfig.model_fields["backbone"].default:
-        from sentimodal.models.text_mpnet import mpnet_architecture
-
-        return {
-            "kind": "text_mpnet",
-            "backbone": given.backbone,
-            "architecture": mpnet_architecture(TextMPNetConfig()),
-        }
     if given.backbone is not None:
         from sentimodal.models.text_transformer import backbone_architecture
 
-        architecture = backbone_architecture(TextTransformerConfig(backbone=given.backbone))
-        return {
-            "kind": "text_transformer",
+        # the bundled MPNet keeps its kind (bottom layers frozen by default)
+        mpnet = given.backbone == TextMPNetConfig.model_fields["backbone"].default
+        config = (TextMPNetConfig if mpnet else TextTransformerConfig)(backbone=given.backbone)
+        settings = {
+            "kind": config.kind,
             "backbone": given.backbone,
-            "architecture": architecture,
+            "architecture": backbone_architecture(config),
         }
+        if given.id_shift != config.id_shift:
+            settings["id_shift"] = given.id_shift
+        return settings
     # a vocabulary not learned yet (a grid checked before any data is read) still validates
     return {"kind": "text_lstm", "vocab_size": given.vocab_size or 2}
 
@@ -114,6 +118,8 @@ class Recipe:
     #: settings that make any image encoder give the form this recipe reads (grid=true),
     #: filled in for whichever encoder the run names when it gives the encoder none
     form_image_config: Mapping[str, Any] = field(default_factory=dict)
+    #: the same for text encoders that give either form (``hf:``: ids to fine-tune)
+    form_text_config: Mapping[str, Any] = field(default_factory=dict)
     #: when to choose this model (``sentimodal models`` shows it beside the summary)
     use_when: str = ""
 
@@ -178,8 +184,8 @@ def _hint(modality: Modality, given: Form, accepted: tuple[Form, ...]) -> str:
     """What to change when an encoder gives a modality in a form the model cannot read."""
     if modality == "text":
         if "vectors" not in accepted:
-            return "use minilm_tokens"
-        return "use minilm or glove_mean (or model=late)"
+            return "use minilm_tokens, or an hf:<model> encoder with output=ids"
+        return "use minilm, glove_mean or an hf:<model> encoder (or model=late)"
     if given == "grid":
         return "grid=true is for model=cross; leave it out"
     if accepted == ("grid",):
@@ -233,10 +239,10 @@ def _cross(inputs: Mapping[Modality, ModalityInput]) -> dict[str, Any]:
     """Late fusion whose text branch also attends over the image's regions; the image branch
     is the default's MLP over the regions' mean (the pooled vector)."""
     text, image = inputs["text"], inputs["image"]
-    if text.backbone != TextTransformerConfig.model_fields["backbone"].default:
+    if text.backbone == TextMPNetConfig.model_fields["backbone"].default:
         raise UserInputError(
-            f"model=cross fine-tunes MiniLM with cross-attention; the text encoder's ids are "
-            f"{text.backbone}'s: use minilm_tokens"
+            "model=cross fine-tunes the whole transformer with cross-attention; MPNet's ids "
+            "(mpnet_tokens) feed its partly frozen network: use minilm_tokens or hf:<model>"
         )
     return {
         "kind": "late",
@@ -251,6 +257,8 @@ def _cross(inputs: Mapping[Modality, ModalityInput]) -> dict[str, Any]:
 
 
 _ANY_TEXT: tuple[Form, ...] = ("vectors", "token_ids")
+#: an encoder that gives vectors or ids (``hf:``) gives ids to the models that fine-tune
+_FINE_TUNE = {"output": "ids"}
 _ANY_IMAGE: tuple[Form, ...] = ("vectors", "pixels")
 
 RECIPES: dict[str, Recipe] = {
@@ -264,6 +272,7 @@ RECIPES: dict[str, Recipe] = {
             {"text": _ANY_TEXT},
             _unimodal("text"),
             use_when="the posts are text only, or their images carry no sentiment",
+            form_text_config=_FINE_TUNE,
         ),
         Recipe(
             "image",
@@ -318,6 +327,7 @@ RECIPES: dict[str, Recipe] = {
             branches=("text", "image"),
             use_when="text and images: the best accuracy measured on MVSA-Single "
             "(docs/results/fusion-cv.md)",
+            form_text_config=_FINE_TUNE,
         ),
         Recipe(
             "cross",
@@ -331,6 +341,7 @@ RECIPES: dict[str, Recipe] = {
             form_image_config={"grid": True},
             use_when="words and image regions relate: the default's accuracy on MVSA-Single "
             "with +1.4 macro-F1, within one std (docs/results/fusion-cv.md)",
+            form_text_config=_FINE_TUNE,
         ),
     )
 }
@@ -391,11 +402,12 @@ def encoder_inputs(
     return inputs
 
 
-def fine_tunes(text_encoder: str) -> bool:
-    """Whether a text encoder's ids feed a pretrained transformer fine-tuned with the model."""
+def fine_tunes(text_encoder: str, config: Mapping[str, Any] | None = None) -> bool:
+    """Whether a text encoder (with its settings) gives ids of a pretrained transformer
+    fine-tuned with the model."""
     from sentimodal.features.text_encoders import text_encoder_class
 
-    return text_encoder_class(text_encoder).backbone is not None
+    return text_encoder_class(text_encoder).gives_ids(dict(config or {}))
 
 
 __all__ = [

@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
 from sentimodal.features.engine import LocalEngine
+from sentimodal.features.joint import DEFAULT_TEMPLATE
 from sentimodal.inference.posts import PostBatchWork, Prediction, post_rows, predict_rows
 from sentimodal.models.forward import (
     extract_embeddings,
@@ -50,6 +51,7 @@ from sentimodal.training.inputs import (
     unreadable_rows,
 )
 from sentimodal.training.metrics import frame_metrics
+from sentimodal.training.open_labels import OpenLabels, Unscaled
 from sentimodal.training.run_config import RunConfig, check_param, check_run
 from sentimodal.training.saved_model import load_model, save_model
 from sentimodal.training.seen_posts import post_fingerprints
@@ -201,16 +203,26 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
     def classes_(self) -> list[str]:
         """The labels scores are given for (replaceable with ``set_labels`` for embedding heads)."""
         self._check_fitted()
+        if getattr(self, "open_labels_", None) is not None:
+            return list(self.open_labels_.labels)
         if self.label_space_ is not None:
             return list(self.label_space_.labels)
         return list(self.labels_)
 
-    def set_labels(self, labels: Sequence[str]) -> Self:
-        """Score a new label set (open vocabulary); only embedding heads can place new labels."""
+    def set_labels(self, labels: Sequence[str], template: str | None = None) -> Self:
+        """Score a new label set (open vocabulary): an embedding head places the labels in its
+        label space; a model over ``clip:`` encoders (any head) scores label prompts
+        (``template``, "a photo of something {label}" by default) in the joint space."""
         self._check_fitted()
+        joint = any(getattr(e, "joint", False) for e in (self.text_encoder_, self.image_encoder_))
+        if joint and (self.label_space_ is None or template is not None):
+            encoders = (self.text_encoder_, self.image_encoder_)
+            self.open_labels_ = OpenLabels.of(encoders, labels, template or DEFAULT_TEMPLATE)
+            return self
         if self.label_space_ is None:
             raise UserInputError(
-                "only models with an embedding head can take new labels; this one is softmax"
+                "only models with an embedding head or clip: encoders can take new labels; "
+                "this one is softmax over other encoders"
             )
         self.label_space_ = self.label_space_.with_labels([str(x).strip() for x in labels])
         self.network_.set_label_space(self.label_space_)
@@ -263,6 +275,9 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
     def _scores(self, data: Mapping[str, np.ndarray], n: int) -> np.ndarray:
         if n == 0:
             return np.zeros((0, len(self.classes_)), dtype=np.float32)
+        opened = getattr(self, "open_labels_", None)
+        if opened is not None:
+            return opened.scores(self.scaler_.inverse(data))
         return predict_scores(self.network_, data, self.run_.train.eval_batch_size)
 
     def vectors(
@@ -317,6 +332,17 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         Image URLs are fetched under ``fetch``."""
         self._check_fitted()
         embedding = self.label_space_ is not None
+        opened = getattr(self, "open_labels_", None)
+        if opened is not None:
+            return PostBatchWork(
+                image_encoder=self.image_encoder_ if self.run_.uses_image else None,
+                text_encoder=self.text_encoder_ if self.run_.uses_text else None,
+                scaler=Unscaled(),
+                score=opened.scores,
+                classes=self.classes_,
+                fetch=fetch,
+                scores_are="probabilities of each label's prompt in the joint space",
+            )
         return PostBatchWork(
             image_encoder=self.image_encoder_ if self.run_.uses_image else None,
             text_encoder=self.text_encoder_ if self.run_.uses_text else None,
@@ -403,9 +429,10 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         return save_model(self, directory)
 
     @classmethod
-    def load(cls, directory: str | Path) -> SentimentModel:
-        """Read a model directory; refuses foreign, corrupted or incompatible ones."""
-        return load_model(cls, directory)
+    def load(cls, directory: str | Path, device: str = "auto") -> SentimentModel:
+        """Read a model directory onto ``device`` (``auto``: a GPU if there is one); refuses
+        foreign, corrupted or incompatible ones."""
+        return load_model(cls, directory, device)
 
     def branch(self, modality: str) -> SentimentModel:
         """The text or image half of a late fusion as a model of its own, sharing its weights:

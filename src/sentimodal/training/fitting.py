@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from sentimodal.devices import resolve_device
 from sentimodal.features.image_encoders.base import ImageEncoder
 from sentimodal.features.store import ExtractionResult
 from sentimodal.features.text_encoders.base import TextEncoder
@@ -66,6 +67,7 @@ def train_network(
         progress=progress,
         soft_targets=soft_targets(dataset, train.ids, run.head) if run.train.soft_targets else None,
         checkpoints=checkpoints,
+        device=resolve_device(run.device),
     )
     model.history_ = result.history
     model.best_epoch_ = result.best_epoch

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sentimodal.devices import resolve_device
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.features.folder import FeatureFolder, FeatureSet
 from sentimodal.features.image_encoders import get_image_encoder
@@ -264,6 +265,7 @@ def extract_run_features(
         progress=progress,
         engine=run.engine,
         ray_address=run.ray_address,
+        device=run.device,
     )
 
 
@@ -281,10 +283,11 @@ def fit_encoders(
     """
     results = extract_run_features(run, dataset, progress=progress)
     image = text = None
+    device = resolve_device(run.device)
     if run.uses_image:
-        image = get_image_encoder(run.image_encoder, **run.image_encoder_config)
+        image = get_image_encoder(run.image_encoder, **run.image_encoder_config).to(device)
     if run.uses_text:
-        text = get_text_encoder(run.text_encoder, **run.text_encoder_config)
+        text = get_text_encoder(run.text_encoder, **run.text_encoder_config).to(device)
         if text.learns:
             text.load(results["text"].directory)
     return image, text, results

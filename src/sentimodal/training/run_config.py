@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_serializer, field_validator, model_validator
 
 from sentimodal.config import Config
+from sentimodal.devices import Device
 from sentimodal.features.defaults import (
     DEFAULT_IMAGE_ENCODER,
     FEATURE_BATCH_SIZE,
@@ -76,6 +77,9 @@ class RunConfig(Config):
     train: TrainConfig = Field(default_factory=TrainConfig)
     #: continue training on confident training examples afterwards (None: don't)
     confident: ConfidentConfig | None = None
+    #: where features are computed and the network trains and predicts (see
+    #: sentimodal.devices); a loaded model runs where ``load`` says, whatever trained it
+    device: Device = "auto"
     feature_batch_size: int = Field(FEATURE_BATCH_SIZE, ge=1)
     feature_workers: int = Field(FEATURE_WORKERS, ge=0)
     #: "ray": train data-parallel on Ray Train (and extract features on Ray Data); see
@@ -121,12 +125,17 @@ class RunConfig(Config):
                 **(recipe.default_image_config if default else {}),
                 **recipe.form_image_config,
             }
-        tuned = "text" in recipe.modalities and fine_tunes(text)
+        text_config = dict(self.text_encoder_config)
+        for key, value in recipe.form_text_config.items():
+            if takes_setting(text, key):
+                text_config.setdefault(key, value)
+        tuned = "text" in recipe.modalities and fine_tunes(text, text_config)
         profile = FINE_TUNE_PROFILE if tuned else FROZEN_PROFILE
         settings = {**TrainConfig().model_dump(), **apply_profile(self.train, profile)}
         return self.model_copy(
             update={
                 "text_encoder": text,
+                "text_encoder_config": text_config,
                 "image_encoder_config": dict(image_config),
                 "train": TrainConfig(**settings),
             }
@@ -143,7 +152,8 @@ class RunConfig(Config):
     @property
     def fine_tunes(self) -> bool:
         """Whether training fine-tunes a pretrained text transformer (slow: minutes, not s)."""
-        return self.uses_text and fine_tunes(str(self.resolved().text_encoder))
+        run = self.resolved()
+        return self.uses_text and fine_tunes(str(run.text_encoder), run.text_encoder_config)
 
     def applicable(self, *, solved: bool = False) -> dict[str, Any]:
         """The settings that act on this run, as plain data: what a report shows. Settings of
@@ -188,6 +198,15 @@ _SOLVED_TRAIN_SETTINGS = ("seed", "class_weight")
 #: placeholders for what the data decides, so that options validate before any data is read
 _PLACEHOLDER_CLASSES = 2
 _PLACEHOLDER_LABEL_DIM = 1
+
+
+def takes_setting(text_encoder: str, key: str) -> bool:
+    """Whether the text encoder ``text_encoder`` has the setting ``key``."""
+    import inspect
+
+    from sentimodal.features.text_encoders import text_encoder_class
+
+    return key in inspect.signature(text_encoder_class(text_encoder)).parameters
 
 
 def check_run(run: RunConfig) -> None:

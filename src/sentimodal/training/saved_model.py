@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from sentimodal.config import validation_message
+from sentimodal.devices import resolve_device
 from sentimodal.errors import UserInputError
 from sentimodal.features.image_encoders import get_image_encoder
 from sentimodal.features.image_encoders.base import ImageEncoder
@@ -66,8 +67,9 @@ def save_model(model: FittedState, directory: str | Path) -> Path:
     return directory
 
 
-def load_model(cls: type[Fitted], directory: str | Path) -> Fitted:
-    """Read a model directory; refuses foreign, corrupted or incompatible ones."""
+def load_model(cls: type[Fitted], directory: str | Path, device: str = "auto") -> Fitted:
+    """Read a model directory onto ``device`` (weights are stored on the CPU, so a model
+    trained on a GPU loads anywhere); refuses foreign, corrupted or incompatible ones."""
     directory = Path(directory)
     config = model_dir.read_config(directory)
     try:
@@ -92,9 +94,12 @@ def load_model(cls: type[Fitted], directory: str | Path) -> Fitted:
     # shapes checked against the weights file before anything is allocated
     model.network_: SentimentNet = model_dir.build_checked(build, directory)
     model_dir.load_weights(model.network_, directory)
-    model.network_.eval()
+    model.network_.eval().to(resolve_device(device))
     model.scaler_ = FeatureScaler.load(directory)
     model.image_encoder_, model.text_encoder_ = _load_encoders(config["encoders"], directory)
+    for encoder in (model.image_encoder_, model.text_encoder_):
+        if encoder is not None:
+            encoder.to(resolve_device(device))
     history = directory / model_dir.HISTORY_FILE
     model.history_ = model_dir.read_json(history) if history.is_file() else []
     metrics = directory / model_dir.METRICS_FILE

@@ -58,6 +58,14 @@ class FeatureScaler:
                 out[key] = ((values.astype(np.float32) - mean) / std).astype(np.float32)
         return out
 
+    def inverse(self, data: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The features as they were before :meth:`transform` (float rounding aside)."""
+        out = dict(data)
+        for key, (mean, std) in self.stats_.items():
+            if key in out:
+                out[key] = np.asarray(out[key], dtype=np.float32) * std + mean
+        return out
+
     def save(self, directory: Path) -> None:
         tensors = {}
         for key, (mean, std) in self.stats_.items():

@@ -40,6 +40,8 @@ class TrainConfig(Config):
     warmup: float = Field(0.0, ge=0.0, lt=1.0)
     #: clip the gradients' global norm to this value; None: no clipping
     grad_clip: float | None = Field(None, gt=0)
+    #: forward passes in bfloat16 on a CUDA GPU (ignored elsewhere: the CPU stays float32)
+    mixed_precision: bool = False
     #: SGD momentum
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from sentimodal.devices import autocast, module_device
 from sentimodal.errors import UserInputError
 from sentimodal.models.base import SentimentNet, Solved
 from sentimodal.models.batches import (
@@ -27,6 +28,7 @@ from sentimodal.models.batches import (
     n_examples,
     sequence_lengths,
     take,
+    to_device,
 )
 from sentimodal.models.forward import run_batched
 from sentimodal.progress import stderr
@@ -67,14 +69,13 @@ def evaluate_outputs(
     config: TrainConfig,
     replica: Replica | None = None,
 ) -> dict[str, float]:
-    """Loss and accuracy of the model on prepared tensors (one forward pass); a replica's
-    over every copy's part of the validation rows."""
-    device = replica.device if replica is not None else torch.device("cpu")
-    data = {key: value.to(device) for key, value in data.items()}
-    labels = labels.to(device)
+    """Loss and accuracy of the model on prepared tensors (one forward pass, on the model's
+    device); a replica's over every copy's part of the validation rows."""
+    device = module_device(model)
     outputs = run_batched(
         model, data, model, config.eval_batch_size, trim=config.length_batching != "none"
-    )
+    ).to(device)
+    labels = labels.to(device)
     with torch.no_grad():
         loss = float(loss_fn(outputs, labels))
         accuracy = float((model.scores_of(outputs).argmax(dim=1) == labels).float().mean())
@@ -127,8 +128,13 @@ def fit(
     checkpoints: Checkpoints | None = None,
     replica: Replica | None = None,
     display: EpochProgress | None = None,
+    device: torch.device | None = None,
 ) -> TrainResult:
     """Train ``model`` in place; returns the history. ``lr`` overrides the config's rate.
+
+    Gradient steps run on ``device`` (None: where the model is), the model moved there, each
+    batch moved as it is taken; ``mixed_precision`` runs the forward passes in bfloat16 on
+    CUDA.
 
     With ``val``, each epoch reports validation loss and accuracy, training stops after
     ``patience`` epochs without improvement of ``monitor``, and (``restore_best``) the model
@@ -168,11 +174,14 @@ def fit(
                 model, solved, train, y, val_data, config, loss_fn, progress, console, start
             )
 
+    if replica is not None:
+        device = replica.device
+    if device is not None:
+        model.to(device)
+    device = module_device(model)
     trim = config.length_batching != "none"
     lengths = sequence_lengths(train) if config.length_batching == "bucket" else None
     display = display or epoch_progress(progress, console)
-    device = replica.device if replica is not None else torch.device("cpu")
-    model.to(device)
     forward = replica.wrap(model) if replica is not None else model.training_outputs
     world = replica.world_size if replica is not None else 1
     batch_size = worker_batch_size(config.batch_size, world)
@@ -202,10 +211,12 @@ def fit(
             model.train()
             total, seen = 0.0, 0
             for index in batches:
-                batch = {k: v.to(device) for k, v in take(train, index, trim=trim).items()}
+                batch = to_device(take(train, index, trim=trim), device)
                 target = (y[index] if soft is None else soft[index]).to(device)
                 optimizer.zero_grad(set_to_none=True)
-                loss = sum(loss_fn(out, target) for out in forward(batch))
+                with autocast(device, config.mixed_precision):
+                    outputs = forward(batch)
+                loss = sum(loss_fn(out.float(), target) for out in outputs)
                 loss.backward()
                 if config.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

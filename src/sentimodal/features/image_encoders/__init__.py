@@ -7,10 +7,12 @@ Importing the package registers every encoder; weights load on first use.
 from sentimodal.features.defaults import DEFAULT_IMAGE_ENCODER
 from sentimodal.features.image_encoders import (
     alexnet,
+    clip,
     efficientnet_lite0,
     mobilenet_v2,
     pixels32,
     resnet50,
+    timm_models,
 )
 from sentimodal.features.image_encoders.base import BackboneEncoder, ImageEncoder
 from sentimodal.features.image_encoders.registry import (
@@ -22,6 +24,7 @@ from sentimodal.features.image_encoders.registry import (
 from sentimodal.features.image_encoders.weights import WEIGHTS, WeightSpec
 
 __all__ = [
+    "clip",
     "DEFAULT_IMAGE_ENCODER",
     "WEIGHTS",
     "BackboneEncoder",
@@ -36,4 +39,5 @@ __all__ = [
     "pixels32",
     "register_image_encoder",
     "resnet50",
+    "timm_models",
 ]

@@ -26,6 +26,12 @@ from sentimodal.features.image_encoders.weights import (
 from sentimodal.features.images import load_image
 from sentimodal.net import FetchPolicy
 
+_RESAMPLE = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
+
 
 def spatial_mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each channel's mean and standard deviation over the positions of a map (N, C, H, W):
@@ -130,6 +136,10 @@ class ImageEncoder(ABC):
     def module(self) -> nn.Module:
         """The torch module: preprocessed batch -> (N, *shape) features (for fine-tuning)."""
 
+    def to(self, device: str | torch.device) -> Self:
+        """Run on ``device``; encoders without a network (pixels) ignore it."""
+        return self
+
     def read(self, source: str | Path, *, policy: FetchPolicy | None = None) -> torch.Tensor:
         """Load, decode and transform one image path or URL (raises ``RecordError``): the whole
         per-image work of a data-loading worker. URLs are fetched under ``policy``."""
@@ -203,14 +213,17 @@ class BackboneEncoder(ImageEncoder):
         self.device = torch.device("cpu")
         self._features: nn.Module | None = None
         self._head: nn.Module | None = None
-        # Normalisation as a lookup table: (value * 1/255 - mean) / std for each of the 256
-        # byte values per channel. Indexing is several times cheaper per image than the
-        # arithmetic, and the transform runs once per image in the loading workers.
+        self._lut = self.lookup_table()
+
+    def lookup_table(self) -> np.ndarray:
+        """Normalisation as a lookup table: (value * 1/255 - mean) / std for each of the 256
+        byte values per channel. Indexing is several times cheaper per image than the
+        arithmetic, and the transform runs once per image in the loading workers."""
         values = np.arange(256, dtype=np.float32)
         mean, std = self.preprocessing.mean, self.preprocessing.std
-        self._lut = np.stack(
-            [(values / 255.0 - m) / s for m, s in zip(mean, std, strict=True)]
-        ).astype(np.float32)
+        return np.stack([(values / 255.0 - m) / s for m, s in zip(mean, std, strict=True)]).astype(
+            np.float32
+        )
 
     @abstractmethod
     def build(self) -> nn.Module:
@@ -279,7 +292,7 @@ class BackboneEncoder(ImageEncoder):
         left, top = (width - side) / 2, (height - side) / 2
         crop = image.resize(
             (self.crop_size, self.crop_size),
-            Image.Resampling.BILINEAR,
+            _RESAMPLE[self.preprocessing.resample],
             box=(left, top, left + side, top + side),
             reducing_gap=3.0,
         )

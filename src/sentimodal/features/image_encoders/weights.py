@@ -32,12 +32,14 @@ class Preprocessing:
     """How images must be prepared for a set of weights: the weights were trained on pixels
     prepared this way, so it belongs to them, not to the architecture (as torchvision's
     ``Weights.transforms``). Shorter side resized to ``resize``, centre crop ``crop``, then
-    per-channel ``(x / 255 - mean) / std``."""
+    per-channel ``(x / 255 - mean) / std``; the resize resamples ``resample``-ly (timm's
+    weights often say bicubic)."""
 
     resize: int = 256
     crop: int = 224
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    resample: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
 
 
 #: torchvision's ImageNet classifiers (and most CNN checkpoints)

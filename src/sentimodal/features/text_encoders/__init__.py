@@ -5,11 +5,11 @@ Importing the package registers every encoder; heavy models load on first ``enco
 
 from sentimodal.features.defaults import FINE_TUNED_TEXT_ENCODER, FROZEN_TEXT_ENCODER
 from sentimodal.features.text_encoders import (
+    clip,
     glove_mean,
+    hf,
     minilm,
-    minilm_tokens,
     mpnet,
-    mpnet_tokens,
     tokens,
     vader,
 )
@@ -26,6 +26,7 @@ from sentimodal.features.text_encoders.registry import (
 from sentimodal.features.text_encoders.tokens import lengths_from_ids, tokenize
 
 __all__ = [
+    "clip",
     "FINE_TUNED_TEXT_ENCODER",
     "FROZEN_TEXT_ENCODER",
     "TextEncoder",
@@ -34,11 +35,10 @@ __all__ = [
     "glove_vector",
     "lengths_from_ids",
     "list_text_encoders",
+    "hf",
     "minilm",
-    "minilm_tokens",
     "minilm_vectors",
     "mpnet",
-    "mpnet_tokens",
     "register_text_encoder",
     "saved_text_encoder",
     "text_encoder_class",

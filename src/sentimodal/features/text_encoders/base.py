@@ -30,6 +30,12 @@ class TextEncoder(ABC):
     #: with: a saved config without one of them means this (see ``saved_text_encoder``)
     legacy_config: ClassVar[dict[str, Any]] = {}
 
+    @classmethod
+    def gives_ids(cls, config: dict[str, Any]) -> bool:
+        """Whether this encoder, with ``config``, gives a pretrained transformer's own ids (the
+        transformer is then fine-tuned with the model), known without building it."""
+        return cls.backbone is not None
+
     @property
     @abstractmethod
     def config(self) -> dict[str, Any]:
@@ -55,6 +61,11 @@ class TextEncoder(ABC):
         return False
 
     def fit(self, texts: Sequence[str]) -> Self:
+        return self
+
+    def to(self, device: Any) -> Self:
+        """Run on ``device`` (a torch device or its name); encoders without a network ignore
+        it."""
         return self
 
     @abstractmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -72,6 +72,10 @@ class SentenceEncoder(TextEncoder):
         """``<model name>:file:<sha256[:16]>`` of the weights."""
         digest = resources.file_sha256(self.folder() / _WEIGHTS_FILE)
         return f"{self.model_name}:file:{digest[:16]}"
+
+    def to(self, device: Any) -> Self:
+        self.device = str(device)
+        return self
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return sentence_vectors(

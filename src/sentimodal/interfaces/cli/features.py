@@ -29,10 +29,14 @@ SPLIT_ORDER = ("train", "val", "test", "all")
 def features_command(
     dataset_dir: Path = typer.Argument(..., help="A prepared dataset folder (sentimodal prepare)."),
     image: str | None = typer.Option(
-        None, "--image", help="Image encoder (efficientnet_lite0 by default), or 'none'."
+        None,
+        "--image",
+        help="Image encoder (efficientnet_lite0 by default), timm:<model name>, or 'none'.",
     ),
     text: str | None = typer.Option(
-        None, "--text", help="Text encoder (minilm by default), or 'none'."
+        None,
+        "--text",
+        help="Text encoder (minilm by default), hf:<model id or folder>, or 'none'.",
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Rows per batch (64)."),
     workers: int | None = typer.Option(
@@ -47,6 +51,9 @@ def features_command(
         None,
         "--image-weights",
         help="Image encoder weights: imagenet, a local .pth/.safetensors file, or none (random).",
+    ),
+    device: str | None = typer.Option(
+        None, "--device", help="Where the networks run: auto (a GPU if any), cpu, cuda or mps."
     ),
     engine: str | None = typer.Option(None, "--engine", help="local (default) or ray."),
     ray_address: str | None = typer.Option(
@@ -80,6 +87,7 @@ def features_command(
             "shard_size": shard_size,
             "ray_address": ray_address,
             "allow_private_addresses": allow_private_addresses,
+            "device": device,
         },
     )
     if image_weights is not None:

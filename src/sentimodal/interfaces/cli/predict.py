@@ -36,7 +36,8 @@ def predict_command(
     labels: str | None = typer.Option(
         None,
         "--labels",
-        help="Comma-separated labels to rank instead of the trained ones (embedding heads).",
+        help="Comma-separated labels to rank instead of the trained ones (embedding heads, "
+        "or any model over clip: encoders, which scores label prompts).",
     ),
     text_column: str = typer.Option("text", "--text-column", help="Input text column."),
     image_column: str = typer.Option("image", "--image-column", help="Input image column."),
@@ -59,6 +60,15 @@ def predict_command(
         help="A larger input row (CSV record, JSON line) is an error row.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    label_template: str | None = typer.Option(
+        None,
+        "--label-template",
+        help="The prompt each label fills for clip: models (default 'a photo of something "
+        "{label}').",
+    ),
+    device: str = typer.Option(
+        "auto", "--device", help="Where the network runs (torch runtime): auto, cpu, cuda, mps."
+    ),
     runtime: str = typer.Option(
         "torch", "--runtime", help="torch (a model directory) or onnx (a `sentimodal export`)."
     ),
@@ -92,7 +102,14 @@ def predict_command(
     if output is not None:
         check_writable(output)
     run_engine = get_engine(engine, workers)
-    work = _work(model_dir, runtime, labels, FetchPolicy(allow_private=allow_private_addresses))
+    work = _work(
+        model_dir,
+        runtime,
+        labels,
+        FetchPolicy(allow_private=allow_private_addresses),
+        device,
+        label_template,
+    )
     if input_file is None:
         rows = post_rows([{"id": "0", "text": text or "", "image": image or ""}])
         predictions = predict_rows(work, rows)
@@ -142,7 +159,14 @@ def predict_command(
         raise typer.Exit(code=1)
 
 
-def _work(model_dir: Path, runtime: str, labels: str | None, fetch: Any) -> PostBatchWork:
+def _work(
+    model_dir: Path,
+    runtime: str,
+    labels: str | None,
+    fetch: Any,
+    device: str = "auto",
+    template: str | None = None,
+) -> PostBatchWork:
     """The per-batch work of the model, on the chosen runtime (onnx: no training code)."""
 
     if runtime == "onnx":
@@ -155,9 +179,9 @@ def _work(model_dir: Path, runtime: str, labels: str | None, fetch: Any) -> Post
         raise UserInputError(f"unknown runtime {runtime!r}: choose torch or onnx")
     from sentimodal.training.estimator import SentimentModel
 
-    model = SentimentModel.load(model_dir)
+    model = SentimentModel.load(model_dir, device=device)
     if labels is not None:
-        model.set_labels([label for label in labels.split(",") if label.strip()])
+        model.set_labels([label for label in labels.split(",") if label.strip()], template)
     return model.post_work(fetch)
 
 

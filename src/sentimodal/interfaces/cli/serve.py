@@ -36,6 +36,9 @@ def serve_command(
     request_timeout: float | None = typer.Option(
         None, "--request-timeout", min=0.001, help="Seconds before a request is answered 504."
     ),
+    device: str = typer.Option(
+        "auto", "--device", help="Where the network runs (torch runtime): auto, cpu, cuda, mps."
+    ),
 ) -> None:
     """Serve the model over HTTP (FastAPI + uvicorn), with a page to try it at /.
 
@@ -71,7 +74,10 @@ def serve_command(
     access.addHandler(handler)
     access.setLevel(logging.INFO)
     access.propagate = False
-    application = create_app(lambda: ServedModel.load(model_dir, runtime), settings, host)
+    from sentimodal.devices import resolve_device
+
+    resolve_device(device)  # an unknown or absent device is refused before the server starts
+    application = create_app(lambda: ServedModel.load(model_dir, runtime, device), settings, host)
     err_console.print(f"serving {model_dir} on http://{host}:{port} (docs at /docs)")
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the
     # handlers found before it started: these make that finished shutdown exit 0

@@ -53,13 +53,16 @@ def train_command(
     model: str | None = typer.Option(None, "--model", help=_model_help()),
     head: str | None = typer.Option(None, "--head", help="softmax (default) or embedding."),
     image_encoder: str | None = typer.Option(
-        None, "--image-encoder", help="efficientnet_lite0 (default), mobilenet_v2, resnet50, ..."
+        None,
+        "--image-encoder",
+        help="efficientnet_lite0 (default), mobilenet_v2, resnet50, ..., or timm:<model name>.",
     ),
     text_encoder: str | None = typer.Option(
         None,
         "--text-encoder",
         help="Default: the model's own (minilm_tokens, MiniLM fine-tuned, for text and late; "
-        "minilm frozen vectors for concat and gated); also glove_mean, vader or tokens.",
+        "minilm frozen vectors for concat and gated); also glove_mean, vader, tokens, or "
+        "hf:<model id or folder> (fine-tuned for text, late and cross; frozen vectors else).",
     ),
     label_source: str | None = typer.Option(
         None,
@@ -75,6 +78,14 @@ def train_command(
     batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size."),
     optimizer: str | None = typer.Option(
         None, "--optimizer", help="adamw (fine-tuning's), adam (frozen features'), rmsprop, sgd."
+    ),
+    device: str | None = typer.Option(
+        None, "--device", help="Where the networks run: auto (a GPU if any), cpu, cuda or mps."
+    ),
+    image_weights: str | None = typer.Option(
+        None,
+        "--image-weights",
+        help="Image encoder weights: its named ones, a local .pth/.safetensors file, or none.",
     ),
     train_splits: str = typer.Option(
         "train",
@@ -125,10 +136,21 @@ def train_command(
         engine=engine,
         workers=workers,
         ray_address=ray_address,
+        device=device,
     )
+    if image_weights is not None:
+        # the recipe's settings of the encoder (grid=true for cross) stay, the weights change
+        run = run.model_copy(
+            update={
+                "image_encoder_config": {
+                    **(run.resolved().image_encoder_config or {}),
+                    "weights": image_weights,
+                }
+            }
+        )
     splits = [split.strip() for split in train_splits.split(",") if split.strip()]
     dataset = PreparedDataset.load(dataset_dir)
-    what = "fine-tuning MiniLM" if run.fine_tunes else "frozen features"
+    what = f"fine-tuning {run.resolved().text_encoder}" if run.fine_tunes else "frozen features"
     say(
         "training ",
         (run.model, "bold"),

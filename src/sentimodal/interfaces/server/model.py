@@ -7,7 +7,8 @@ run in the batcher's single model thread (``run``), the only place that touches 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+import copy
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,7 @@ class ServedModel:
         *,
         network: Any = None,
         space: LabelSpace | None = None,
+        open_work: Callable[[Sequence[str]], PostBatchWork] | None = None,
     ) -> None:
         self.work = work
         self.classes = list(work.classes)
@@ -80,9 +82,14 @@ class ServedModel:
         self.network = network
         self.space = space
         self._spaces: dict[tuple[str, ...], LabelSpace] = {}
+        #: a model over clip: encoders scores free labels by prompt (its own work per labels)
+        self.open_work = open_work
+        self._open: dict[tuple[str, ...], PostBatchWork] = {}
 
     @classmethod
-    def load(cls, directory: str | Path, runtime: str = "torch") -> ServedModel:
+    def load(
+        cls, directory: str | Path, runtime: str = "torch", device: str = "auto"
+    ) -> ServedModel:
         directory = Path(directory)
         if runtime == "onnx":
             from sentimodal.inference.onnx_runtime import OnnxModel
@@ -92,12 +99,13 @@ class ServedModel:
         elif runtime == "torch":
             from sentimodal.training.estimator import SentimentModel
 
-            model = SentimentModel.load(directory)
+            model = SentimentModel.load(directory, device=device)
             served = cls(
                 model.post_work(),
                 _torch_info(model, directory),
                 network=model.network_,
                 space=model.label_space_,
+                open_work=_open_work(model),
             )
         else:
             raise UserInputError(f"unknown runtime {runtime!r}: choose torch or onnx")
@@ -128,7 +136,15 @@ class ServedModel:
         return dict(self._info)
 
     def label_space(self, labels: Sequence[str]) -> tuple[str, ...]:
-        """Check a free label list (embedding heads only); returns its key for ``run``."""
+        """Check a free label list (embedding heads, clip: encoders); returns its key for
+        ``run``."""
+        if self.open_work is not None:
+            key = tuple(str(label).strip() for label in labels)
+            if key not in self._open:
+                if len(self._open) > 64:
+                    self._open.clear()
+                self._open[key] = self.open_work(key)
+            return key
         if self.space is None:
             info = self._info
             raise UserInputError(
@@ -149,6 +165,9 @@ class ServedModel:
         """Score the posts of several requests in one forward pass; one list per request."""
         merged = _merge(batch)
         work = self.work
+        if key is not None and key in self._open:
+            work = self._open[key]  # type: ignore[index]
+            key = None
         if key is not None:
             space = self._spaces[key]  # type: ignore[index]
             self.network.set_label_space(space)
@@ -167,6 +186,26 @@ class ServedModel:
         return out
 
 
+def _open_work(model: SentimentModel) -> Callable[[Sequence[str]], PostBatchWork] | None:
+    """Free labels by prompt, for a model over clip: encoders (None for the others)."""
+    encoders = (model.text_encoder_, model.image_encoder_)
+    if not any(getattr(e, "joint", False) for e in encoders):
+        return None
+
+    def work(labels: Sequence[str]) -> PostBatchWork:
+        # a shallow copy: the served model keeps its own labels
+        return copy.copy(model).set_labels(labels, template=model_template(model)).post_work()
+
+    return work
+
+
+def model_template(model: SentimentModel) -> str:
+    from sentimodal.features.joint import DEFAULT_TEMPLATE
+
+    opened = getattr(model, "open_labels_", None)
+    return opened.template if opened is not None else DEFAULT_TEMPLATE
+
+
 def _torch_info(model: SentimentModel, directory: Path) -> dict[str, Any]:
     from sentimodal.training import model_dir
 
@@ -176,7 +215,7 @@ def _torch_info(model: SentimentModel, directory: Path) -> dict[str, Any]:
         "labels": list(model.classes_),
         "head": run.head,
         "model": run.model,
-        "open_labels": model.label_space_ is not None,
+        "open_labels": model.label_space_ is not None or _open_work(model) is not None,
         "inputs": {"text": run.uses_text, "image": run.uses_image},
         "encoders": config.get("encoders", {}),
         "metrics": model.metrics_,
