@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any, Self
 
@@ -250,7 +249,19 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
     def _scores(self, data: Mapping[str, np.ndarray], n: int) -> np.ndarray:
         if n == 0:
             return np.zeros((0, len(self.classes_)), dtype=np.float32)
-        return predict_scores(self.network_, data, self.run_.train.eval_batch_size)
+        return self._calibrated(
+            predict_scores(self.network_, data, self.run_.train.eval_batch_size)
+        )
+
+    def _calibrated(self, scores: np.ndarray) -> np.ndarray:
+        """The network's scores through the temperature fitted on val, when one is applied."""
+        calibration = getattr(self, "calibration_", None)
+        return calibration.apply(scores) if calibration is not None else scores
+
+    def _post_scores(self, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self._calibrated(
+            predict_scores(self.network_, data, batch_size=self.run_.train.eval_batch_size)
+        )
 
     def vectors(
         self, data: DatasetLike, split: str | None = None, *, penultimate: bool = False
@@ -308,9 +319,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             image_encoder=self.image_encoder_ if self.run_.uses_image else None,
             text_encoder=self.text_encoder_ if self.run_.uses_text else None,
             scaler=self.scaler_,
-            score=partial(
-                predict_scores, self.network_, batch_size=self.run_.train.eval_batch_size
-            ),
+            score=self._post_scores,
             classes=self.classes_,
             fetch=fetch,
             scores_are=(
@@ -349,6 +358,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             self.train_splits_,
             split,
             self.train_fingerprints_,
+            probabilities=self.label_space_ is None,
         )
         if metrics is None:
             raise UserInputError(
@@ -408,6 +418,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         view.run_ = self.run_.model_copy(update={"model": modality})
         view.network_ = branches[modality]
         view.network_config_ = view.network_.config
+        view.calibration_ = None  # the temperature was fitted on the whole model's scores
         if modality == "text":
             view.image_encoder_ = None
         else:

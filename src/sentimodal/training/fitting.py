@@ -1,6 +1,7 @@
 """The training steps of ``SentimentModel.fit`` once a dataset's features are read: scale,
 build the network the recipe derives, start its pretrained parts, train, fine-tune on
-confident examples, let it fit what only a trained network can on val, and finish."""
+confident examples, let it fit what only a trained network can on val, calibrate its
+scores on val, and finish."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sentimodal.models.recipes import Modality, ModalityInput
 from sentimodal.models.registry import build_model
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.dataset_labels import soft_targets
+from sentimodal.training.calibration import calibrate
 from sentimodal.training.confident import fine_tune_confident
 from sentimodal.training.fitted import FittedState
 from sentimodal.training.inputs import label_indices, split_inputs
@@ -87,6 +89,10 @@ def train_network(
     if val_pair is not None:
         model.network_.fit_after_training(*val_pair, run.train.eval_batch_size)
     model.network_.end_training()
+    model.calibration_ = None
+    if val_pair is not None and run.head == "softmax":
+        scores = predict_scores(model.network_, val_pair[0], run.train.eval_batch_size)
+        model.calibration_ = calibrate(scores, val_pair[1], use=run.calibrate)
     model.metrics_ = {}
     return (val.data, "val") if val is not None else (train.data, "train")
 

@@ -78,6 +78,9 @@ class RunConfig(Config):
     confident: ConfidentConfig | None = None
     feature_batch_size: int = Field(FEATURE_BATCH_SIZE, ge=1)
     feature_workers: int = Field(FEATURE_WORKERS, ge=0)
+    #: fit a temperature on val at the end of training and apply it when it lowers val
+    #: log-loss (softmax heads; see :mod:`sentimodal.training.calibration`)
+    calibrate: bool = True
 
     @field_validator("model")
     @classmethod

@@ -180,6 +180,11 @@ def _torch_info(model: SentimentModel, directory: Path) -> dict[str, Any]:
         "inputs": {"text": run.uses_text, "image": run.uses_image},
         "encoders": config.get("encoders", {}),
         "metrics": model.metrics_,
+        "calibration": (
+            {"method": model.calibration_.method, "temperature": model.calibration_.effective}
+            if model.calibration_ is not None
+            else None
+        ),
         "version": {
             "sentimodal": __version__,
             "trained_with": config.get("sentimodal_version"),
