@@ -119,7 +119,9 @@ def fit_temperature(scores: np.ndarray, truth: np.ndarray, tolerance: float = 1e
     return math.exp((low + high) / 2)
 
 
-def calibrate(scores: np.ndarray, truth: np.ndarray, *, use: bool, split: str = "val") -> Calibration:
+def calibrate(
+    scores: np.ndarray, truth: np.ndarray, *, use: bool, split: str = "val"
+) -> Calibration:
     """Fit a temperature on ``split``'s scores and labels; it is applied when ``use`` and it
     lowers that split's log-loss. The record keeps both sides either way, for the report."""
     temperature = fit_temperature(scores, truth)
