@@ -21,6 +21,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
 from sentimodal.features.engine import LocalEngine
+from sentimodal.inference.explanations import explain_predictions
 from sentimodal.inference.posts import PostBatchWork, Prediction, post_rows, predict_rows
 from sentimodal.models.forward import (
     extract_embeddings,
@@ -290,6 +291,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         batch_size: int = 32,
         allow_private_addresses: bool = False,
         workers: int | None = None,
+        explain: bool = False,
     ) -> list[Prediction]:
         """Predict raw posts (``text`` and/or ``image`` path or URL per post, optional ``id``;
         a plain string is a text-only post).
@@ -300,6 +302,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         every prediction says which it read. Batches run in ``workers`` processes like
         feature extraction (default: the run's ``feature_workers``). Image URLs may reach
         non-public addresses only with ``allow_private_addresses`` (see :mod:`sentimodal.net`).
+        ``explain`` adds each prediction's ``explanation`` (see :meth:`explain_posts`).
         """
         self._check_fitted()
         records = screen_posts(
@@ -307,7 +310,20 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         )
         work = self.post_work(FetchPolicy(allow_private=allow_private_addresses))
         engine = LocalEngine(self.run_.feature_workers if workers is None else workers)
-        return predict_rows(work, post_rows(records), batch_size=batch_size, engine=engine)
+        rows = post_rows(records)
+        predictions = predict_rows(work, rows, batch_size=batch_size, engine=engine)
+        if not explain:
+            return predictions
+        return explain_predictions(work, rows, predictions, engine=engine, batch_size=batch_size)
+
+    def explain_posts(
+        self, posts: pd.DataFrame | Iterable[Mapping[str, Any]], **options: Any
+    ) -> list[Prediction]:
+        """``predict_posts`` with an ``explanation`` per prediction: each modality's share of
+        the decision, a score per word, a heatmap over the image, each saying its method
+        (occlusion through this very model: :mod:`sentimodal.inference.explanations`).
+        Costs a forward pass per word and per image cell."""
+        return self.predict_posts(posts, explain=True, **options)
 
     def post_work(self, fetch: FetchPolicy | None = None) -> PostBatchWork:
         """The per-batch work of predicting raw posts with this model (its encoders, scaler,
