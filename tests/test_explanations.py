@@ -213,3 +213,26 @@ def test_onnx_export_explains_as_torch_does(
             assert np.allclose(wa, wb, atol=1e-4)
         if ea["regions"]:
             assert np.allclose(ea["regions"]["scores"], eb["regions"]["scores"], atol=1e-4)
+
+
+def test_faithfulness_compares_top_with_random_removals(
+    fusion: tuple[SentimentModel, Path], posts: pd.DataFrame
+) -> None:
+    from sentimodal.analysis.faithfulness import faithfulness
+    from sentimodal.inference.explanations import explain_predictions, picture_of
+    from sentimodal.inference.posts import post_rows, predict_rows
+
+    model, _ = fusion
+    work = model.post_work()
+    held = posts.iloc[64:70]
+    pictures = [picture_of(p, work) for p in held["image"]]
+    rows = post_rows([{"text": t, "image": p} for t, p in zip(held["text"], pictures, strict=True)])
+    explained = explain_predictions(work, rows, predict_rows(work, rows))
+    scores = faithfulness(work, rows, explained, dict(enumerate(pictures)), k=2, draws=2)
+    long = sum(len(t.split()) > 2 for t in held["text"])
+    assert scores["words"]["posts"] == long and scores["regions"]["posts"] == len(held)
+    for part in ("words", "regions"):
+        s = scores[part]
+        assert s["difference"] == pytest.approx(s["fall_top"] - s["fall_random"])
+        low, high = s["difference_ci95"]
+        assert low <= s["difference"] <= high

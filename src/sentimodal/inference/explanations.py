@@ -119,7 +119,7 @@ def explain_predictions(
         text, image = str(row.get("text") or ""), row.get("image")
         if "image" in had:
             try:
-                pictures[k] = _picture(image, work)
+                pictures[k] = picture_of(image, work)
             except RecordError:
                 had = [m for m in had if m != "image"]  # read once, unreadable now: say so
         if "text" in had:
@@ -151,7 +151,8 @@ def had_modalities(prediction: Prediction) -> list[str]:
     return [m for m in (prediction.modalities or "").split("+") if m in MODALITIES]
 
 
-def _picture(image: Any, work: PostBatchWork) -> Image.Image:
+def picture_of(image: Any, work: PostBatchWork) -> Image.Image:
+    """The decoded image an explanation greys cells of (as the model's encoder reads it)."""
     if isinstance(image, Image.Image):
         return image.convert("RGB")
     assert work.image_work is not None
