@@ -9,7 +9,7 @@ one, what the image did.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from sentimodal.analysis.explained_posts import with_explanations
 from sentimodal.analysis.plots import gate_distributions, grouped_bar_chart
 from sentimodal.analysis.report import Report
 from sentimodal.evaluation.metrics import macro_f1
@@ -272,8 +273,11 @@ def add_modality_analysis(
     analysis: ModalityAnalysis,
     max_examples: int = 12,
     gates: Mapping[str, ArrayLike] | None = None,
+    explain: Callable[[pd.DataFrame], Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> Report:
-    """The analysis as a report section: headline sentence, tables, pictures, example posts."""
+    """The analysis as a report section: headline sentence, tables, pictures, example posts
+    (with ``explain``, the fused model's explanation of each shown post: post id ->
+    explanation, see :mod:`sentimodal.inference.explanations`)."""
     s = analysis.summary
     report.add_section("How much do images add?")
     report.add_markdown(
@@ -320,11 +324,16 @@ def add_modality_analysis(
         posts = analysis.changed[analysis.changed["outcome"] == outcome]
         if posts.empty:
             continue
-        shown = min(len(posts), max_examples)
+        total, posts = len(posts), posts.head(max_examples)
+        extra: list[str] = []
+        pictures: dict[str, bytes] = {}
+        if explain is not None:
+            posts, extra, pictures = with_explanations(posts, explain(posts))
         report.add_examples(
             posts,
-            columns=columns,
-            caption=f"Posts where the {outcome} ({shown} of {len(posts)})",
+            columns=[*columns, *extra],
+            caption=f"Posts where the {outcome} ({len(posts)} of {total})",
             max_rows=max_examples,
+            pictures=pictures,
         )
     return report

@@ -10,13 +10,16 @@ from a text-only, an image-only and a fused model predicting the same test posts
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from sentimodal.analysis.calibration_report import add_calibration_section
 from sentimodal.analysis.embedding_map import embedding_map_figure, tsne_coordinates
+from sentimodal.analysis.explained_posts import explain_frame
 from sentimodal.analysis.modality import ModalityAnalysis, add_modality_analysis, analyse_modalities
 from sentimodal.analysis.plots import (
     confusion_heatmap,
@@ -326,6 +329,7 @@ def model_report(
     metrics = model.evaluate_splits(dataset) if metrics is None else metrics
     run = model.run_
     report = add_model_summary(Report(title), model, dataset, metrics)
+    add_calibration_section(report, model, metrics)
     split = "test" if "test" in metrics else next(iter(metrics), None)
     if set(model.network_.branches()) == {"text", "image"} and split is not None:
         # A fusion whose branches also predict alone (late, cross): what each modality adds.
@@ -392,10 +396,18 @@ def add_modality_section(
     split: str = "test",
     max_examples: int = 12,
     show_gates: bool = True,
+    explain: bool = True,
 ) -> ModalityAnalysis:
     """ "How much do images add?" for three models; ``show_gates`` adds the fused model's gate
-    values (leave it off when the fused model's own section shows them)."""
+    values (leave it off when the fused model's own section shows them); ``explain`` the
+    fused model's explanation of each post the image fixed or broke."""
     analysis = modality_analysis(text_model, image_model, fused_model, dataset, split)
     gates = gate_values(fused_model) if show_gates else None
-    add_modality_analysis(report, analysis, max_examples=max_examples, gates=gates)
+    add_modality_analysis(
+        report,
+        analysis,
+        max_examples=max_examples,
+        gates=gates,
+        explain=partial(explain_frame, fused_model) if explain else None,
+    )
     return analysis

@@ -382,16 +382,22 @@ class Report:
         text_column: str | None = "text",
         caption: str | None = None,
         max_rows: int = 30,
+        pictures: Mapping[str, bytes] | None = None,
     ) -> Report:
-        """A table of posts with a thumbnail each; unreadable images show why instead."""
+        """A table of posts with a thumbnail each; unreadable images show why instead.
+        ``pictures`` (post id -> PNG) replace a post's thumbnail (an explanation's heatmap)."""
         records = (
             rows.to_dict(orient="records") if isinstance(rows, pd.DataFrame) else list(rows)
         )[:max_rows]
         thumbnails: list[_Asset | str] = []
         for record in records:
+            name = f"thumb-{record.get('id', '')}"
+            png = (pictures or {}).get(str(record.get("id", "")))
+            if png is not None:
+                thumbnails.append(self._asset(name, png, "image/png", "png"))
+                continue
             try:
                 jpeg = image_thumbnail(record.get(image_column))
-                name = f"thumb-{record.get('id', '')}"
                 thumbnails.append(self._asset(name, jpeg, "image/jpeg", "jpg"))
             except RecordError as exc:
                 thumbnails.append(str(exc))

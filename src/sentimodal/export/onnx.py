@@ -2,7 +2,8 @@
 
 The graph holds everything after decoding and tokenising: the image encoder's network, the
 feature standardisation learned on the train split, and the model with its head (so the
-output is the scores ``predict`` reports: probabilities, or cosines for embedding heads).
+output is the scores ``predict`` reports: probabilities, or cosines for embedding heads),
+and the temperature fitted on val when the model applies one.
 Beside it go ``onnx.json`` (labels, inputs, how to preprocess), the model directory's config
 and metrics (for ``/v1/model``), and, for ``minilm_tokens`` models, MiniLM's tokenizer files,
 so that :mod:`sentimodal.inference.onnx_runtime` needs neither the training code nor the
@@ -60,6 +61,7 @@ class _ScoreGraph(nn.Module):
         self.inputs = inputs
         self.names = graph_inputs(inputs)
         self.net = model.network_
+        self.calibration = model.calibration_
         self.image = model.image_encoder_.module() if "image" in inputs else None
         stats = getattr(model.scaler_, "stats_", {})
         for key in ("text", "image"):
@@ -90,7 +92,9 @@ class _ScoreGraph(nn.Module):
                     keep = mask.reshape(-1, *([1] * (value.dim() - 1)))
                     value = torch.where(keep, value, torch.zeros_like(value))
             batch[name] = value
-        return self.net.scores(batch)
+        scores = self.net.scores(batch)
+        # the temperature fitted on val, as the estimator applies it in torch
+        return self.calibration.apply_torch(scores) if self.calibration is not None else scores
 
 
 def export_onnx(
@@ -194,6 +198,11 @@ def export_onnx(
             "model": run.model,
             "encoders": config.get("encoders", {}),
             "metrics": model.metrics_,
+            "calibration": (
+                {"method": model.calibration_.method, "temperature": model.calibration_.effective}
+                if model.calibration_ is not None
+                else None
+            ),
             "trained_with": config.get("sentimodal_version"),
             "example_scores": reference.tolist(),
             "quantization": "int8 dynamic (MatMul)" if int8 else None,

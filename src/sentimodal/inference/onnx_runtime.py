@@ -229,6 +229,7 @@ class OnnxModel:
             "inputs": {"text": "text" in self.inputs, "image": "image" in self.inputs},
             "encoders": manifest.get("encoders", {}),
             "metrics": manifest.get("metrics", {}),
+            "calibration": manifest.get("calibration"),
             "version": {
                 "sentimodal": manifest.get("sentimodal_version"),
                 "trained_with": manifest.get("trained_with"),

@@ -44,7 +44,9 @@ class Prediction:
     """One raw post's prediction, or the reason it could not be made.
 
     ``modalities`` says what the prediction read ("text+image", or the one modality a fusion
-    fell back to); ``warning`` why an input the post gave was not used (an unreadable image).
+    fell back to); ``warning`` why an input the post gave was not used (an unreadable image);
+    ``explanation`` why it got its label, when asked for (``explained``; see
+    :mod:`sentimodal.inference.explanations`).
     """
 
     id: str
@@ -53,10 +55,13 @@ class Prediction:
     error: str | None = None
     modalities: str | None = None
     warning: str | None = None
+    explanation: dict[str, Any] | None = None
+    explained: bool = False
 
     def to_row(self) -> dict[str, Any]:
-        """The same keys for every post (None where they do not apply): a table row."""
-        return {
+        """The same keys for every post (None where they do not apply): a table row; with
+        ``explanation`` when the posts were explained."""
+        row = {
             "id": self.id,
             "label": self.label,
             "scores": self.scores,
@@ -64,6 +69,9 @@ class Prediction:
             "error": self.error,
             "warning": self.warning,
         }
+        if self.explained:
+            row["explanation"] = self.explanation
+        return row
 
     to_dict = to_row
 

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.features.engine import Engine, LocalEngine
 from sentimodal.files import read_tagged_json, remove_staging, write_atomic, write_json_atomic
+from sentimodal.inference.explanations import ExplainSettings, explain_predictions
 from sentimodal.inference.posts import PostBatchWork, Prediction, post_rows
 from sentimodal.progress import progress_bar
 from sentimodal.sources.table_rows import TableLimits, TableRow, column_text, read_rows
@@ -154,7 +155,9 @@ class JsonlSink:
 class ParquetSink:
     """Committed chunks as part files in ``OUT.parts/``, merged into ``OUT`` at the end."""
 
-    def __init__(self, path: Path, committed: int, classes: list[str]) -> None:
+    def __init__(
+        self, path: Path, committed: int, classes: list[str], explained: bool = False
+    ) -> None:
         self.path = path
         self.parts = path.with_name(path.name + ".parts")
         self.parts.mkdir(parents=True, exist_ok=True)
@@ -171,11 +174,21 @@ class ParquetSink:
                 ("modalities", pa.string()),
                 ("error", pa.string()),
                 ("warning", pa.string()),
+                # an explanation's nested lists vary per post: kept as its JSON text
+                *([("explanation", pa.string())] if explained else []),
             ]
         )
+        self.explained = explained
         self.pending: list[dict[str, Any]] = []
 
     def write(self, rows: list[dict[str, Any]]) -> None:
+        if self.explained:
+            rows = [
+                {**row, "explanation": json.dumps(row["explanation"], ensure_ascii=False)}
+                if row.get("explanation") is not None
+                else row
+                for row in rows
+            ]
         self.pending += rows
 
     def commit(self) -> dict[str, Any]:
@@ -246,12 +259,14 @@ def predict_table(
     engine: Engine | None = None,
     progress: bool = True,
     limits: TableLimits | None = None,
+    explain: ExplainSettings | None = None,
 ) -> StreamSummary:
     """Predict every row of ``input_path`` into ``output`` (``.parquet``: Parquet, anything
     else: JSONL), resuming an interrupted run on the same output (see the module docstring).
 
     Rows keep the same keys whatever happened: ``id``, ``label``, ``scores`` (label ->
-    score) and ``error`` (null, or why the post could not be predicted).
+    score) and ``error`` (null, or why the post could not be predicted); with ``explain``,
+    ``explanation`` too (in Parquet as its JSON text).
     """
     if batch_size < 1 or chunk_rows < 1:
         raise UserInputError("batch size and chunk rows must be >= 1")
@@ -268,6 +283,8 @@ def predict_table(
         "output_format": "parquet" if parquet else "jsonl",
         "limits": (limits or TableLimits()).model_dump(),
     }
+    if explain is not None:  # a table explained differs from one predicted
+        identity["explain"] = vars(explain)
     state = _start_state(output, identity)
     if state is not None and state.get("complete"):
         return StreamSummary(output, state["rows"], state["errors"], state["rows"], 0.0, True)
@@ -276,7 +293,7 @@ def predict_table(
     errors = int(state["errors"]) if state else 0
     committed = state.get("commit", {}) if state else {}
     sink: JsonlSink | ParquetSink = (
-        ParquetSink(output, int(committed.get("parts", 0)), list(work.classes))
+        ParquetSink(output, int(committed.get("parts", 0)), list(work.classes), explain is not None)
         if parquet
         else JsonlSink(output, int(committed.get("bytes", 0)))
     )
@@ -312,6 +329,10 @@ def predict_table(
                 rows = post_rows(records, start=max(start, done))
                 batches = work.batches(rows, batch_size)
                 predictions: list[Prediction] = work.predictions(rows, engine.run(work, batches))
+                if explain is not None:
+                    predictions = explain_predictions(
+                        work, rows, predictions, settings=explain, engine=engine
+                    )
                 sink.write([p.to_row() for p in predictions])
                 errors += sum(p.error is not None for p in predictions)
                 done += len(rows)

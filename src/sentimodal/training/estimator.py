@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any, Self
 
@@ -23,6 +22,7 @@ from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
 from sentimodal.features.engine import LocalEngine
 from sentimodal.features.joint import DEFAULT_TEMPLATE
+from sentimodal.inference.explanations import explain_predictions
 from sentimodal.inference.posts import PostBatchWork, Prediction, post_rows, predict_rows
 from sentimodal.models.forward import (
     extract_embeddings,
@@ -278,7 +278,19 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         opened = getattr(self, "open_labels_", None)
         if opened is not None:
             return opened.scores(self.scaler_.inverse(data))
-        return predict_scores(self.network_, data, self.run_.train.eval_batch_size)
+        return self._calibrated(
+            predict_scores(self.network_, data, self.run_.train.eval_batch_size)
+        )
+
+    def _calibrated(self, scores: np.ndarray) -> np.ndarray:
+        """The network's scores through the temperature fitted on val, when one is applied."""
+        calibration = getattr(self, "calibration_", None)
+        return calibration.apply(scores) if calibration is not None else scores
+
+    def _post_scores(self, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self._calibrated(
+            predict_scores(self.network_, data, batch_size=self.run_.train.eval_batch_size)
+        )
 
     def vectors(
         self, data: DatasetLike, split: str | None = None, *, penultimate: bool = False
@@ -307,6 +319,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         batch_size: int = 32,
         allow_private_addresses: bool = False,
         workers: int | None = None,
+        explain: bool = False,
     ) -> list[Prediction]:
         """Predict raw posts (``text`` and/or ``image`` path or URL per post, optional ``id``;
         a plain string is a text-only post).
@@ -317,6 +330,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         every prediction says which it read. Batches run in ``workers`` processes like
         feature extraction (default: the run's ``feature_workers``). Image URLs may reach
         non-public addresses only with ``allow_private_addresses`` (see :mod:`sentimodal.net`).
+        ``explain`` adds each prediction's ``explanation`` (see :meth:`explain_posts`).
         """
         self._check_fitted()
         records = screen_posts(
@@ -324,7 +338,20 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         )
         work = self.post_work(FetchPolicy(allow_private=allow_private_addresses))
         engine = LocalEngine(self.run_.feature_workers if workers is None else workers)
-        return predict_rows(work, post_rows(records), batch_size=batch_size, engine=engine)
+        rows = post_rows(records)
+        predictions = predict_rows(work, rows, batch_size=batch_size, engine=engine)
+        if not explain:
+            return predictions
+        return explain_predictions(work, rows, predictions, engine=engine, batch_size=batch_size)
+
+    def explain_posts(
+        self, posts: pd.DataFrame | Iterable[Mapping[str, Any]], **options: Any
+    ) -> list[Prediction]:
+        """``predict_posts`` with an ``explanation`` per prediction: each modality's share of
+        the decision, a score per word, a heatmap over the image, each saying its method
+        (occlusion through this very model: :mod:`sentimodal.inference.explanations`).
+        Costs a forward pass per word and per image cell."""
+        return self.predict_posts(posts, explain=True, **options)
 
     def post_work(self, fetch: FetchPolicy | None = None) -> PostBatchWork:
         """The per-batch work of predicting raw posts with this model (its encoders, scaler,
@@ -347,9 +374,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             image_encoder=self.image_encoder_ if self.run_.uses_image else None,
             text_encoder=self.text_encoder_ if self.run_.uses_text else None,
             scaler=self.scaler_,
-            score=partial(
-                predict_scores, self.network_, batch_size=self.run_.train.eval_batch_size
-            ),
+            score=self._post_scores,
             classes=self.classes_,
             fetch=fetch,
             scores_are=(
@@ -388,6 +413,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             self.train_splits_,
             split,
             self.train_fingerprints_,
+            probabilities=self.label_space_ is None,
         )
         if metrics is None:
             raise UserInputError(
@@ -448,6 +474,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         view.run_ = self.run_.model_copy(update={"model": modality})
         view.network_ = branches[modality]
         view.network_config_ = view.network_.config
+        view.calibration_ = None  # the temperature was fitted on the whole model's scores
         if modality == "text":
             view.image_encoder_ = None
         else:

@@ -13,6 +13,7 @@ from sentimodal.features.text_encoders.base import TextEncoder
 from sentimodal.models.base import SentimentNet
 from sentimodal.models.config import ModelConfig
 from sentimodal.models.label_space import LabelSpace
+from sentimodal.training.calibration import Calibration
 from sentimodal.training.run_config import RunConfig
 from sentimodal.training.scaler import FeatureScaler
 
@@ -37,6 +38,8 @@ class FittedState(Protocol):
     metrics_: dict[str, Any]
     warnings_: list[str]
     confident_kept_: int
+    #: the temperature fitted on val (None: no val split, or an embedding head)
+    calibration_: Calibration | None
 
     @property
     def classes_(self) -> list[str]: ...

@@ -1,6 +1,7 @@
 """The training steps of ``SentimentModel.fit`` once a dataset's features are read: scale,
 build the network the recipe derives, start its pretrained parts, train, fine-tune on
-confident examples, let it fit what only a trained network can on val, and finish."""
+confident examples, let it fit what only a trained network can on val, calibrate its
+scores on val, and finish."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from sentimodal.models.recipes import Modality, ModalityInput
 from sentimodal.models.registry import build_model
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.dataset_labels import soft_targets
+from sentimodal.training.calibration import calibrate
 from sentimodal.training.checkpoint import Checkpoints, fingerprint
 from sentimodal.training.confident import fine_tune_confident
 from sentimodal.training.fitted import FittedState
@@ -136,6 +138,10 @@ def _finish(
     if val is not None:
         model.network_.fit_after_training(*val, model.run_.train.eval_batch_size)
     model.network_.end_training()
+    model.calibration_ = None
+    if val is not None and model.run_.head == "softmax":
+        scores = predict_scores(model.network_, val[0], model.run_.train.eval_batch_size)
+        model.calibration_ = calibrate(scores, val[1], use=model.run_.calibrate)
     model.metrics_ = {}
     if val is not None:
         return val[0], "val"

@@ -82,6 +82,9 @@ class RunConfig(Config):
     device: Device = "auto"
     feature_batch_size: int = Field(FEATURE_BATCH_SIZE, ge=1)
     feature_workers: int = Field(FEATURE_WORKERS, ge=0)
+    #: fit a temperature on val at the end of training and apply it when it lowers val
+    #: log-loss (softmax heads; see :mod:`sentimodal.training.calibration`)
+    calibrate: bool = True
     #: "ray": train data-parallel on Ray Train (and extract features on Ray Data); see
     #: docs/guide/distributed-training.md
     engine: Literal["local", "ray"] = "local"

@@ -22,6 +22,7 @@ from sentimodal.models.base import SentimentNet
 from sentimodal.models.label_space import LabelSpace
 from sentimodal.models.registry import build_model, config_from_dict
 from sentimodal.training import model_dir
+from sentimodal.training.calibration import CALIBRATION_FILE, Calibration
 from sentimodal.training.fitted import FittedState
 from sentimodal.training.run_config import RunConfig
 from sentimodal.training.scaler import FeatureScaler
@@ -62,6 +63,11 @@ def save_model(model: FittedState, directory: str | Path) -> Path:
     model_dir.write_json(directory / model_dir.HISTORY_FILE, model.history_)
     if model.metrics_:
         model_dir.write_json(directory / model_dir.METRICS_FILE, model.metrics_)
+    calibration = directory / CALIBRATION_FILE
+    if model.calibration_ is not None:
+        model.calibration_.save(directory)
+    elif calibration.is_file():
+        calibration.unlink()  # a model saved over another keeps none of its files
     model.run_.save(directory / model_dir.RUN_FILE)
     model_dir.write_json(directory / model_dir.CONFIG_FILE, config)
     return directory
@@ -105,6 +111,12 @@ def load_model(cls: type[Fitted], directory: str | Path, device: str = "auto") -
     metrics = directory / model_dir.METRICS_FILE
     model.metrics_ = model_dir.read_json(metrics) if metrics.is_file() else {}
     model.best_epoch_ = config.get("best_epoch")
+    calibration = directory / CALIBRATION_FILE
+    model.calibration_ = (
+        Calibration.from_dict(model_dir.read_json(calibration), str(calibration))
+        if calibration.is_file() and model.label_space_ is None
+        else None
+    )
     model.warnings_ = list(config.get("warnings", []))
     model.train_splits_ = list(config.get("train_splits", ["train"]))
     model.train_fingerprints_ = load_seen(directory)

@@ -102,7 +102,14 @@ def _scored(
     """Metrics on the split's posts the model can read (None when it reads none), as
     :meth:`SentimentModel.evaluate` computes them, from one prediction pass; and the frame."""
     frame = model.predict_frame(dataset, split)
-    metrics = frame_metrics(frame, dataset, model.classes_, model.train_splits_, split)
+    metrics = frame_metrics(
+        frame,
+        dataset,
+        model.classes_,
+        model.train_splits_,
+        split,
+        probabilities=model.label_space_ is None,
+    )
     if metrics is None:
         return None, frame
     kl = mean_kl(model, dataset, frame)

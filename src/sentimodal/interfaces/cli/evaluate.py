@@ -31,6 +31,10 @@ def evaluate_command(
     low, high = metrics["accuracy_ci95"]
     accuracy, n = metrics["accuracy"], metrics["n"]
     say(f"accuracy {accuracy:.3f} on {n} posts, 95% interval {low:.3f}-{high:.3f}")
+    if metrics.get("ece") is not None:
+        say(f"log-loss {metrics['log_loss']:.3f}, expected calibration error {metrics['ece']:.3f}")
+    elif model.label_space_ is not None:
+        say("scores are similarities to label vectors, not probabilities: no calibration figures")
     if metrics["n_missing"]:
         say((f"{metrics['n_missing']} examples lacked an input and were skipped", "yellow"))
     seen = metrics.get("n_training_posts")

@@ -72,6 +72,16 @@ def predict_command(
     runtime: str = typer.Option(
         "torch", "--runtime", help="torch (a model directory) or onnx (a `sentimodal export`)."
     ),
+    explain: bool = typer.Option(
+        False,
+        "--explain",
+        help="Add why: modality shares, word scores, an image heatmap (a pass per word, cell).",
+    ),
+    explain_png: Path | None = typer.Option(
+        None,
+        "--explain-png",
+        help="One post: write its image with the explanation's heatmap over it (PNG) here.",
+    ),
     allow_private_addresses: bool = typer.Option(
         False,
         "--allow-private-addresses",
@@ -94,13 +104,17 @@ def predict_command(
         raise UserInputError("--input needs --output (.jsonl or .parquet)")
     from sentimodal.features.engine import get_engine
     from sentimodal.files import check_writable
+    from sentimodal.inference.explanations import ExplainSettings, explain_predictions
     from sentimodal.inference.posts import post_rows, predict_rows
     from sentimodal.inference.stream import Columns, predict_table
     from sentimodal.net import FetchPolicy
     from sentimodal.sources.table_rows import TableLimits
 
-    if output is not None:
-        check_writable(output)
+    if explain_png is not None and (input_file is not None or not explain or image is None):
+        raise UserInputError("--explain-png needs --explain and one post with --image")
+    for path in (output, explain_png):
+        if path is not None:
+            check_writable(path)
     run_engine = get_engine(engine, workers)
     work = _work(
         model_dir,
@@ -113,11 +127,18 @@ def predict_command(
     if input_file is None:
         rows = post_rows([{"id": "0", "text": text or "", "image": image or ""}])
         predictions = predict_rows(work, rows)
+        if explain:
+            predictions = explain_predictions(work, rows, predictions)
         if output is not None:
             output.parent.mkdir(parents=True, exist_ok=True)
             lines = [json.dumps(p.to_row(), ensure_ascii=False) for p in predictions]
             output.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         console.print(_table(predictions, work.classes, f"scores: {work.scores_are}"))
+        for prediction in predictions:
+            if prediction.explanation is not None:
+                console.print(explanation_text(prediction.explanation), soft_wrap=True)
+                if explain_png is not None and prediction.explanation["regions"] is not None:
+                    _write_overlay(work, image or "", prediction.explanation, explain_png)
         failed = sum(p.error is not None for p in predictions)
         if failed and not allow_errors:
             raise typer.Exit(code=1)
@@ -137,6 +158,7 @@ def predict_command(
         engine=run_engine,
         progress=not quiet,
         limits=TableLimits(max_row_bytes=max_row_bytes),
+        explain=ExplainSettings() if explain else None,
     )
     if summary.already_complete:
         console.print(
@@ -201,3 +223,40 @@ def _table(predictions: list[Prediction], classes: list[str], caption: str) -> S
                 read += f" ({p.warning})"
             table.add_row(p.id, p.label, *[f"{p.scores[c]:.3f}" for c in classes], read)
     return table
+
+
+def explanation_text(explanation: dict[str, Any]) -> Text:
+    """An explanation for a person: the modality shares, then the words, each coloured by
+    its score (green for the label, red against it), then the image grid."""
+    out = Text(f"why {explanation['label']!r}: ")
+    shares = explanation["modalities"]["shares"]
+    out.append(", ".join(f"{m} {share:.0%}" for m, share in shares.items()))
+    out.append(f"  (had: {'+'.join(explanation['modalities']['had'])})\n")
+    words = explanation["words"]
+    if words:
+        top = max((abs(w["score"]) for w in words if w["score"] is not None), default=0) or 1
+        for w in words:
+            score = w["score"] or 0.0
+            strength = abs(score) / top
+            style = ("green" if score > 0 else "red") if strength > 0.25 else "dim"
+            out.append(w["word"], style="bold " + style if strength > 0.6 else style)
+            out.append(" ")
+        out.append("\n")
+    regions = explanation["regions"]
+    if regions:
+        out.append("image regions (rows of the grid; + for the label):\n")
+        for row in regions["scores"]:
+            out.append("  " + " ".join(f"{v:+.3f}" if v is not None else "   n/a" for v in row))
+            out.append("\n")
+    out.append("method: " + "; ".join(f"{k}: {v}" for k, v in explanation["method"].items()))
+    return out
+
+
+def _write_overlay(work: PostBatchWork, image: str, explanation: dict[str, Any], out: Path) -> None:
+    from sentimodal.features.images import load_image
+    from sentimodal.files import write_atomic
+    from sentimodal.inference.heatmap import region_overlay_png
+
+    fetch = work.image_work.fetch if work.image_work is not None else None
+    write_atomic(out, region_overlay_png(load_image(image, policy=fetch), explanation["regions"]))
+    console.print(f"heatmap written to {out}")

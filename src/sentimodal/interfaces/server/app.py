@@ -39,6 +39,7 @@ from sentimodal.interfaces.server.hosts import HostCheck
 from sentimodal.interfaces.server.model import ServedModel
 from sentimodal.interfaces.server.posts import (
     RequestImages,
+    check_explain_cost,
     check_text_cost,
     json_body,
     labels_key,
@@ -193,10 +194,14 @@ def create_app(
         key = await labels_key(model, post.labels, settings)
         images = RequestImages.start(settings)
         rows = [await loaded_row(model, state.positions, post, settings, images)]
-        (prediction,) = await _submit(request, state, rows, key)
-        if prediction.error is not None:
-            raise ApiError(422, "unpredictable_post", prediction.error)
-        return _out(prediction, post.id)
+        if post.explain:
+            check_explain_cost(model, rows, key, settings)
+        predictions = await _submit(request, state, rows, key)
+        if predictions[0].error is not None:
+            raise ApiError(422, "unpredictable_post", predictions[0].error)
+        if post.explain:
+            predictions = await _explained(state, rows, predictions)
+        return _out(predictions[0], post.id)
 
     @app.post(
         "/v1/predict/batch",
@@ -236,7 +241,12 @@ def create_app(
             else:
                 rows.append(row)
         todo = [row for row in rows if row is not None]
-        done = iter(await _submit(request, state, todo, key) if todo else [])
+        if batch.explain:
+            check_explain_cost(model, todo, key, settings)
+        predicted = await _submit(request, state, todo, key) if todo else []
+        if batch.explain and todo:
+            predicted = await _explained(state, todo, predicted)
+        done = iter(predicted)
         out = []
         for i, post in enumerate(batch.posts):
             if i in failed:
@@ -292,6 +302,24 @@ async def _submit(
     return predictions
 
 
+async def _explained(
+    state: ServerState, rows: list[dict[str, Any]], predictions: list[Prediction]
+) -> list[Prediction]:
+    """The predictions with their explanations, computed in a worker thread within the
+    request's time (the model's forward passes are safe to run beside the batcher's)."""
+    model = state.model
+    assert model is not None
+    try:
+        return await asyncio.wait_for(
+            run_in_threadpool(model.explain, rows, predictions, state.settings),
+            state.settings.request_timeout_s,
+        )
+    except TimeoutError:
+        raise ApiError(
+            504, "timeout", f"no explanation within {state.settings.request_timeout_s:g} s"
+        ) from None
+
+
 def _out(prediction: Prediction, post_id: str | None) -> PredictionOut:
     return PredictionOut(
         id=post_id,
@@ -300,4 +328,5 @@ def _out(prediction: Prediction, post_id: str | None) -> PredictionOut:
         modalities=prediction.modalities,
         error=prediction.error,
         warning=prediction.warning,
+        explanation=prediction.explanation,
     )

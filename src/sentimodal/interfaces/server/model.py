@@ -20,10 +20,12 @@ from sentimodal import __version__
 from sentimodal.errors import RecordError, UserInputError
 from sentimodal.features.batch_work import LoadedImages
 from sentimodal.features.images import decode_image
+from sentimodal.inference.explanations import ExplainSettings, explain_predictions
 from sentimodal.inference.posts import LoadedPosts, PostBatchWork, Prediction
 from sentimodal.sources.pixels import BatchPixels, DecodeDeadline, ImageTooLarge, PixelBudget
 
 if TYPE_CHECKING:  # the torch runtime's types; the onnx runtime imports no training code
+    from sentimodal.interfaces.server.settings import ServerSettings
     from sentimodal.models.label_space import LabelSpace
     from sentimodal.training.estimator import SentimentModel
 
@@ -158,6 +160,18 @@ class ServedModel:
             self._spaces[key] = self.space.with_labels(list(key))
         return key
 
+    def explain_settings(self, settings: ServerSettings) -> ExplainSettings:
+        return ExplainSettings(max_words=settings.explain_max_words, grid=settings.explain_grid)
+
+    def explain(
+        self, rows: list[dict[str, Any]], predictions: list[Prediction], settings: ServerSettings
+    ) -> list[Prediction]:
+        """The predictions of ``rows`` with their explanations (occlusion through this
+        model's own work, in the calling thread)."""
+        return explain_predictions(
+            self.work, rows, predictions, settings=self.explain_settings(settings)
+        )
+
     def load_posts(self, rows: list[dict[str, Any]]) -> LoadedPosts:
         return self.work.load(rows)
 
@@ -219,6 +233,11 @@ def _torch_info(model: SentimentModel, directory: Path) -> dict[str, Any]:
         "inputs": {"text": run.uses_text, "image": run.uses_image},
         "encoders": config.get("encoders", {}),
         "metrics": model.metrics_,
+        "calibration": (
+            {"method": model.calibration_.method, "temperature": model.calibration_.effective}
+            if model.calibration_ is not None
+            else None
+        ),
         "version": {
             "sentimodal": __version__,
             "trained_with": config.get("sentimodal_version"),

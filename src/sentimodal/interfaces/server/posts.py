@@ -21,6 +21,7 @@ from starlette.datastructures import UploadFile
 
 from sentimodal.errors import UserInputError
 from sentimodal.features.text_encoders.tokens import tokenize
+from sentimodal.inference.explanations import explanation_cost
 from sentimodal.interfaces.server.errors import ApiError, first_error
 from sentimodal.interfaces.server.model import ImageRejected, ServedModel, decode_upload
 from sentimodal.interfaces.server.schema import PostIn
@@ -88,7 +89,9 @@ async def read_post(request: Request, settings: ServerSettings) -> PostIn:
     elif isinstance(image, str) and image:
         raise ApiError(422, "invalid_request", "image: upload a file")
     labels = form.get("labels")
+    explain = form.get("explain")
     fields = {
+        "explain": isinstance(explain, str) and explain.strip().lower() in ("1", "true", "on"),
         "id": form.get("id") if isinstance(form.get("id"), str) else None,
         "text": form.get("text") if isinstance(form.get("text"), str) else None,
         "image_base64": image_b64,
@@ -205,3 +208,22 @@ async def loaded_row(
             )
         image = post.image_url
     return {"position": next(positions), "id": post.id or "", "text": text, "image": image}
+
+
+def check_explain_cost(
+    model: ServedModel, rows: Sequence[dict[str, Any]], key: Any, settings: ServerSettings
+) -> None:
+    """Refuse, before any work, explanations that would cost more forward passes than
+    ``max_explain_passes`` (413), or of free labels (422: the label space is swapped in the
+    model thread only)."""
+    if key is not None:
+        raise ApiError(422, "invalid_request", "explanations are of the model's own labels")
+    explain = model.explain_settings(settings)
+    cost = sum(explanation_cost(row, model.work, explain) for row in rows)
+    if cost > settings.max_explain_passes:
+        raise ApiError(
+            413,
+            "explanation_too_costly",
+            f"explaining these posts costs {cost} forward passes, more than the "
+            f"{settings.max_explain_passes} allowed (fewer posts or words)",
+        )

@@ -7,6 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+EXPLAIN_HELP = (
+    "Add an explanation to each prediction: modality shares, word scores, an image heatmap "
+    "(occlusion; one forward pass per word and image cell, bounded by max_explain_passes)."
+)
+
 
 class PostIn(BaseModel):
     """One post: text and/or image (base64 bytes, or a URL when the operator allows it)."""
@@ -17,12 +22,14 @@ class PostIn(BaseModel):
     image_base64: str | None = None
     image_url: str | None = None
     labels: list[str] | None = Field(None, description="Free labels (embedding heads only).")
+    explain: bool = Field(False, description=EXPLAIN_HELP)
 
 
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     posts: list[PostIn]
     labels: list[str] | None = Field(None, description="Free labels (embedding heads only).")
+    explain: bool = Field(False, description=EXPLAIN_HELP)
 
 
 class PredictionOut(BaseModel):
@@ -34,6 +41,9 @@ class PredictionOut(BaseModel):
     error: str | None = None
     #: why an input the post gave was not used
     warning: str | None = None
+    #: why it got its label (when asked for): ``label``, ``score``, ``modalities``, ``words``,
+    #: ``regions``, ``method`` (see :mod:`sentimodal.inference.explanations`)
+    explanation: dict[str, Any] | None = None
 
 
 class BatchOut(BaseModel):
@@ -69,6 +79,7 @@ _MULTIPART_SCHEMA = {
         "image": {"type": "string", "format": "binary"},
         "labels": {"type": "string", "description": "comma-separated free labels"},
         "id": {"type": "string"},
+        "explain": {"type": "boolean"},
     },
 }
 

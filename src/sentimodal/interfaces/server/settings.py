@@ -31,6 +31,12 @@ class ServerSettings(Config):
     max_json_depth: int = Field(16, ge=2)
     #: posts in one /v1/predict/batch request, 413 beyond
     max_batch_posts: int = Field(64, ge=1)
+    #: forward passes the explanations of one request may cost (a word, an image cell, a
+    #: modality: one each), 413 beyond; 0 turns explanations off
+    max_explain_passes: int = Field(400, ge=0)
+    #: words of a text scored, and the image grid's side, in an explanation
+    explain_max_words: int = Field(64, ge=0)
+    explain_grid: int = Field(4, ge=1, le=16)
     #: free labels in one request (embedding heads)
     max_labels: int = Field(32, ge=2)
     #: seconds from arrival to answer before a 504
