@@ -255,7 +255,10 @@ def test_late_fusion_branches_predict_alone_and_fill_the_report(
     assert (text.run_.model, image.run_.model, model.run_.model) == ("text", "image", "late")
     fused = model.predict_proba(sample_dataset, "test")
     alone = [branch.predict_proba(sample_dataset, "test") for branch in (text, image)]
-    np.testing.assert_allclose(fused, (alone[0] + alone[1]) / 2, atol=1e-5)
+    # the fusion's scores are the branches' mean through the temperature fitted on val
+    np.testing.assert_allclose(
+        fused, model.calibration_.apply((alone[0] + alone[1]) / 2), atol=1e-5
+    )
     with pytest.raises(UserInputError, match="has no .text. branch"):
         concat_model.branch("text")
 

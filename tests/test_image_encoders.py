@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from hub_models import tiny_clip
 from sentimodal.errors import UserInputError
 from sentimodal.features.image_encoders import (
     DEFAULT_IMAGE_ENCODER,
@@ -50,13 +51,16 @@ def pretrained() -> dict[str, object]:
     return {name: get_image_encoder(name) for name in OFFLINE_PRETRAINED}
 
 
-def test_every_listed_encoder_rebuilds_from_its_own_config() -> None:
+def test_every_listed_encoder_rebuilds_from_its_own_config(tmp_path: Path) -> None:
     """What a model directory relies on: name + config give back the very same encoder."""
     assert DEFAULT_IMAGE_ENCODER in list_image_encoders()
-    # a family is listed as timm:<source>: one of its members stands for it
-    names = [name.replace("<source>", "resnet18") for name in list_image_encoders()]
+    # a family is listed as <kind>:<source>: one of its members stands for it
+    members = {"timm:<source>": "timm:resnet18", "clip:<source>": f"clip:{tiny_clip(tmp_path)}"}
+    names = [members.get(name, name) for name in list_image_encoders()]
+    assert len(names) == len(set(names))
     for name in names:
-        encoder = get_image_encoder(name, **({"weights": "none"} if name != "pixels32" else {}))
+        plain = name == "pixels32" or name.startswith("clip:")  # no weights setting
+        encoder = get_image_encoder(name, **({} if plain else {"weights": "none"}))
         again = get_image_encoder(name, **encoder.config)
         assert (again.name, again.config, again.identity) == (
             name,

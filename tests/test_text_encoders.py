@@ -27,6 +27,7 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_registry_lists_every_encoder() -> None:
     assert list_text_encoders() == [
+        "clip:<source>",
         "glove_mean",
         "hf:<source>",
         "minilm",

@@ -37,7 +37,7 @@ def predict_command(
         None,
         "--labels",
         help="Comma-separated labels to rank instead of the trained ones (embedding heads, "
-        "or any model over clip: encoders, which scores label prompts).",
+        "clip: encoders).",
     ),
     text_column: str = typer.Option("text", "--text-column", help="Input text column."),
     image_column: str = typer.Option("image", "--image-column", help="Input image column."),

@@ -60,9 +60,8 @@ def train_command(
     text_encoder: str | None = typer.Option(
         None,
         "--text-encoder",
-        help="Default: the model's own (minilm_tokens, MiniLM fine-tuned, for text and late; "
-        "minilm frozen vectors for concat and gated); also glove_mean, vader, tokens, or "
-        "hf:<model id or folder> (fine-tuned for text, late and cross; frozen vectors else).",
+        help="Default: the model's own (sentimodal models); minilm, glove_mean, ..., or "
+        "hf:<model id or folder> (fine-tuned by text, late and cross).",
     ),
     label_source: str | None = typer.Option(
         None,
