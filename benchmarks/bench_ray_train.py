@@ -48,7 +48,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--model", default="gated")
+    parser.add_argument("--seeds", default="0,1,2", help="training seeds of the accuracy part")
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="write the figures here (JSON)")
     return parser.parse_args()
 
@@ -154,19 +156,30 @@ def fit(dataset: PreparedDataset, model: str, settings: dict) -> tuple[Sentiment
     return estimator, time.perf_counter() - start
 
 
-def accuracy(dataset: PreparedDataset, model: str, workers: int) -> dict:
-    results = {}
+def accuracy(dataset: PreparedDataset, model: str, workers: int, seeds: list[int]) -> dict:
+    results: dict = {}
     for name, settings in (
         ("local", {}),
         (f"ray x{workers}", {"engine": "ray", "workers": workers}),
     ):
-        estimator, seconds = fit(dataset, model, settings)
+        runs = []
+        for seed in seeds:
+            estimator, seconds = fit(dataset, model, {**settings, "train": {"seed": seed}})
+            runs.append(
+                {
+                    "seed": seed,
+                    "test_accuracy": estimator.evaluate(dataset, "test")["accuracy"],
+                    "best_epoch": estimator.best_epoch_,
+                    "seconds": seconds,
+                }
+            )
+            print(name, runs[-1], flush=True)
+        scores = [r["test_accuracy"] for r in runs]
         results[name] = {
-            "test_accuracy": estimator.evaluate(dataset, "test")["accuracy"],
-            "best_epoch": estimator.best_epoch_,
-            "seconds": seconds,
+            "runs": runs,
+            "mean_test_accuracy": float(np.mean(scores)),
+            "std_test_accuracy": float(np.std(scores, ddof=1)) if len(scores) > 1 else None,
         }
-        print(name, results[name], flush=True)
     return results
 
 
@@ -200,7 +213,11 @@ def main() -> None:
     real = PreparedDataset.load(args.dataset)
     results: dict = {"model": args.model, "dataset": str(args.dataset), "workers": args.workers}
     if not args.skip_accuracy:
-        results["accuracy"] = accuracy(real, args.model, args.workers)
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+        results["accuracy"] = accuracy(real, args.model, args.workers, seeds)
+    if args.skip_throughput:
+        print(json.dumps(results, indent=2))
+        return
     with tempfile.TemporaryDirectory() as work:
         fake = synthetic(real, args.rows, Path(work) / "synthetic")
         start = time.perf_counter()
