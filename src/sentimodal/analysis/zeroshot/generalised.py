@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sentimodal.analysis.zeroshot.held_out import label_scores, seen_only, true_labels
+from sentimodal.analysis.zeroshot.held_out import (
+    label_scores,
+    prompt_problem,
+    seen_only,
+    true_labels,
+)
 from sentimodal.errors import UserInputError
 from sentimodal.models.config import GLOVE_SOURCE, MINILM_SOURCE
 from sentimodal.preparation.dataset import PreparedDataset
@@ -115,42 +120,53 @@ def run_generalised_zero_shot(
     *,
     supervised: bool = True,
     progress: bool = True,
+    prompts: str | None = None,
 ) -> GeneralisedResult:
     """For each unseen set and label source: train the embedding head on the seen labels only
     (their train and val posts), then score every test post on all labels, the unseen ones
     placed by their label vectors alone; then again with calibrated stacking (a bias on the
     unseen labels' scores chosen on seen validation posts only, see :func:`stacking_bias`).
     The supervised reference is the same model trained on every label, scored on the same
-    test posts."""
+    test posts. With ``prompts`` (a template, ``run`` over clip: encoders), the labels are
+    also scored by prompt in the joint space, as one more "label source" (no reference:
+    prompt scores do not depend on the labels trained on)."""
     for split in ("train", "val", "test"):
         if split not in dataset.splits:
             raise UserInputError(f"{dataset.root}: the protocol needs a {split} split")
+    problem = None if prompts is None else prompt_problem(run, prompts)
+    if problem is not None:
+        raise UserInputError(problem)
     labels = dataset.labels
     test = dataset.split("test")
     missing = [label for label in labels if not (test["label"] == label).any()]
     if missing:
         raise UserInputError(f"{dataset.root}: no test post of {missing} to evaluate")
     rows: list[dict[str, Any]] = []
-    steps = len(label_sources) * (len(held_out) + int(supervised))
+    sources: list[tuple[str, str | None]] = [(source, None) for source in label_sources]
+    if prompts is not None:
+        sources.append((f"prompts: {prompts}", prompts))
+    steps = len(sources) * len(held_out) + len(label_sources) * int(supervised)
     with progress_bar(progress, unit="runs", transient=True) as bar:
         task = bar.add_task("generalised zero-shot", total=steps)
-        for source in label_sources:
-            variant = run.model_copy(update={"head": "embedding", "label_source": source})
+        for source, template in sources:
+            variant = run.model_copy(update={"head": "embedding"})
+            if template is None:
+                variant = variant.model_copy(update={"label_source": source})
             reference = None
-            if supervised:
+            if supervised and template is None:
                 full = SentimentModel(variant).fit(dataset, progress=False)
                 reference = label_scores(full, dataset, "test", labels)
                 bar.advance(task)
             for unseen in held_out:
                 name = " + ".join(unseen)
                 model = SentimentModel(variant).fit(seen_only(dataset, unseen), progress=False)
-                ids, scores = label_scores(model, dataset, "test", labels)
+                ids, scores = label_scores(model, dataset, "test", labels, template)
                 truth = true_labels(dataset, ids)
                 base = {"label_source": source, "unseen": name}
                 rows.append(
                     {"method": "zero-shot", **base, **gzsl_metrics(truth, scores, labels, unseen)}
                 )
-                val_ids, val_scores = label_scores(model, dataset, "val", labels)
+                val_ids, val_scores = label_scores(model, dataset, "val", labels, template)
                 bias = stacking_bias(val_scores, true_labels(dataset, val_ids), labels, unseen)
                 shifted = with_bias(scores, labels, unseen, bias)
                 rows.append(

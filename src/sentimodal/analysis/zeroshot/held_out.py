@@ -10,6 +10,7 @@ import numpy as np
 from sentimodal.errors import UserInputError
 from sentimodal.preparation.dataset import PreparedDataset, count_by_split
 from sentimodal.training.estimator import SentimentModel
+from sentimodal.training.run_config import RunConfig
 
 #: split name the unseen label's train/val posts are moved to (kept in the examples, so the
 #: feature cache, keyed by the examples, is reused)
@@ -40,12 +41,27 @@ def seen_only(dataset: PreparedDataset, unseen: str | Sequence[str]) -> Prepared
 
 
 def label_scores(
-    model: SentimentModel, dataset: PreparedDataset, split: str, labels: list[str]
+    model: SentimentModel,
+    dataset: PreparedDataset,
+    split: str,
+    labels: list[str],
+    template: str | None = None,
 ) -> tuple[list[str], np.ndarray]:
-    """The ids of a split's posts and the model's score on each of ``labels`` (N, labels)."""
-    model.set_labels(labels)
+    """The ids of a split's posts and the model's score on each of ``labels`` (N, labels);
+    with ``template``, by label prompts in the joint space of a model over clip: encoders."""
+    model.set_labels(labels, template=template)
     frame = model.predict_frame(dataset, split)
     return frame["id"].tolist(), frame[labels].to_numpy()
+
+
+def prompt_problem(run: RunConfig, template: str) -> str | None:
+    """Why labels cannot be scored by ``template`` with ``run`` (None: they can)."""
+    if "{label}" not in template:
+        return f"the prompt template {template!r} has no {{label}}"
+    encoders = [e for e in (run.text_encoder, run.image_encoder) if e]
+    if not any(str(e).startswith("clip:") for e in encoders):
+        return "prompts need a run over clip: encoders (--text-encoder clip:...)"
+    return None
 
 
 def true_labels(dataset: PreparedDataset, ids: Sequence[str]) -> np.ndarray:

@@ -8,6 +8,11 @@ label, and with calibrations of the unseen label's score: a bias added to its co
 without any unseen label (a target share of seen validation posts sent to it) or, reported as
 such, on a small labelled calibration set.
 
+With ``prompts`` (a template such as "a photo of something {label}") and a run over ``clip:``
+encoders, the labels are also scored by prompt in the joint image-text space: each post's
+joint vector against each label's prompt, the trained head bypassed, so the unseen label needs
+no vector of its own, only its name. The same decision rules then apply to those scores.
+
 Hinge variants can also be trained against a vocabulary of sentiment words
 (:mod:`~sentimodal.analysis.zeroshot.vocabulary`): each post is contrasted with the most opposite
 words too (``contrast``) and, in ``soft``, aimed at the mean of its label and the most
@@ -25,7 +30,12 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from sentimodal.analysis.zeroshot.held_out import label_scores, seen_only, true_labels
+from sentimodal.analysis.zeroshot.held_out import (
+    label_scores,
+    prompt_problem,
+    seen_only,
+    true_labels,
+)
 from sentimodal.analysis.zeroshot.vocabulary import (
     VocabularyMode,
     adjective_scores,
@@ -71,6 +81,8 @@ class UnseenClassConfig(Config):
     polarity: dict[str, Literal[-1, 1]] = Field(
         default_factory=lambda: {"positive": 1, "negative": -1}
     )
+    #: also score labels by this prompt template in the joint space (``run`` over clip:)
+    prompts: str | None = None
 
     @model_validator(mode="after")
     def _vocabulary_source(self) -> UnseenClassConfig:
@@ -78,6 +90,9 @@ class UnseenClassConfig(Config):
             raise ValueError("vocabulary modes other than 'none' need anp_scores (MVSO CSV)")
         if self.unseen in self.polarity:
             raise ValueError(f"the unseen label {self.unseen!r} cannot have a polarity")
+        problem = None if self.prompts is None else prompt_problem(self.run, self.prompts)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 
@@ -235,6 +250,31 @@ def calibrated_rules(
     ]
 
 
+def _prompt_rows(
+    seen_dataset: PreparedDataset,
+    dataset: PreparedDataset,
+    config: UnseenClassConfig,
+    labels: list[str],
+) -> list[dict[str, Any]]:
+    """The decision rules on label-prompt scores of a model fitted on the seen labels (its
+    encoders give the joint vectors; its head is not used)."""
+    model = SentimentModel(config.run).fit(seen_dataset, progress=False)
+    test_ids, test_scores = label_scores(model, dataset, "test", labels, config.prompts)
+    val_ids, val_scores = label_scores(model, dataset, "val", labels, config.prompts)
+    test_truth, val_truth = true_labels(dataset, test_ids), true_labels(dataset, val_ids)
+    variant = {"label_source": f"prompts: {config.prompts}", "loss": "-", "vocabulary": "-"}
+    rules = calibrated_rules(
+        val_scores, val_truth, test_scores, labels, config.unseen, config.reject_rate
+    )
+    return [
+        {
+            **_row(method, variant, uses, value),
+            **_metrics(test_truth, predicted, labels, config.unseen),
+        }
+        for method, uses, value, predicted in rules
+    ]
+
+
 def _row(method: str, variant: dict[str, str], uses: bool, value: float) -> dict[str, Any]:
     return {"method": method, **variant, "uses_unseen_labels": uses, "bias_or_threshold": value}
 
@@ -258,7 +298,7 @@ def run_unseen_class(
     ]
     vocabularies = _vocabularies(config, {mode for *_, mode in variants}, labels)
     rows: list[dict[str, Any]] = []
-    steps = len(variants) * (2 if config.supervised else 1)
+    steps = len(variants) * (2 if config.supervised else 1) + (config.prompts is not None)
     with progress_bar(progress, unit="variants", transient=True) as bar:
         task = bar.add_task("unseen-class variants", total=steps)
         for source, loss, mode in variants:
@@ -290,6 +330,9 @@ def run_unseen_class(
                         **_metrics(true_labels(dataset, ids), predicted, labels, unseen),
                     }
                 )
+        if config.prompts is not None:
+            rows += _prompt_rows(seen_dataset, dataset, config, labels)
+            bar.advance(task)
     majority = seen_dataset.split("train")["label"].astype(str).value_counts().idxmax()
     prior_only = np.full(len(test_truth), majority, dtype=object)
     none = {"label_source": "-", "loss": "-", "vocabulary": "-"}

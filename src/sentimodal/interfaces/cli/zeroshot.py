@@ -95,6 +95,11 @@ def unseen_command(
     supervised: bool = typer.Option(
         True, "--supervised/--no-supervised", help="Also train on all labels, as the reference."
     ),
+    prompts: str | None = typer.Option(
+        None,
+        "--prompts",
+        help="Also score labels by this prompt ('a photo of something {label}'), clip: only.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train on the seen labels only, then classify all labels with the unseen ones added.
@@ -133,6 +138,7 @@ def unseen_command(
             out,
             command_line(context),
             quiet,
+            prompts,
         )
         return
     try:
@@ -146,6 +152,7 @@ def unseen_command(
             vocabularies=_csv_list(vocabularies, "--vocabularies"),
             anp_scores=anp_scores,
             vocabulary_size=vocabulary_size,
+            prompts=prompts,
         )
     except ValidationError as exc:
         raise UserInputError(validation_message(exc, "invalid protocol setting ")) from None
@@ -171,7 +178,8 @@ def unseen_report(result: UnseenClassResult, dataset_dir: Path, command: str) ->
     report.add_markdown(
         f"Dataset `{dataset_dir}`. Test posts: {counts}. Models are trained without any "
         f"{result.config.unseen!r} post in train or val; at test time "
-        f"{result.config.unseen!r} is added as a candidate label by its vector only. "
+        f"{result.config.unseen!r} is added as a candidate label by its vector only (by its "
+        f"prompt in the joint space, in `prompts:` rows). "
         f"Rows marked `uses_unseen_labels` are not zero-shot: the labelled calibration uses "
         f"the val split ({calibration}) and the reference is trained on all labels.\n\n"
         f"Command: `{command}`"
@@ -246,6 +254,7 @@ def generalised(
     out: Path,
     command: str,
     quiet: bool,
+    prompts: str | None = None,
 ) -> None:
     """The generalised zero-shot protocol over the given unseen sets (or every K-subset)."""
     from sentimodal.analysis.report import Report
@@ -256,7 +265,7 @@ def generalised(
         assert size is not None
         sets = unseen_sets(dataset.labels, size)
     result = run_generalised_zero_shot(
-        dataset, sets, run, sources, supervised=supervised, progress=not quiet
+        dataset, sets, run, sources, supervised=supervised, progress=not quiet, prompts=prompts
     )
     payload = {
         "command": command,
@@ -271,7 +280,8 @@ def generalised(
         f"Dataset `{dataset.root}`; test posts: {counts}. For each unseen set the embedding "
         "head is trained without any post of those labels in train or val; every test post "
         "is then ranked among all labels, the unseen ones placed by their label vectors "
-        "only. Figures are mean per-class accuracies: `unseen_accuracy` and `seen_accuracy` "
+        "only (`prompts:` rows: by their prompts in a clip: model's joint space). Figures "
+        "are mean per-class accuracies: `unseen_accuracy` and `seen_accuracy` "
         "among all labels (generalised zero-shot), `harmonic_mean` of the two, and "
         "`zsl_accuracy` among the unseen labels only. `calibrated stacking` adds one bias to "
         "the unseen labels' scores, chosen without any unseen post: the bias that sends "
