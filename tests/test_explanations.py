@@ -137,6 +137,10 @@ def test_cli_predict_explain(
     assert result.exit_code == 0, result.output
     assert "why" in result.output and "method" in result.output
     row = json.loads(out.read_text())
+    # without colour (CliRunner is no terminal) the top words still show, with their scores
+    top = max((w for w in row["explanation"]["words"] if w["score"] is not None),
+              key=lambda w: abs(w["score"]))  # fmt: skip
+    assert f"top words: {top['word']} {top['score']:+.3f}" in result.output
     assert set(row["explanation"]) == KEYS
     assert Image.open(png).size == Image.open(post["image"]).size
     table = tmp_path / "posts.jsonl"

@@ -88,7 +88,9 @@ def test_the_generalised_protocol_adds_prompts_as_a_source(clip_dir, dataset) ->
 def test_prompts_need_clip_encoders_and_a_label_slot(clip_dir, dataset, tmp_path) -> None:
     glove = clip_run(clip_dir).model_copy(update={"text_encoder": "glove_mean"})
     with pytest.raises(UserInputError, match="clip: encoders"):
-        run_generalised_zero_shot(dataset, [["neutral"]], glove, ["glove_6b_50d"], prompts="{label}")
+        run_generalised_zero_shot(
+            dataset, [["neutral"]], glove, ["glove_6b_50d"], prompts="{label}"
+        )
     with pytest.raises(ValueError, match="has no \\{label\\}"):
         UnseenClassConfig(run=clip_run(clip_dir), prompts="a photo")
     result = CliRunner().invoke(

@@ -242,6 +242,13 @@ def explanation_text(explanation: dict[str, Any]) -> Text:
             out.append(w["word"], style="bold " + style if strength > 0.6 else style)
             out.append(" ")
         out.append("\n")
+        # the same in numbers, for terminals and logs without colour
+        scored = sorted(
+            (w for w in words if w["score"] is not None), key=lambda w: -abs(w["score"])
+        )[:5]
+        if scored:
+            out.append("top words: " + ", ".join(f"{w['word']} {w['score']:+.3f}" for w in scored))
+            out.append("\n")
     regions = explanation["regions"]
     if regions:
         out.append("image regions (rows of the grid; + for the label):\n")
