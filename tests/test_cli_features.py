@@ -151,3 +151,26 @@ def test_bad_config_files_are_user_errors(
     result = runner.invoke(app, ["features", str(dataset_dir), "--config", str(config)])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("encoder", ["resnet50", "alexnet"])
+def test_torchvision_weights_offline_are_one_line_naming_the_way_out(
+    dataset_dir: Path, monkeypatch: pytest.MonkeyPatch, encoder: str
+) -> None:
+    """The study's backbones download torchvision's files on first use; offline that is a
+    one-line error (exit 2) saying how to give them, never a traceback."""
+    import urllib.error
+
+    import torchvision.models._api as api
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    args = ["features", str(dataset_dir), "--image", encoder, "--text", "none", "--workers", "0"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    (line,) = [line for line in result.output.splitlines() if "cannot download" in line]
+    assert "--image-weights FILE" in " ".join(result.output.split())
+    assert not list((dataset_dir / "features").glob("image/*/shard-*"))

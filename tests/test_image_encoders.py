@@ -158,7 +158,7 @@ def test_failed_download_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(api, "load_state_dict_from_url", offline)
     encoder = get_image_encoder("alexnet")
-    with pytest.raises(UserInputError, match="cannot download torchvision weights.*weights=PATH"):
+    with pytest.raises(UserInputError, match="cannot download torchvision.*--image-weights FILE"):
         encoder.module()
 
 

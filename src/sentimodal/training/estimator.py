@@ -71,24 +71,48 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
     ``sklearn.base.clone``, ``GridSearchCV`` and pipelines work.
     """
 
-    def __init__(self, config: RunConfig | Mapping[str, Any] | None = None, **overrides: Any):
+    def __init__(
+        self,
+        config: RunConfig | Mapping[str, Any] | None = None,
+        *,
+        verbose: bool = True,
+        **overrides: Any,
+    ):
         self.config = config
+        self.verbose = verbose
         self.overrides = overrides
 
     # ----------------------------------------------------------------------------- parameters
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The settings given to the constructor: ``config`` and each keyword override."""
-        return {"config": self.config, **self.overrides}
+        """The estimator's parameters, as scikit-learn's ``get_params``.
+
+        ``deep=False``: what the constructor was given (``config``, ``verbose`` and each
+        keyword override), which ``clone`` rebuilds it from. ``deep=True`` adds every
+        other setting with the value this estimator would train with (the recipe's derived
+        ones filled in, see :meth:`RunConfig.resolved`), and each field of the nested groups
+        as ``group__field`` (``train__epochs``, ``train__lr``, ``image_encoder_config__weights``,
+        ...): every name ``set_params`` and a ``GridSearchCV`` grid take.
+        """
+        given = {"config": self.config, "verbose": self.verbose, **self.overrides}
+        if not deep:
+            return given
+        run = self.run_config().resolved().to_dict()
+        params = {**run, **given}
+        for group, value in run.items():
+            if isinstance(value, Mapping):
+                params.update({f"{group}__{key}": item for key, item in value.items()})
+        return params
 
     def set_params(self, **params: Any) -> Self:
         """Change settings; ``train__epochs=5`` sets one field of a nested group. An unknown
         name is a ValueError at once, as in scikit-learn, naming the valid ones."""
         for key in params:
-            check_param(key, type(self).__name__)
+            if key != "verbose":
+                check_param(key, type(self).__name__)
         for key, value in params.items():
-            if key == "config":
-                self.config = value
+            if key in ("config", "verbose"):
+                setattr(self, key, value)
                 continue
             group, _, field_name = key.partition("__")
             if field_name:
@@ -99,7 +123,9 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         return self
 
     def __repr__(self) -> str:
-        shown = {k: v for k, v in self.get_params().items() if v is not None}
+        shown = {k: v for k, v in self.get_params(deep=False).items() if v is not None}
+        if self.verbose:
+            shown.pop("verbose")
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -135,7 +161,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         label_column: str = "label",
         work_dir: str | Path | None = None,
         train_splits: Sequence[str] = ("train",),
-        progress: bool = True,
+        progress: bool | None = None,
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
     ) -> Self:
@@ -144,10 +170,14 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
 
         ``train_splits=("train", "val")`` trains on both for the configured epochs, with no
         validation: the way to retrain a configuration chosen on val on all labelled data.
-        A DataFrame is split 80/20 into train/val (stratified, seeded) and stored under
-        ``work_dir`` (a temporary folder by default) so its features are cached like any
-        prepared dataset's. As in scikit-learn, the labels may come apart as ``y`` (then
-        ``data`` is a DataFrame of posts, or a list of texts for a text model).
+        A DataFrame (or list) is split into train and val, holding out the setting
+        ``validation_fraction`` of its posts (0.2 by default; stratified by label, seeded; 0
+        trains on every post with no validation), and stored under ``work_dir`` (a
+        temporary folder by default) so its features are cached like any prepared
+        dataset's; a prepared dataset keeps its own splits. As in scikit-learn, the labels
+        may come apart as ``y`` (then ``data`` is a DataFrame of posts, or a list of texts
+        for a text model). ``progress`` (default: the ``verbose`` parameter) shows the
+        extraction and epoch progress and the warnings on stderr.
 
         With ``checkpoint_dir``, training saves its whole state there after every epoch,
         and ``resume=True`` continues from it (a killed run ends with the weights it would
@@ -156,6 +186,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         given = self.run_config()
         run = given.resolved()
         check_run(run)
+        progress = self.verbose if progress is None else progress
         if run.engine == "ray":
             from sentimodal.training.ray_train import check_ray
 
@@ -163,8 +194,14 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
         data = posts_table(data, y, label_column, run)
         if isinstance(data, pd.DataFrame):
             check_fit_rows(data, [*text_columns, image_column or ""], label_column)
+        held_out = run.validation_fraction
         dataset = as_dataset(
-            data, text_columns, image_column, label_column, work_dir, split=(0.8, 0.2)
+            data,
+            text_columns,
+            image_column,
+            label_column,
+            work_dir,
+            split=(1 - held_out, held_out) if held_out else (1.0,),
         )
         train_splits = list(dict.fromkeys(train_splits))
         absent = [split for split in train_splits if split not in dataset.splits]

@@ -85,6 +85,10 @@ class RunConfig(Config):
     #: fit a temperature on val at the end of training and apply it when it lowers val
     #: log-loss (softmax heads; see :mod:`sentimodal.training.calibration`)
     calibrate: bool = True
+    #: the share of a DataFrame's (or list's) posts ``fit`` holds out for validation, stratified
+    #: by label (early stopping, the best epoch, calibration); 0: train on every post, with no
+    #: validation. A prepared dataset keeps its own splits.
+    validation_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     #: "ray": train data-parallel on Ray Train (and extract features on Ray Data); see
     #: docs/guide/distributed-training.md
     engine: Literal["local", "ray"] = "local"
@@ -189,6 +193,7 @@ class RunConfig(Config):
                 train.pop(key, None)
         if run.confident is None:
             data.pop("confident")
+        data.pop("validation_fraction")  # acts on a DataFrame's split, not on the training
         if run.engine == "local":
             for key in ("engine", "workers", "ray_address", "worker_gpus", "max_failures"):
                 data.pop(key)

@@ -157,8 +157,10 @@ class WeightSource:
             return weights.get_state_dict(progress=False, check_hash=True)
         except (OSError, RuntimeError) as exc:
             raise UserInputError(
-                f"cannot download torchvision weights {self.ref} ({exc}); offline, pass a local "
-                f"state-dict file with weights=PATH, or use efficientnet_lite0 / mobilenet_v2"
+                f"cannot download torchvision weights {self.ref} ({_first_line(exc)}); "
+                "offline, pass a local state-dict file (--image-weights FILE, or weights: FILE "
+                "in the encoder config), or use efficientnet_lite0 / mobilenet_v2, whose "
+                "weights are installed"
             ) from None
 
     def _file_state(self) -> dict[str, torch.Tensor]:
@@ -176,6 +178,11 @@ class WeightSource:
         if not isinstance(state, dict):
             raise UserInputError(f"weights file {path} does not hold a state dict")
         return state
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def resolve_weights(encoder: str, weights: str, seed: int = 0) -> WeightSource:
