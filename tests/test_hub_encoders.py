@@ -126,9 +126,15 @@ def test_the_offline_error_in_a_fresh_process(posts, tmp_path: Path, monkeypatch
     assert "Traceback" not in done.stderr
 
 
-def test_shipped_transformers_are_bit_identical_to_main(one_thread) -> None:
-    """The unified encoder and network give exactly what minilm_tokens / text_transformer
-    and mpnet_tokens / text_mpnet gave before (saved at commit bafdf62)."""
+#: Scores are bit-identical on the CPU that saved the golden file; another CPU's kernels round
+#: the last place differently (seen: an AMD EPYC against the machine that saved it)
+SAME_MATH = {"rtol": 0, "atol": 1e-6}
+
+
+def test_shipped_transformers_match_main(one_thread) -> None:
+    """The unified encoder and network give what minilm_tokens / text_transformer and
+    mpnet_tokens / text_mpnet gave before (saved at commit bafdf62): the same token ids and
+    initial head exactly, the same scores up to the CPU's rounding."""
     golden = np.load(GOLDEN)
     for name in ("minilm_tokens", "mpnet_tokens"):
         assert np.array_equal(get_text_encoder(name).encode(TEXTS), golden[name])
@@ -136,17 +142,17 @@ def test_shipped_transformers_are_bit_identical_to_main(one_thread) -> None:
     model.load_pretrained()
     with torch.no_grad():
         scores = model.eval().scores({"text": torch.as_tensor(golden["minilm_tokens"])})
-    assert np.array_equal(scores.numpy(), golden["minilm_scores"])
+    np.testing.assert_allclose(scores.numpy(), golden["minilm_scores"], **SAME_MATH)
     assert np.array_equal(model.head.linear.weight.detach().numpy(), golden["minilm_head"])
 
 
-def test_shipped_mpnet_is_bit_identical_to_main(one_thread) -> None:
+def test_shipped_mpnet_matches_main(one_thread) -> None:
     golden = np.load(GOLDEN)
     model = get_model("text_mpnet", n_classes=3, seed=0, frozen_layers=11)
     model.load_pretrained()
     with torch.no_grad():
         scores = model.eval().scores({"text": torch.as_tensor(golden["mpnet_tokens"])})
-    assert np.array_equal(scores.numpy(), golden["mpnet_scores"])
+    np.testing.assert_allclose(scores.numpy(), golden["mpnet_scores"], **SAME_MATH)
 
 
 def _table_dataset(posts, tmp_path: Path):
