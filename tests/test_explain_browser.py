@@ -67,6 +67,11 @@ def test_page_shows_the_explanation(page_server: str, tmp_path: Path) -> None:
         assert tinted == len(words)
         shares = browser.evaluate("document.querySelectorAll('#shares .bar').length")
         assert shares == 2
+        # the concatenation's own weights per modality, beside the occlusion's shares
+        assert browser.evaluate("document.querySelectorAll('#network .bar').length") == 2
+        assert not browser.evaluate(
+            "document.getElementById('network-box').classList.contains('hidden')"
+        )
         # the heatmap is drawn: the canvas differs from the plain image somewhere
         drawn = browser.evaluate(
             "(() => { const c = document.getElementById('heat');"

@@ -68,10 +68,16 @@ def test_every_kind_of_post_gets_an_explanation_saying_what_it_had(
         shares = row["explanation"]["modalities"]["shares"]
         assert set(shares) == {"text", "image"} and sum(shares.values()) == pytest.approx(1)
     assert both["explanation"]["modalities"]["had"] == ["text", "image"]
-    assert set(both["explanation"]["method"]) == {"modalities", "words", "regions"}
-    assert text["explanation"]["modalities"] == {
-        "had": ["text"], "shares": {"text": 1.0, "image": 0.0}, "alone": None
-    }  # fmt: skip
+    assert set(both["explanation"]["method"]) == {"modalities", "words", "regions", "network"}
+    outside = {k: v for k, v in text["explanation"]["modalities"].items() if k != "network"}
+    assert outside == {"had": ["text"], "shares": {"text": 1.0, "image": 0.0}, "alone": None}
+    # the concatenation's head is linear: its own weights split it, per post
+    network = both["explanation"]["modalities"]["network"]
+    assert sum(network["weights"].values()) == pytest.approx(1) and network["branches"] == {}
+    assert "linear head" in both["explanation"]["method"]["network"]
+    # a missing modality is read as the mean post's (zeros): it weighs nothing
+    assert text["explanation"]["modalities"]["network"]["weights"] == {"text": 1.0, "image": 0.0}
+    assert image["explanation"]["modalities"]["network"]["weights"] == {"text": 0.0, "image": 1.0}
     assert text["explanation"]["regions"] is None and "regions" not in text["explanation"]["method"]
     assert image["explanation"]["words"] is None
     assert image["explanation"]["modalities"]["shares"] == {"text": 0.0, "image": 1.0}
@@ -120,8 +126,11 @@ def test_cost_bound(fusion: tuple[SentimentModel, Path]) -> None:
     model, _ = fusion
     work = model.post_work()
     settings = ExplainSettings(max_words=3, grid=2)
-    assert explanation_cost({"text": "a b c d e", "image": "x.jpg"}, work, settings) == 3 + 4 + 2
-    assert explanation_cost({"text": "a b", "image": ""}, work, settings) == 2
+    # words, cells, each modality alone, and one pass for the fusion's own weights
+    assert (
+        explanation_cost({"text": "a b c d e", "image": "x.jpg"}, work, settings) == 3 + 4 + 2 + 1
+    )
+    assert explanation_cost({"text": "a b", "image": ""}, work, settings) == 2 + 1
 
 
 def test_cli_predict_explain(
@@ -141,6 +150,9 @@ def test_cli_predict_explain(
     top = max((w for w in row["explanation"]["words"] if w["score"] is not None),
               key=lambda w: abs(w["score"]))  # fmt: skip
     assert f"top words: {top['word']} {top['score']:+.3f}" in result.output
+    weights = row["explanation"]["modalities"]["network"]["weights"]
+    shown = ", ".join(f"{m} {w:.0%}" for m, w in weights.items())
+    assert f"the network's own weights: {shown}" in " ".join(result.output.split())
     assert set(row["explanation"]) == KEYS
     assert Image.open(png).size == Image.open(post["image"]).size
     table = tmp_path / "posts.jsonl"
@@ -217,6 +229,55 @@ def test_onnx_export_explains_as_torch_does(
             assert np.allclose(wa, wb, atol=1e-4)
         if ea["regions"]:
             assert np.allclose(ea["regions"]["scores"], eb["regions"]["scores"], atol=1e-4)
+        # the graph has no weights per modality to read: it says so, the shares stand
+        assert ea["modalities"]["network"] is not None and eb["modalities"]["network"] is None
+        assert "exported graph" in eb["method"]["network"]
+
+
+@pytest.fixture(scope="module")
+def late(posts: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> SentimentModel:
+    model = SentimentModel(
+        model="late", text_encoder="glove_mean", image_encoder="pixels32", feature_workers=0,
+        train={"epochs": 3}, calibrate=False,
+    )  # fmt: skip
+    return model.fit(posts.iloc[:64], work_dir=tmp_path_factory.mktemp("late"), progress=False)
+
+
+def test_late_fusion_explains_with_its_branch_weights_and_scores(
+    late: SentimentModel, posts: pd.DataFrame
+) -> None:
+    both, text, image, _ = late.explain_posts(kinds(posts), workers=0)
+    network = both.explanation["modalities"]["network"]
+    assert network["weights"] == {"text": 0.5, "image": 0.5}
+    # each branch's score is what that branch says alone (the average of the two is the post's)
+    (alone,) = late.branch("text").predict_posts([{"text": kinds(posts)[0]["text"]}], workers=0)
+    assert network["branches"]["text"] == pytest.approx(alone.scores, abs=1e-5)
+    mean = {c: (network["branches"]["text"][c] + network["branches"]["image"][c]) / 2
+            for c in late.classes_}  # fmt: skip
+    assert mean == pytest.approx(both.scores, abs=1e-5)
+    assert "average" in both.explanation["method"]["network"]
+    # a post with one modality: all the weight on its branch, only that branch's scores
+    assert text.explanation["modalities"]["network"]["weights"] == {"text": 1.0, "image": 0.0}
+    assert set(text.explanation["modalities"]["network"]["branches"]) == {"text"}
+    assert set(image.explanation["modalities"]["network"]["branches"]) == {"image"}
+
+
+def test_gated_fusion_explains_with_its_gates_and_a_unimodal_model_says_it_has_none(
+    posts: pd.DataFrame, tmp_path: Path
+) -> None:
+    settings = {"text_encoder": "glove_mean", "image_encoder": "pixels32", "feature_workers": 0}
+    gated = SentimentModel(model="gated", train={"epochs": 2}, **settings)
+    gated.fit(posts.iloc[:64], work_dir=tmp_path / "g", progress=False)
+    (both,) = gated.explain_posts(kinds(posts)[:1], workers=0)
+    network = both.explanation["modalities"]["network"]
+    stats = gated.gate_stats()
+    assert network["gates"] == {m: pytest.approx(stats[m]["mean"], abs=1e-5) for m in stats}
+    assert sum(network["weights"].values()) == pytest.approx(1)
+    text = SentimentModel(model="text", train={"epochs": 2}, **settings)
+    text.fit(posts.iloc[:64], work_dir=tmp_path / "t", progress=False)
+    (alone,) = text.explain_posts(kinds(posts)[:1], workers=0)
+    assert alone.explanation["modalities"]["network"] is None
+    assert "no weights of its own" in alone.explanation["method"]["network"]
 
 
 def test_faithfulness_compares_top_with_random_removals(

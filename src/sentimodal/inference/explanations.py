@@ -7,12 +7,14 @@ label; negative: against it). The variants go through the model's own per-batch 
 (:class:`~sentimodal.inference.posts.PostBatchWork`), the same encoders, scaler, network
 and calibration, so one method explains every run model, torch or ONNX alike, frozen or
 fine-tuned text encoders, and it measures the model rather than a proxy of it. The cost is
-one forward pass per word, per grid cell and per modality (``explanation_cost``), which is
-why explanations are off unless asked for.
+one forward pass per word, per grid cell and per modality, and one more for a fusion's own
+weights (``explanation_cost``), which is why explanations are off unless asked for.
 
 A post's explanation is a plain dict (JSON as it is), in every interface the same:
 ``label`` and ``score`` explained, ``modalities`` (``had``: what the post gave; ``shares``;
-``alone``: the label's score from each modality by itself), ``words`` (reading order, None
+``alone``: the label's score from each modality by itself; ``network``: the fusion's own
+weights per modality for the post, its gates and its branches' scores, where it has them:
+:mod:`sentimodal.models.modality_weights`), ``words`` (reading order, None
 without text), ``regions`` (a ``rows`` x ``cols`` grid of ``scores`` over an image of
 ``width`` x ``height``, None without image) and ``method`` (how each part was measured).
 """
@@ -54,7 +56,8 @@ def explanation_cost(post: Row, work: PostBatchWork, settings: ExplainSettings) 
     image = post.get("image") is not None and post.get("image") != ""
     cells = settings.grid**2 if image and work.uses_image else 0
     both = 2 if work.uses_text and work.uses_image and words and image else 0
-    return (words if work.uses_text else 0) + cells + both
+    weighed = 1 if work.weigh is not None and len(work.modalities) == 2 else 0
+    return (words if work.uses_text else 0) + cells + both + weighed
 
 
 def words_of(text: str) -> list[str]:
@@ -135,6 +138,7 @@ def explain_predictions(
             variants.add(k, "alone", "text", text, None)
             variants.add(k, "alone", "image", "", pictures[k])
     scored = _label_scores(work, variants, predictions, engine, batch_size)
+    weighed = _network_weights(work, rows, predictions, pictures, batch_size)
     out: list[Prediction] = []
     for k, prediction in enumerate(predictions):
         explained = _copy(prediction)
@@ -142,8 +146,46 @@ def explain_predictions(
             explained.explanation = _explanation(
                 work, prediction, texts.get(k), pictures.get(k), scored.get(k, {}), settings
             )
+            network = weighed.get(k)
+            explained.explanation["modalities"]["network"] = network
+            explained.explanation["method"]["network"] = (
+                network["method"] if network is not None else _NO_NETWORK_WEIGHTS
+            )
         out.append(explained)
     return out
+
+
+_NO_NETWORK_WEIGHTS = (
+    "this model has no weights of its own per modality (a unimodal model, a concatenation "
+    "with hidden layers, or an exported graph): 'shares' measure them from outside"
+)
+
+
+def _network_weights(
+    work: PostBatchWork,
+    rows: Sequence[Row],
+    predictions: Sequence[Prediction],
+    pictures: dict[int, Image.Image],
+    batch_size: int,
+) -> dict[int, dict[str, Any]]:
+    """Explained post -> the network's own weights per modality (branch weights, gates),
+    read from the post as the prediction read it; a branch's scores only for a modality the
+    post had (the other branch read the missing input)."""
+    if work.weigh is None or len(work.modalities) < 2:
+        return {}
+    posts = []
+    for k, (row, prediction) in enumerate(zip(rows, predictions, strict=True)):
+        had = had_modalities(prediction)
+        if prediction.error is None and had:
+            text = str(row.get("text") or "") if "text" in had else ""
+            posts.append({"position": k, "id": str(k), "text": text, "image": pictures.get(k)})
+    found: dict[int, dict[str, Any]] = {}
+    for batch in work.batches(posts, batch_size):
+        found.update(work.network_weights(batch))
+    for k, weights in found.items():
+        had = had_modalities(predictions[k])
+        weights["branches"] = {m: v for m, v in weights["branches"].items() if m in had}
+    return found
 
 
 def had_modalities(prediction: Prediction) -> list[str]:

@@ -37,6 +37,13 @@ from sentimodal.net import FetchPolicy
 _NOTHING = {"text": "empty text", "image": "no image"}
 #: scores of a batch of model inputs (modality-keyed arrays) -> (N, labels)
 ScoreFn = Callable[[dict[str, np.ndarray]], np.ndarray]
+#: the network's own weights per modality for a batch of model inputs, or None where it has
+#: none (see :func:`sentimodal.models.modality_weights.modality_weights`)
+WeighFn = Callable[[dict[str, np.ndarray]], dict[str, Any] | None]
+
+
+#: modality -> (keys, values, lengths): a batch's features before they become model inputs
+_Parts = dict[str, tuple[list[str], np.ndarray, np.ndarray | None]]
 
 
 @dataclass
@@ -107,6 +114,7 @@ class PostBatchWork:
         classes: Sequence[str],
         fetch: FetchPolicy | None = None,
         scores_are: str = "class probabilities",
+        weigh: WeighFn | None = None,
     ) -> None:
         self.image_work = (
             ImageBatchWork(image_encoder, fetch) if image_encoder is not None else None
@@ -117,6 +125,7 @@ class PostBatchWork:
         #: what the scores are, for people reading them (they need not sum to 1)
         self.scores_are = scores_are
         self.classes = list(classes)
+        self.weigh = weigh
 
     def with_classes(self, classes: Sequence[str]) -> PostBatchWork:
         """The same work scoring another label list (an embedding head's free labels; the
@@ -199,22 +208,29 @@ class PostBatchWork:
             images = LoadedImages(np.asarray(positions, dtype=np.int64), pixels)
         return LoadedPosts(rows, images, errors, warnings)
 
+    def _encode(self, loaded: LoadedPosts) -> tuple[list[str], _Parts, dict[str, np.ndarray]]:
+        """The keys (positions) of the posts that go on, their features per modality and the
+        model inputs made of them (empty when none goes on)."""
+        ok = [row for row in loaded.rows if int(row["position"]) not in loaded.errors]
+        keys = [str(row["position"]) for row in ok]
+        parts: _Parts = {}
+        if not ok:
+            return keys, parts, {}
+        if self.image_work is not None and loaded.images is not None:
+            values = self.image_work.compute(loaded.images).values
+            parts["image"] = ([str(p) for p in loaded.images.positions], values, None)
+        if self.text_work is not None:
+            with_text = [row for row in ok if row.get("text")]
+            text = self.text_work.compute(with_text)
+            parts["text"] = ([str(p) for p in text.positions], text.values, text.lengths)
+        return keys, parts, model_inputs(parts, keys, self.scaler)
+
     def compute(self, loaded: LoadedPosts) -> BatchResult:
         errors = loaded.errors
-        ok = [row for row in loaded.rows if int(row["position"]) not in errors]
-        keys = [str(row["position"]) for row in ok]
-        positions = np.array([int(row["position"]) for row in ok], dtype=np.int64)
+        keys, parts, data = self._encode(loaded)
+        positions = np.array([int(key) for key in keys], dtype=np.int64)
         scores = np.zeros((0, len(self.classes)), dtype=np.float32)
-        parts: dict[str, tuple[list[str], np.ndarray, np.ndarray | None]] = {}
-        if ok:
-            if self.image_work is not None and loaded.images is not None:
-                values = self.image_work.compute(loaded.images).values
-                parts["image"] = ([str(p) for p in loaded.images.positions], values, None)
-            if self.text_work is not None:
-                with_text = [row for row in ok if row.get("text")]
-                text = self.text_work.compute(with_text)
-                parts["text"] = ([str(p) for p in text.positions], text.values, text.lengths)
-            data = model_inputs(parts, keys, self.scaler)
+        if keys:
             scores = np.asarray(self.score(data), dtype=np.float32)
         have = {m: set(ids) for m, (ids, _, _) in parts.items()}
         notes = [
@@ -240,6 +256,18 @@ class PostBatchWork:
     def __call__(self, rows: list[Row]) -> BatchResult:
         return self.compute(self.load(rows))
 
+    def network_weights(self, rows: list[Row]) -> dict[int, dict[str, Any]]:
+        """Position -> the network's own weights per modality for that post (see
+        :mod:`sentimodal.models.modality_weights`), for the rows that can be predicted;
+        empty where the model has no such weights (unimodal, ONNX)."""
+        if self.weigh is None:
+            return {}
+        keys, _, data = self._encode(self.load(rows))
+        found = self.weigh(data) if keys else None
+        if found is None:
+            return {}
+        return {int(key): _post_weights(found, i, self.classes) for i, key in enumerate(keys)}
+
     def predictions(self, rows: Sequence[Row], results: Iterable[BatchResult]) -> list[Prediction]:
         """One prediction per row, in row order, from the results covering them."""
         by_position: dict[int, Prediction] = {}
@@ -259,6 +287,23 @@ class PostBatchWork:
                 position = int(reject["position"])
                 by_position[position] = Prediction(id=ids[position], error=reject["reason"])
         return [by_position[int(row["position"])] for row in rows]
+
+
+def _post_weights(found: Mapping[str, Any], row: int, classes: Sequence[str]) -> dict[str, Any]:
+    """Row ``row`` of the network's weights as JSON-ready numbers (branch scores by label)."""
+    return {
+        "weights": {m: _number(v[row]) for m, v in found["weights"].items()},
+        "gates": {name: _number(v[row]) for name, v in found["gates"].items()},
+        "branches": {
+            m: {c: _number(s) for c, s in zip(classes, v[row], strict=True)}
+            for m, v in found["branch_scores"].items()
+        },
+        "method": found["method"],
+    }
+
+
+def _number(value: Any) -> float:
+    return round(float(value), 6)
 
 
 def post_rows(records: Iterable[Mapping[str, Any]], start: int = 0) -> list[Row]:

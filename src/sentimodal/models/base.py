@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +21,9 @@ from sentimodal.models.batches import Data
 from sentimodal.models.config import ModelConfig
 from sentimodal.models.heads import EmbeddingHead, Head
 from sentimodal.models.label_space import LabelSpace
+
+if TYPE_CHECKING:
+    from sentimodal.models.modality_weights import ModalityWeights
 
 Batch = dict[str, torch.Tensor]
 
@@ -100,6 +104,12 @@ class SentimentNet(nn.Module, ABC):
         """The unimodal networks this one combines that also predict alone, by modality (a
         late fusion's text and image models); none for the others."""
         return {}
+
+    def modality_weights(self, batch: Batch) -> ModalityWeights | None:
+        """How much this network itself weighs each modality in each post's decision, where
+        its architecture says (a fusion's branch weights or gates); None, the default: it has
+        no such weights (see :mod:`sentimodal.models.modality_weights`)."""
+        return None
 
     def solve(
         self, data: Batch, labels: torch.Tensor, *, seed: int, sample_weight: torch.Tensor | None

@@ -25,7 +25,13 @@ from sentimodal.models.heads import make_head
 from sentimodal.models.label_space import LabelSpace
 from sentimodal.models.logistic import fit_softmax_regression
 from sentimodal.models.mlp import MLPBody
+from sentimodal.models.modality_weights import MODALITIES, ModalityWeights, linear_shares
 from sentimodal.models.registry import branch_config, build_model, register_network
+
+_LINEAR_METHOD = (
+    "each modality's {what} make one term of the linear head's output; its weight is the "
+    "size of its term (centred over the classes for softmax heads) over both terms"
+)
 
 
 def _branch(modality: str) -> BeforeValidator:
@@ -143,6 +149,23 @@ class ConcatFusion(SentimentNet):
         read = self.missing(batch, given)
         return self.body(self.dropout(torch.cat([read["text"], read["image"]], dim=1)))
 
+    def modality_weights(self, batch: Batch) -> ModalityWeights | None:
+        """With no hidden layer the head is linear over [text; image]: each modality's weight
+        is the size of its term of the head's output (hidden layers mix them: None)."""
+        if self.config.hidden:
+            return None
+        given = {
+            "text": _features(batch, "text", self.config.text_dim),
+            "image": _features(batch, "image", self.config.image_dim),
+        }
+        read = self.missing(batch, given)
+        parts = [read["text"], read["image"]]
+        shares = linear_shares(self.head.linear.weight, parts, centred=self.head.kind == "softmax")
+        return ModalityWeights(
+            weights=dict(zip(MODALITIES, shares, strict=True)),
+            method=_LINEAR_METHOD.format(what="features"),
+        )
+
 
 @register_network(GatedFusionConfig)
 class GatedFusion(SentimentNet):
@@ -184,6 +207,10 @@ class GatedFusion(SentimentNet):
 
     def embed(self, batch: Batch) -> torch.Tensor:
         self.check_inputs(batch)
+        return self.dropout(torch.cat(self._gated(batch), dim=1))
+
+    def _gated(self, batch: Batch) -> list[torch.Tensor]:
+        """The text's and the (compressed) image's features times their gates."""
         given = {
             "text": _features(batch, "text", self.config.text_dim),
             "image": _features(batch, "image", self.config.image_dim),
@@ -191,8 +218,20 @@ class GatedFusion(SentimentNet):
         read = self.missing(batch, given)
         text, image = read["text"], self.compress(read["image"])
         gates = self.gates()
-        fused = torch.cat([text * gates["text"], image * gates["image"]], dim=1)
-        return self.dropout(fused)
+        return [text * gates["text"], image * gates["image"]]
+
+    def modality_weights(self, batch: Batch) -> ModalityWeights:
+        """Each modality's gated features' term of the linear head, and the gates' mean."""
+        self.check_inputs(batch)
+        parts = self._gated(batch)
+        shares = linear_shares(self.head.linear.weight, parts, centred=self.head.kind == "softmax")
+        n = len(parts[0])
+        return ModalityWeights(
+            weights=dict(zip(MODALITIES, shares, strict=True)),
+            method=_LINEAR_METHOD.format(what="gated features")
+            + "; gates: the mean of each modality's learned gates",
+            gates={m: gate.mean().expand(n) for m, gate in self.gates().items()},
+        )
 
     @torch.no_grad()
     def gate_stats(self, near_zero: float = 0.05) -> dict[str, dict[str, float | int]]:
@@ -301,6 +340,43 @@ class LateFusion(SentimentNet):
     def forward(self, batch: Batch) -> torch.Tensor:
         return self._combine(batch, self.text(batch), self.image(batch))
 
+    def modality_weights(self, batch: Batch) -> ModalityWeights:
+        """The weight each branch's scores get for the post (the mean: a half each, all of it
+        for the only modality a post has; stacked: the size of each branch's term of the
+        stacker's logits), each branch's own scores, and a branch's own gates (the image
+        gate of a token-level fusion's text branch)."""
+        outputs = {"text": self.text(batch), "image": self.image(batch)}
+        rows = self._rows(batch, outputs["text"])
+        weights = rows.to(outputs["text"].dtype) / rows.sum(dim=0).clamp(min=1)
+        method = "late fusion: the weight of each branch's scores in the average"
+        if self.config.combine == "stacked":
+            parts = [outputs[m].log_softmax(dim=1) for m in MODALITIES]
+            stacked = torch.stack(linear_shares(self.stack.weight, parts, centred=True))
+            weights = torch.where(rows.all(dim=0)[None], stacked, weights)
+            method = (
+                "stacked late fusion: the size of each branch's term of the stacker's logits "
+                "(centred over the classes), over both terms"
+            )
+        gates = {}
+        for modality, branch in self.branches().items():
+            inner = branch.modality_weights(batch)
+            if inner is not None:
+                gates.update({f"{modality} branch: {k}": v for k, v in inner.gates.items()})
+                method += f"; {modality} branch: {inner.method}"
+        return ModalityWeights(
+            weights={m: weights[i] for i, m in enumerate(MODALITIES)},
+            method=method,
+            gates=gates,
+            branch_scores={m: self.branches()[m].scores_of(outputs[m]) for m in MODALITIES},
+        )
+
+    @staticmethod
+    def _rows(batch: Batch, like: torch.Tensor) -> torch.Tensor:
+        """(2, N): which rows have text, which have an image."""
+        everyone = torch.ones_like(like[:, 0], dtype=torch.bool)
+        has = [present(batch, m) for m in MODALITIES]
+        return torch.stack([everyone if h is None else h for h in has])
+
     def _combine(self, batch: Batch, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """The fused output from both branches' outputs."""
         if self.config.head == "embedding":
@@ -318,8 +394,7 @@ class LateFusion(SentimentNet):
                 return parts.mean(dim=0)
             return torch.logsumexp(parts, dim=0) - math.log(2)
         # a post without one modality is judged by the branch it has
-        everyone = torch.ones_like(text[:, 0], dtype=torch.bool)
-        rows = torch.stack([everyone if h is None else h for h in has])
+        rows = self._rows(batch, text)
         weights = (rows.to(parts.dtype) / rows.sum(dim=0).clamp(min=1))[:, :, None]
         if self.config.head == "embedding":
             return (parts * weights).sum(dim=0)

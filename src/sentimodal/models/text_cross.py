@@ -17,6 +17,7 @@ from torch import nn
 from sentimodal.errors import UserInputError
 from sentimodal.models.base import Batch, present
 from sentimodal.models.config import TextCrossConfig
+from sentimodal.models.modality_weights import MODALITIES, ModalityWeights, term_shares
 from sentimodal.models.registry import register_network
 from sentimodal.models.text_transformer import TextTransformer, pool_states
 
@@ -63,15 +64,41 @@ class TextImageCrossAttention(TextTransformer):
         return self.region_dropout(self.image_projection(grid.float()) + self.region_positions)
 
     def embed(self, batch: Batch) -> torch.Tensor:
+        text, image = self._pooled_parts(batch)
+        return self.dropout(text if image is None else text + image)
+
+    def _pooled_parts(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The pooled text states and the pooled image part the gate adds to them (pooling
+        is linear, so the representation is their sum); None without an image input."""
         states, mask = self.token_states(batch)
-        if "image" in batch:
-            regions = self._regions(batch)
-            seen, _ = self.attention(self.query_norm(states), regions, regions, need_weights=False)
-            has_image = present(batch, "image")
-            if has_image is not None:
-                seen = seen * has_image[:, None, None].to(seen.dtype)
-            states = states + torch.tanh(self.gate) * seen
-        return self.dropout(pool_states(states, mask, self.config.pooling))
+        text = pool_states(states, mask, self.config.pooling)
+        if "image" not in batch:
+            return text, None
+        regions = self._regions(batch)
+        seen, _ = self.attention(self.query_norm(states), regions, regions, need_weights=False)
+        has_image = present(batch, "image")
+        if has_image is not None:
+            seen = seen * has_image[:, None, None].to(seen.dtype)
+        return text, pool_states(torch.tanh(self.gate) * seen, mask, self.config.pooling)
+
+    def modality_weights(self, batch: Batch) -> ModalityWeights | None:
+        """How much of the head's output the image brings in through the gate: the size of
+        the gated image part's term of the linear head over both terms."""
+        text, image = self._pooled_parts(batch)
+        if image is None:
+            return None
+        weight = self.head.linear.weight
+        terms = [part.to(weight.dtype) @ weight.T for part in (text, image)]
+        shares = term_shares(terms, centred=self.head.kind == "softmax")
+        return ModalityWeights(
+            weights=dict(zip(MODALITIES, shares, strict=True)),
+            method=(
+                "the image gate: the gated attention over the image's regions adds one term "
+                "to the linear head's output, the text's states the other; 'image gate' is the "
+                "image's term's size over both"
+            ),
+            gates={"image gate": shares[1]},
+        )
 
     @torch.no_grad()
     def gate_stats(self) -> dict[str, float]:

@@ -15,10 +15,8 @@ from typing import Any, Self
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from sentimodal.config import validation_message
 from sentimodal.errors import UserInputError
 from sentimodal.features.engine import LocalEngine
 from sentimodal.features.joint import DEFAULT_TEMPLATE
@@ -29,6 +27,7 @@ from sentimodal.models.forward import (
     predict_outputs,
     predict_scores,
 )
+from sentimodal.models.modality_weights import modality_weights
 from sentimodal.net import FetchPolicy
 from sentimodal.preparation.dataset import PreparedDataset
 from sentimodal.preparation.dataset_labels import check_trainable
@@ -52,13 +51,13 @@ from sentimodal.training.inputs import (
 )
 from sentimodal.training.metrics import frame_metrics
 from sentimodal.training.open_labels import OpenLabels, Unscaled
-from sentimodal.training.run_config import RunConfig, check_param, check_run
+from sentimodal.training.parameters import RunParameters
+from sentimodal.training.run_config import check_run
 from sentimodal.training.saved_model import load_model, save_model
 from sentimodal.training.seen_posts import post_fingerprints
-from sentimodal.training.train_config import given_settings
 
 
-class SentimentModel(ClassifierMixin, BaseEstimator):
+class SentimentModel(RunParameters, ClassifierMixin, BaseEstimator):
     """Multimodal sentiment classifier, a scikit-learn estimator.
 
     >>> model = SentimentModel(model="gated").fit("runs/mvsa")       # a prepared dataset dir
@@ -71,83 +70,8 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
     ``sklearn.base.clone``, ``GridSearchCV`` and pipelines work.
     """
 
-    def __init__(
-        self,
-        config: RunConfig | Mapping[str, Any] | None = None,
-        *,
-        verbose: bool = True,
-        **overrides: Any,
-    ):
-        self.config = config
-        self.verbose = verbose
-        self.overrides = overrides
-
-    # ----------------------------------------------------------------------------- parameters
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The estimator's parameters, as scikit-learn's ``get_params``.
-
-        ``deep=False``: what the constructor was given (``config``, ``verbose`` and each
-        keyword override), which ``clone`` rebuilds it from. ``deep=True`` adds every
-        other setting with the value this estimator would train with (the recipe's derived
-        ones filled in, see :meth:`RunConfig.resolved`), and each field of the nested groups
-        as ``group__field`` (``train__epochs``, ``train__lr``, ``image_encoder_config__weights``,
-        ...): every name ``set_params`` and a ``GridSearchCV`` grid take.
-        """
-        given = {"config": self.config, "verbose": self.verbose, **self.overrides}
-        if not deep:
-            return given
-        run = self.run_config().resolved().to_dict()
-        params = {**run, **given}
-        for group, value in run.items():
-            if isinstance(value, Mapping):
-                params.update({f"{group}__{key}": item for key, item in value.items()})
-        return params
-
-    def set_params(self, **params: Any) -> Self:
-        """Change settings; ``train__epochs=5`` sets one field of a nested group. An unknown
-        name is a ValueError at once, as in scikit-learn, naming the valid ones."""
-        for key in params:
-            if key != "verbose":
-                check_param(key, type(self).__name__)
-        for key, value in params.items():
-            if key in ("config", "verbose"):
-                setattr(self, key, value)
-                continue
-            group, _, field_name = key.partition("__")
-            if field_name:
-                current = self.overrides.get(group)
-                nested = current.to_dict() if hasattr(current, "to_dict") else dict(current or {})
-                value = {**nested, field_name: value}
-            self.overrides = {**self.overrides, group: value}
-        return self
-
-    def __repr__(self) -> str:
-        shown = {k: v for k, v in self.get_params(deep=False).items() if v is not None}
-        if self.verbose:
-            shown.pop("verbose")
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
-
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "network_")
-
-    # ----------------------------------------------------------------------------- settings
-
-    def run_config(self) -> RunConfig:
-        """The validated settings the user gave (config, then keyword overrides on top); what
-        the recipe derives from them is filled in by ``fit`` (``run_``, see
-        :meth:`RunConfig.resolved`)."""
-        base = self.config
-        data = base.to_dict() if isinstance(base, RunConfig) else dict(base or {})
-        for key, value in self.overrides.items():
-            # training settings given on top of a config change those fields, not the group
-            if key == "train" and isinstance(data.get(key), Mapping):
-                value = {**data[key], **given_settings(value)}
-            data[key] = value
-        try:
-            return RunConfig.model_validate(data)
-        except ValidationError as exc:
-            raise UserInputError(validation_message(exc, "invalid model setting ")) from None
 
     # ----------------------------------------------------------------------------- training
 
@@ -329,6 +253,9 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             predict_scores(self.network_, data, batch_size=self.run_.train.eval_batch_size)
         )
 
+    def _post_weights(self, data: Mapping[str, np.ndarray]) -> dict[str, Any] | None:
+        return modality_weights(self.network_, data, self.run_.train.eval_batch_size)
+
     def vectors(
         self, data: DatasetLike, split: str | None = None, *, penultimate: bool = False
     ) -> tuple[list[str], np.ndarray]:
@@ -412,6 +339,7 @@ class SentimentModel(ClassifierMixin, BaseEstimator):
             text_encoder=self.text_encoder_ if self.run_.uses_text else None,
             scaler=self.scaler_,
             score=self._post_scores,
+            weigh=self._post_weights,
             classes=self.classes_,
             fetch=fetch,
             scores_are=(

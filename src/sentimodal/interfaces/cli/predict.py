@@ -232,6 +232,16 @@ def explanation_text(explanation: dict[str, Any]) -> Text:
     shares = explanation["modalities"]["shares"]
     out.append(", ".join(f"{m} {share:.0%}" for m, share in shares.items()))
     out.append(f"  (had: {'+'.join(explanation['modalities']['had'])})\n")
+    network = explanation["modalities"].get("network")
+    if network:
+        weights = ", ".join(f"{m} {w:.0%}" for m, w in network["weights"].items())
+        out.append(f"the network's own weights: {weights}")
+        gates = ", ".join(f"{name} {value:.3f}" for name, value in network["gates"].items())
+        out.append(f"; gates: {gates}" if gates else "")
+        label = explanation["label"]
+        branches = ", ".join(f"{m} {s[label]:.3f}" for m, s in network["branches"].items())
+        out.append(f"; each branch's score of {label!r}: {branches}" if branches else "")
+        out.append("\n")
     words = explanation["words"]
     if words:
         top = max((abs(w["score"]) for w in words if w["score"] is not None), default=0) or 1
