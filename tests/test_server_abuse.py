@@ -5,6 +5,9 @@ is set small here so that a test takes a second, not the default's minutes."""
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import logging
 import os
 import resource
 import socket
@@ -23,7 +26,11 @@ from hardening import assert_user_error, invoke
 from sentimodal.config import MAX_CONFIG_BYTES
 from sentimodal.errors import UserInputError
 from sentimodal.interfaces.server import ServerSettings, create_app
-from sentimodal.interfaces.server.connections import FD_RESERVE, connection_limit
+from sentimodal.interfaces.server.connections import (
+    FD_RESERVE,
+    connection_limit,
+    quiet_file_limit,
+)
 from sentimodal.interfaces.server.hosts import HostCheck
 from sentimodal.interfaces.server.model import ServedModel
 from sentimodal.interfaces.server.posts import json_depth
@@ -151,6 +158,33 @@ def test_idle_connections_beyond_the_file_limit_leave_health_answering(
         process.wait(30)
     log = process.stderr.read()
     assert "Too many open files" not in log and "Traceback" not in log, log[-2000:]
+    assert log.count("the file limit (256) is reached") <= 1  # a burst is one line at most
+
+
+def test_the_file_limit_is_one_line_a_minute_and_other_loop_errors_go_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        others: list[dict] = []
+        loop.default_exception_handler = others.append  # type: ignore[method-assign]
+        quiet_file_limit(loop)
+        handler = loop.get_exception_handler()
+        assert handler is not None
+        full = OSError(errno.EMFILE, "Too many open files")
+        with caplog.at_level(logging.WARNING, logger="sentimodal.server"):
+            for _ in range(3):
+                handler(
+                    loop, {"message": "socket.accept() out of system resource", "exception": full}
+                )
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == 1 and "file limit" in lines[0] and "ulimit -n" in lines[0]
+        assert others == []
+        other = {"message": "boom", "exception": ValueError("boom")}
+        handler(loop, other)
+        assert others == [other]
+    finally:
+        loop.close()
 
 
 # header and body time (slow clients)

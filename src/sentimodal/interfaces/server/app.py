@@ -33,6 +33,7 @@ from sentimodal.features.engine import reuse_freed_memory
 from sentimodal.inference.posts import Prediction
 from sentimodal.interfaces.server.apidocs import add_api_docs, inline_hashes
 from sentimodal.interfaces.server.batcher import MicroBatcher, QueueFull
+from sentimodal.interfaces.server.connections import quiet_file_limit
 from sentimodal.interfaces.server.errors import ApiError, error_response, first_error
 from sentimodal.interfaces.server.guard import Guard
 from sentimodal.interfaces.server.hosts import HostCheck
@@ -110,6 +111,7 @@ def create_app(
             queue_size=settings.queue_size,
         )
         state.batcher.start()
+        quiet_file_limit(asyncio.get_running_loop())
         loading = asyncio.get_running_loop().run_in_executor(None, state.load)
         state.accepting = True
         # large activations (EfficientNet at batch 32) reuse freed heap memory instead of

@@ -11,6 +11,9 @@ request head ``header_timeout_s`` after connecting, or after its previous answer
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
+import math
 import resource
 from typing import Any
 
@@ -30,6 +33,35 @@ _BUSY = (
     + b"\r\n\r\n"
     + _BUSY_BODY
 )
+
+
+_OUT_OF_FILES = (errno.EMFILE, errno.ENFILE)
+
+
+def quiet_file_limit(loop: asyncio.AbstractEventLoop) -> None:
+    """Make the file limit a wait, not a flood of tracebacks: when an accept finds every file
+    descriptor taken (a burst of clients faster than the loop closes over-cap ones: asyncio
+    accepts ``backlog`` sockets per wake-up, and more wake-ups may come before their closes
+    run), asyncio already stops accepting for a second and retries; this logs that as one
+    line, at most once a minute, and leaves every other loop error to the usual handler."""
+    last = [-math.inf]
+    log = logging.getLogger("sentimodal.server")
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in _OUT_OF_FILES:
+            if loop.time() - last[0] >= 60:
+                last[0] = loop.time()
+                limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+                log.warning(
+                    "connections: the file limit (%s) is reached; new connections wait a "
+                    "second (raise it with ulimit -n, or lower max_connections)",
+                    limit,
+                )
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
 
 
 def connection_limit(wanted: int, backlog: int) -> int:
