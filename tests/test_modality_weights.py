@@ -19,8 +19,7 @@ def _features(n: int = 5) -> dict[str, torch.Tensor]:
 
 def _terms(model, parts: list[torch.Tensor]) -> list[torch.Tensor]:
     weight = model.head.linear.weight
-    split = [parts[0].shape[1]]
-    blocks = torch.split(weight, [split[0], weight.shape[1] - split[0]], dim=1)
+    blocks = torch.split(weight, [part.shape[1] for part in parts], dim=1)
     return [part @ block.T for part, block in zip(parts, blocks, strict=True)]
 
 

@@ -32,8 +32,7 @@ from sentimodal.errors import RecordError
 from sentimodal.features.engine import Engine, LocalEngine, Row
 from sentimodal.features.images import load_image
 from sentimodal.inference.posts import PostBatchWork, Prediction
-
-MODALITIES = ("text", "image")
+from sentimodal.models.modality_weights import MODALITIES
 
 
 @dataclass(frozen=True)

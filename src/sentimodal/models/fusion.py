@@ -86,6 +86,17 @@ def _features(batch: Batch, key: str, dim: int) -> torch.Tensor:
     return x.float()
 
 
+def _read_both(batch: Batch, config: Any, missing: MissingModalities) -> list[torch.Tensor]:
+    """An early fusion's text and image inputs, checked, with what it reads for a modality a
+    post lacks in its place."""
+    given = {
+        "text": _features(batch, "text", config.text_dim),
+        "image": _features(batch, "image", config.image_dim),
+    }
+    read = missing(batch, given)
+    return [read["text"], read["image"]]
+
+
 class MissingModalities(nn.Module):
     """What an early fusion reads for a modality a post lacks.
 
@@ -142,24 +153,15 @@ class ConcatFusion(SentimentNet):
 
     def embed(self, batch: Batch) -> torch.Tensor:
         self.check_inputs(batch)
-        given = {
-            "text": _features(batch, "text", self.config.text_dim),
-            "image": _features(batch, "image", self.config.image_dim),
-        }
-        read = self.missing(batch, given)
-        return self.body(self.dropout(torch.cat([read["text"], read["image"]], dim=1)))
+        return self.body(self.dropout(torch.cat(_read_both(batch, self.config, self.missing), 1)))
 
     def modality_weights(self, batch: Batch) -> ModalityWeights | None:
         """With no hidden layer the head is linear over [text; image]: each modality's weight
         is the size of its term of the head's output (hidden layers mix them: None)."""
         if self.config.hidden:
             return None
-        given = {
-            "text": _features(batch, "text", self.config.text_dim),
-            "image": _features(batch, "image", self.config.image_dim),
-        }
-        read = self.missing(batch, given)
-        parts = [read["text"], read["image"]]
+        self.check_inputs(batch)
+        parts = _read_both(batch, self.config, self.missing)
         shares = linear_shares(self.head.linear.weight, parts, centred=self.head.kind == "softmax")
         return ModalityWeights(
             weights=dict(zip(MODALITIES, shares, strict=True)),
@@ -211,12 +213,8 @@ class GatedFusion(SentimentNet):
 
     def _gated(self, batch: Batch) -> list[torch.Tensor]:
         """The text's and the (compressed) image's features times their gates."""
-        given = {
-            "text": _features(batch, "text", self.config.text_dim),
-            "image": _features(batch, "image", self.config.image_dim),
-        }
-        read = self.missing(batch, given)
-        text, image = read["text"], self.compress(read["image"])
+        text, image = _read_both(batch, self.config, self.missing)
+        image = self.compress(image)
         gates = self.gates()
         return [text * gates["text"], image * gates["image"]]
 
@@ -346,8 +344,7 @@ class LateFusion(SentimentNet):
         stacker's logits), each branch's own scores, and a branch's own gates (the image
         gate of a token-level fusion's text branch)."""
         outputs = {"text": self.text(batch), "image": self.image(batch)}
-        rows = self._rows(batch, outputs["text"])
-        weights = rows.to(outputs["text"].dtype) / rows.sum(dim=0).clamp(min=1)
+        rows, weights = self._mean_weights(batch, outputs["text"])
         method = "late fusion: the weight of each branch's scores in the average"
         if self.config.combine == "stacked":
             parts = [outputs[m].log_softmax(dim=1) for m in MODALITIES]
@@ -357,8 +354,9 @@ class LateFusion(SentimentNet):
                 "stacked late fusion: the size of each branch's term of the stacker's logits "
                 "(centred over the classes), over both terms"
             )
-        gates = {}
+        gates, scores = {}, {}
         for modality, branch in self.branches().items():
+            scores[modality] = branch.scores_of(outputs[modality])
             inner = branch.modality_weights(batch)
             if inner is not None:
                 gates.update({f"{modality} branch: {k}": v for k, v in inner.gates.items()})
@@ -367,15 +365,17 @@ class LateFusion(SentimentNet):
             weights={m: weights[i] for i, m in enumerate(MODALITIES)},
             method=method,
             gates=gates,
-            branch_scores={m: self.branches()[m].scores_of(outputs[m]) for m in MODALITIES},
+            branch_scores=scores,
         )
 
     @staticmethod
-    def _rows(batch: Batch, like: torch.Tensor) -> torch.Tensor:
-        """(2, N): which rows have text, which have an image."""
+    def _mean_weights(batch: Batch, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(2, N) each: which rows have text and which an image, and the weight the mean gives
+        each branch (a half each, all of it to the only branch a post has)."""
         everyone = torch.ones_like(like[:, 0], dtype=torch.bool)
         has = [present(batch, m) for m in MODALITIES]
-        return torch.stack([everyone if h is None else h for h in has])
+        rows = torch.stack([everyone if h is None else h for h in has])
+        return rows, rows.to(like.dtype) / rows.sum(dim=0).clamp(min=1)
 
     def _combine(self, batch: Batch, text: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """The fused output from both branches' outputs."""
@@ -394,8 +394,8 @@ class LateFusion(SentimentNet):
                 return parts.mean(dim=0)
             return torch.logsumexp(parts, dim=0) - math.log(2)
         # a post without one modality is judged by the branch it has
-        rows = self._rows(batch, text)
-        weights = (rows.to(parts.dtype) / rows.sum(dim=0).clamp(min=1))[:, :, None]
+        rows, weights = self._mean_weights(batch, parts[0])
+        weights = weights[:, :, None]
         if self.config.head == "embedding":
             return (parts * weights).sum(dim=0)
         fused = torch.logsumexp(parts + weights.log(), dim=0)

@@ -16,14 +16,13 @@ since adding the same number to every logit changes no probability).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from sentimodal.devices import module_device
-from sentimodal.models.batches import Data, as_tensors, n_examples, take, to_device
+from sentimodal.models.batches import Data, as_tensors, n_examples
 from sentimodal.models.forward import run_batched
 
 if TYPE_CHECKING:
@@ -92,39 +91,27 @@ def modality_weights(
     ``{"method", "weights": {m: (N,)}, "gates": {name: (N,)}, "branch_scores": {m: (N, L)}}``;
     None for a network that has no weights of its own per modality (unimodal models, a concat
     fusion with hidden layers)."""
+    layout: list[ModalityWeights] = []
+
+    def table(batch: Batch) -> torch.Tensor:
+        found = network.modality_weights(batch)
+        if found is None:  # no weights: an empty table, and no layout to read it by
+            return torch.zeros(n_examples(batch), 0)
+        if not layout:
+            layout.append(found)  # every batch has the same columns: read them by the first
+        return found.table()
+
     tensors = as_tensors(data)
-    layout = _first_row(network, tensors)
-    if layout is None:
+    if n_examples(tensors) == 0:
         return None
-    table = run_batched(
-        network, tensors, lambda batch: _weigh(network, batch).table(), batch_size
-    ).numpy()
-    out: dict[str, Any] = {"method": layout.method, "weights": {}, "gates": {}, "branch_scores": {}}
+    columns = run_batched(network, tensors, table, batch_size).numpy()
+    if not layout:
+        return None
+    first = layout[0]
+    out: dict[str, Any] = {"method": first.method, "weights": {}, "gates": {}, "branch_scores": {}}
     start = 0
-    for group, name, width in layout.columns():
-        block = table[:, start : start + width]
+    for group, name, width in first.columns():
+        block = columns[:, start : start + width]
         out[group][name] = block if group == "branch_scores" else block[:, 0]
         start += width
     return out
-
-
-def _weigh(network: SentimentNet, batch: Batch) -> ModalityWeights:
-    found = network.modality_weights(batch)
-    assert found is not None  # the first row said this network has them
-    return found
-
-
-@torch.inference_mode()
-def _first_row(
-    network: SentimentNet, tensors: Mapping[str, torch.Tensor]
-) -> ModalityWeights | None:
-    """What the network gives for one row: whether it weighs modalities at all, and how."""
-    if n_examples(tensors) == 0:
-        return None
-    was_training = network.training
-    network.eval()
-    try:
-        row = to_device(take(tensors, torch.arange(1)), module_device(network))
-        return network.modality_weights(row)
-    finally:
-        network.train(was_training)

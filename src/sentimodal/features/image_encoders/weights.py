@@ -145,7 +145,7 @@ class WeightSource:
         except RuntimeError as exc:
             raise UserInputError(
                 f"weights {self.setting!r} do not fit this architecture: "
-                f"{str(exc).splitlines()[0]} ({_mismatch(model, state)})"
+                f"{_first_line(exc)} ({_mismatch(model, state)})"
             ) from None
 
     def _torchvision_state(self) -> dict[str, torch.Tensor]:

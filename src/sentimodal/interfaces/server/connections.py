@@ -44,14 +44,15 @@ def quiet_file_limit(loop: asyncio.AbstractEventLoop) -> None:
     accepts ``backlog`` sockets per wake-up, and more wake-ups may come before their closes
     run), asyncio already stops accepting for a second and retries; this logs that as one
     line, at most once a minute, and leaves every other loop error to the usual handler."""
-    last = [-math.inf]
+    last = -math.inf
     log = logging.getLogger("sentimodal.server")
 
     def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        nonlocal last
         exc = context.get("exception")
         if isinstance(exc, OSError) and exc.errno in _OUT_OF_FILES:
-            if loop.time() - last[0] >= 60:
-                last[0] = loop.time()
+            if loop.time() - last >= 60:
+                last = loop.time()
                 limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
                 log.warning(
                     "connections: the file limit (%s) is reached; new connections wait a "
